@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the main job on the embedded images (search, derive, render, retrain, evaluate)
+#   make test   - the test suite: pytest for the library, nbval for the notebooks
+# Both create .venv on first use. TORCH selects the torch requirement: users get
+# the default build from PyPI; CI (CI=true) and CPU-only machines can pin the CPU
+# wheel with TORCH=torch==2.13.0.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ifeq ($(CI),true)
+TORCH ?= torch==2.13.0
+else
+TORCH ?= torch
+endif
+
+.PHONY: setup demo test test-lib test-notebooks bench lab clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[all]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m hinas_lib demo --preset tiny --task denoise --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q tests
+	HINAS_FAST=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
+
+test-lib: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --json benchmarks/search_step.json
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf runs .pytest_cache

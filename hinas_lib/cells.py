@@ -1,0 +1,125 @@
+"""Mixed ops and cells: the search cell (every edge a softmax-weighted mixture)
+and the fixed cell a genotype describes.
+
+A cell has two inputs ``s0`` (layer l-2) and ``s1`` (layer l-1), each mapped to
+the cell width ``C`` by a 1x1 preprocessing conv, then ``B`` blocks: block i sums
+its incoming edges from ``s0, s1, b_0 .. b_{i-1}``. The cell's output is a 1x1
+conv over the concatenated blocks, back to ``C`` channels.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .genotype import edge_index
+from .ops import ActConvBN, Zero, build_op, router
+
+# Activations that carry no parameters may be computed once per input state
+# and shared by every op that starts with them (saves compute and memory).
+_SHAREABLE_ACTS = (nn.LeakyReLU, nn.ReLU)
+
+
+def _leading_act(op: nn.Module) -> Optional[nn.Module]:
+    if isinstance(op, nn.Sequential) and len(op) > 0 and isinstance(op[0], _SHAREABLE_ACTS):
+        return op[0]
+    return None
+
+
+class MixedOp(nn.Module):
+    """sum_k softmax(alpha)_k * op_k(x) over the primitives.
+
+    The ``none`` op contributes exactly zero, so it is not run at all; its alpha
+    still takes part in the softmax (it competes for weight, as in DARTS).
+    """
+
+    def __init__(self, channels: int, primitives: Sequence[str], affine: bool = False, act: str = "leaky_relu"):
+        super().__init__()
+        self.primitives = list(primitives)
+        self.active = [k for k, p in enumerate(self.primitives) if p != "none"]
+        self.ops = nn.ModuleList(build_op(self.primitives[k], channels, affine, act) for k in self.active)
+        acts = [_leading_act(op) for op in self.ops]
+        self.preact_ok = [a is not None for a in acts]
+        self.act_fn = next((a for a in acts if a is not None), None)
+        # op bodies without their leading activation (same modules, plain list so
+        # they are not registered twice)
+        self._bodies = [nn.Sequential(*list(op)[1:]) if pre else op for op, pre in zip(self.ops, self.preact_ok)]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, x_act: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``weights`` is softmax(alpha) over *all* primitives; ``x_act`` = act(x) if the caller shares it."""
+        out = None
+        for k, op, body, pre in zip(self.active, self.ops, self._bodies, self.preact_ok):
+            if pre and x_act is not None:
+                y = body(x_act)
+            else:
+                y = op(x)
+            term = y * weights[k]
+            # in-place accumulation: `out` is not needed by any backward
+            out = term if out is None else out.add_(term)
+        return out
+
+    def forward_naive(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The textbook sum over every primitive, `none` included (for tests)."""
+        terms = []
+        it = iter(self.ops)
+        for k, p in enumerate(self.primitives):
+            y = Zero()(x) if p == "none" else next(it)(x)
+            terms.append(weights[k] * y)
+        return sum(terms)
+
+
+class SearchCell(nn.Module):
+    def __init__(self, c_prev_prev: int, c_prev: int, channels: int, blocks: int,
+                 primitives: Sequence[str], act: str = "leaky_relu", affine: bool = False):
+        super().__init__()
+        self.blocks = blocks
+        self.pre0 = router(c_prev_prev, channels, affine, act)
+        self.pre1 = router(c_prev, channels, affine, act)
+        self.edges = nn.ModuleList(MixedOp(channels, primitives, affine, act) for _ in edge_index(blocks))
+        self.out = nn.Conv2d(channels * blocks, channels, 1, bias=False)
+        self.share_act = any(any(m.preact_ok) for m in self.edges)
+        self.act_fn = next((m.act_fn for m in self.edges if m.act_fn is not None), None)
+
+    def forward(self, s0, s1, weights: torch.Tensor, naive: bool = False):
+        """``weights``: softmax(alpha) of shape (edges, primitives)."""
+        states: List[torch.Tensor] = [self.pre0(s0), self.pre1(s1)]
+        acts: List[Optional[torch.Tensor]] = []
+        e = 0
+        for i in range(self.blocks):
+            total = None
+            for j in range(2 + i):
+                if naive:
+                    y = self.edges[e].forward_naive(states[j], weights[e])
+                else:
+                    if self.share_act and len(acts) <= j:
+                        acts.append(self.act_fn(states[j]))
+                    y = self.edges[e](states[j], weights[e], acts[j] if self.share_act else None)
+                total = y if total is None else total + y
+                e += 1
+            states.append(total)
+        return self.out(torch.cat(states[2:], dim=1))
+
+
+class FixedCell(nn.Module):
+    """The discrete cell of a genotype (BN affine, as for retraining)."""
+
+    def __init__(self, c_prev_prev: int, c_prev: int, channels: int, cell_genotype,
+                 act: str = "leaky_relu", affine: bool = True):
+        super().__init__()
+        self.pre0 = router(c_prev_prev, channels, affine, act)
+        self.pre1 = router(c_prev, channels, affine, act)
+        self.inputs = [[idx for _, idx in block] for block in cell_genotype]
+        self.ops = nn.ModuleList(
+            nn.ModuleList(build_op(op, channels, affine, act) for op, _ in block) for block in cell_genotype
+        )
+        self.out = nn.Conv2d(channels * len(cell_genotype), channels, 1, bias=False)
+
+    def forward(self, s0, s1):
+        states = [self.pre0(s0), self.pre1(s1)]
+        for ops, idxs in zip(self.ops, self.inputs):
+            states.append(sum(op(states[j]) for op, j in zip(ops, idxs)))
+        return self.out(torch.cat(states[2:], dim=1))
+
+
+__all__ = ["MixedOp", "SearchCell", "FixedCell", "ActConvBN"]

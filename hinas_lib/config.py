@@ -1,0 +1,351 @@
+"""Typed configuration with named presets and YAML in/out.
+
+One ``Config`` describes a whole run: the task, the search space, the search
+loop, the retraining and the data. Presets differ only in numbers:
+
+* ``tiny``: CPU-sized, seconds to minutes; used by the notebooks, CI and the
+  README's main job.
+* ``paper-denoise`` / ``paper-sr``: the settings of the HiNAS paper (GPU).
+
+Every dataclass validates itself on construction and names the bad field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from .ops import ACTIVATIONS, OPS, PRIMITIVES
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+def _require(cond: bool, field_name: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{field_name}: {msg}")
+
+
+def _check_types(obj, section: str) -> None:
+    """Scalar fields must have their declared type (YAML can hold 'ten' for an int)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        name = f"{section}.{f.name}"
+        if f.type == "int":
+            _require(isinstance(v, int) and not isinstance(v, bool), name, f"expected an integer, got {v!r}")
+        elif f.type == "float":
+            _require(isinstance(v, (int, float)) and not isinstance(v, bool), name, f"expected a number, got {v!r}")
+            setattr(obj, f.name, float(v))
+        elif f.type == "bool":
+            _require(isinstance(v, bool), name, f"expected true or false, got {v!r}")
+        elif f.type == "str":
+            _require(isinstance(v, str), name, f"expected a string, got {v!r}")
+        elif f.type.startswith("Tuple[float") or f.type.startswith("Optional[Tuple[float"):
+            if v is None and f.type.startswith("Optional"):
+                continue
+            ok = isinstance(v, (list, tuple)) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            _require(ok, name, f"expected a list of numbers, got {v!r}")
+
+
+TASKS = ("denoise", "sr")
+SR_SCALES = (2, 3, 4)
+ALPHA_SHARING = ("layer", "tied", "cell")
+
+
+@dataclass
+class TaskConfig:
+    task: str = "denoise"            # denoise | sr
+    channels: int = 1                # 1 grey, 3 RGB
+    scale: int = 2                   # SR only
+    sigmas: Tuple[float, ...] = (30.0,)  # training noise levels (0-255 scale)
+    sigma_range: Optional[Tuple[float, float]] = None  # blind training: uniform in [lo, hi]
+    eval_sigma: float = 30.0
+    ssim_weight: float = 1.0         # loss = pixel loss + ssim_weight * -log(SSIM)
+
+    def __post_init__(self):
+        _check_types(self, "task")
+        _require(self.task in TASKS, "task.task", f"must be one of {TASKS}, got {self.task!r}")
+        _require(self.channels in (1, 3), "task.channels", f"must be 1 or 3, got {self.channels}")
+        if self.task == "sr":
+            _require(self.scale in SR_SCALES, "task.scale",
+                     f"the pixel-shuffle head supports x2, x3, x4; got {self.scale}")
+        self.sigmas = tuple(float(s) for s in self.sigmas)
+        _require(len(self.sigmas) > 0 and all(0 <= s <= 255 for s in self.sigmas),
+                 "task.sigmas", f"need at least one sigma in [0, 255], got {self.sigmas}")
+        if self.sigma_range is not None:
+            self.sigma_range = tuple(float(s) for s in self.sigma_range)
+            lo, hi = self.sigma_range
+            _require(0 <= lo < hi <= 255, "task.sigma_range", f"need 0 <= lo < hi <= 255, got {self.sigma_range}")
+        _require(self.ssim_weight >= 0, "task.ssim_weight", "must be >= 0")
+
+
+@dataclass
+class SpaceConfig:
+    layers: int = 3
+    blocks: int = 4
+    filters: int = 10                 # F: channels at width factor 1 during search
+    width_factors: Tuple[float, ...] = (1.0, 1.5, 2.0)
+    # read at construction, so primitives registered later become the default too
+    primitives: Tuple[str, ...] = field(default_factory=lambda: tuple(PRIMITIVES))
+    activation: str = "leaky_relu"
+    alpha_sharing: str = "layer"      # layer (LWAS) | tied (DARTS) | cell (one per node)
+    cell_sharing: bool = True         # HiNAS: one cell per node; False: Auto-DeepLab style
+    checkpoint_cells: bool = False    # activation checkpointing per cell (memory for time)
+
+    def __post_init__(self):
+        _check_types(self, "space")
+        _require(isinstance(self.layers, int) and self.layers >= 1, "space.layers", f"must be >= 1, got {self.layers}")
+        _require(isinstance(self.blocks, int) and self.blocks >= 1, "space.blocks", f"must be >= 1, got {self.blocks}")
+        _require(isinstance(self.filters, int) and self.filters >= 1, "space.filters", f"must be >= 1, got {self.filters}")
+        self.width_factors = tuple(float(w) for w in self.width_factors)
+        _require(len(self.width_factors) >= 1, "space.width_factors", "need at least one width level")
+        _require(all(w > 0 for w in self.width_factors), "space.width_factors", "factors must be positive")
+        _require(all(b > a for a, b in zip(self.width_factors, self.width_factors[1:])),
+                 "space.width_factors", f"must be strictly increasing, got {self.width_factors}")
+        self.primitives = tuple(self.primitives)
+        unknown = [p for p in self.primitives if p not in OPS]
+        _require(not unknown, "space.primitives", f"unknown primitive(s) {unknown}; registered: {sorted(OPS)}")
+        _require(len(set(self.primitives)) == len(self.primitives), "space.primitives", "duplicates")
+        _require(any(p != "none" for p in self.primitives), "space.primitives", "need an op besides 'none'")
+        _require(self.activation in ACTIVATIONS, "space.activation",
+                 f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
+        _require(self.alpha_sharing in ALPHA_SHARING, "space.alpha_sharing",
+                 f"must be one of {ALPHA_SHARING}, got {self.alpha_sharing!r}")
+
+    def widths(self, filters: Optional[int] = None) -> List[int]:
+        f = self.filters if filters is None else filters
+        return [max(1, int(round(f * w))) for w in self.width_factors]
+
+
+@dataclass
+class SearchConfig:
+    epochs: int = 100
+    warmup_epochs: int = 20           # architecture steps start after these
+    steps_per_epoch: int = 50
+    batch_size: int = 6
+    crop: int = 64                    # HR patch (denoise) or LR patch (SR)
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    a_lr: float = 1e-3
+    a_weight_decay: float = 1e-3
+    a_betas: Tuple[float, float] = (0.5, 0.999)
+    val_batches: int = 4              # fixed validation patches per epoch for PSNR/SSIM
+    checkpoint_every: int = 0         # steps; 0 = at epoch ends only
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_types(self, "search")
+        for name in ("epochs", "steps_per_epoch", "batch_size", "crop", "val_batches"):
+            _require(getattr(self, name) >= 1, f"search.{name}", f"must be >= 1, got {getattr(self, name)}")
+        _require(0 <= self.warmup_epochs <= self.epochs, "search.warmup_epochs",
+                 f"must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
+        _require(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "search.w_lr",
+                 "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
+        _require(self.a_lr > 0, "search.a_lr", "must be > 0")
+        _require(self.checkpoint_every >= 0, "search.checkpoint_every", "must be >= 0")
+        self.a_betas = tuple(float(b) for b in self.a_betas)
+
+
+@dataclass
+class TrainConfig:
+    filters: int = 20                 # F of the retrained discrete network
+    epochs: int = 100
+    steps_per_epoch: int = 100
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0            # 0 = off
+    val_every: int = 1                # epochs
+    amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
+    checkpoint_every: int = 0         # steps; 0 = at epoch ends only
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_types(self, "train")
+        for name in ("filters", "epochs", "steps_per_epoch", "batch_size", "crop", "val_every"):
+            _require(getattr(self, name) >= 1, f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
+        _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, "train.lr", "need lr > 0 and 0 <= lr_min <= lr")
+        _require(self.amp in ("none", "bf16", "fp16"), "train.amp", f"must be none, bf16 or fp16, got {self.amp!r}")
+        _require(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
+
+
+@dataclass
+class DataConfig:
+    train_dir: Optional[str] = None   # None: the embedded scikit-image photographs
+    val_dir: Optional[str] = None     # None: split off train_dir / the embedded split
+    test_dir: Optional[str] = None
+    val_fraction: float = 0.2
+    num_workers: int = 0
+
+    def __post_init__(self):
+        _check_types(self, "data")
+        _require(0 < self.val_fraction < 1, "data.val_fraction", "must be in (0, 1)")
+        _require(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    task: TaskConfig = field(default_factory=TaskConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    # ---- serialisation -------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        def plain(v):
+            if isinstance(v, tuple):
+                return [plain(x) for x in v]
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return v
+        return plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Config":
+        if not isinstance(d, dict):
+            raise ConfigError(f"config: expected a mapping, got {type(d).__name__}")
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise ConfigError(f"config: unknown section(s) {sorted(unknown)}; known: {sorted(sections)}")
+        kwargs: Dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            if f.name == "name":
+                kwargs["name"] = str(d["name"])
+                continue
+            sub_cls = _SECTION_TYPES[f.name]
+            sub = d[f.name] or {}
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{f.name}: expected a mapping, got {type(sub).__name__}")
+            known = {sf.name for sf in fields(sub_cls)}
+            bad = set(sub) - known
+            if bad:
+                raise ConfigError(f"{f.name}: unknown field(s) {sorted(bad)}; known: {sorted(known)}")
+            kwargs[f.name] = sub_cls(**sub)
+        return cls(**kwargs)
+
+    def to_yaml(self, path: Optional[str | Path] = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Config":
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config: {p} is not valid YAML ({e})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **sections) -> "Config":
+        """Copy with some fields changed: ``cfg.replace(search={"epochs": 3})``."""
+        d = self.to_dict()
+        unknown = set(sections) - set(d)
+        if unknown:
+            raise ConfigError(f"config: unknown section(s) {sorted(unknown)}; known: {sorted(d)}")
+        for sec, vals in sections.items():
+            if sec == "name":
+                d["name"] = vals
+            else:
+                d[sec].update(vals)
+        return Config.from_dict(d)
+
+
+_SECTION_TYPES = {"task": TaskConfig, "space": SpaceConfig, "search": SearchConfig,
+                  "train": TrainConfig, "data": DataConfig}
+
+
+# ---------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------
+
+def _tiny(task: str, scale: int) -> Config:
+    is_sr = task == "sr"
+    return Config(
+        name="tiny",
+        task=TaskConfig(task=task, channels=3 if is_sr else 1, scale=scale,
+                        sigmas=(30.0,), eval_sigma=30.0),
+        space=SpaceConfig(layers=2, blocks=2, filters=8),
+        search=SearchConfig(epochs=6, warmup_epochs=2, steps_per_epoch=12, batch_size=4,
+                            crop=24 if is_sr else 40, val_batches=2),
+        train=TrainConfig(filters=16, epochs=12, steps_per_epoch=40, batch_size=8,
+                          crop=32 if is_sr else 48, lr=2e-3, lr_min=1e-5),
+    )
+
+
+def _paper_denoise(task: str, scale: int) -> Config:
+    if task != "denoise":
+        raise ConfigError("task.task: preset 'paper-denoise' is a denoising preset; use 'paper-sr' for SR")
+    return Config(
+        name="paper-denoise",
+        task=TaskConfig(task="denoise", channels=1, sigmas=(30.0,), eval_sigma=30.0),
+        space=SpaceConfig(layers=3, blocks=4, filters=10),
+        search=SearchConfig(epochs=100, warmup_epochs=20, steps_per_epoch=50, batch_size=6, crop=64),
+        train=TrainConfig(filters=20, epochs=300, steps_per_epoch=500, batch_size=16, crop=64,
+                          lr=1e-3, lr_min=1e-6),
+    )
+
+
+def _paper_sr(task: str, scale: int) -> Config:
+    if task != "sr":
+        raise ConfigError("task.task: preset 'paper-sr' is a super-resolution preset; use 'paper-denoise'")
+    return Config(
+        name="paper-sr",
+        task=TaskConfig(task="sr", channels=3, scale=scale),
+        space=SpaceConfig(layers=2, blocks=3, filters=8),
+        search=SearchConfig(epochs=100, warmup_epochs=20, steps_per_epoch=20, batch_size=24, crop=64),
+        train=TrainConfig(filters=16, epochs=300, steps_per_epoch=1000, batch_size=16, crop=48,
+                          lr=1e-3, lr_min=1e-6),
+    )
+
+
+PRESETS = {"tiny": _tiny, "paper-denoise": _paper_denoise, "paper-sr": _paper_sr}
+DEFAULT_TASK = {"tiny": "denoise", "paper-denoise": "denoise", "paper-sr": "sr"}
+
+
+def get_preset(name: str, task: Optional[str] = None, scale: Optional[int] = None) -> Config:
+    """A named preset; ``task``/``scale`` select the variant (e.g. tiny SR x3)."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    task = task or DEFAULT_TASK[name]
+    if task not in TASKS:
+        raise ConfigError(f"task.task: must be one of {TASKS}, got {task!r}")
+    default_scale = 4 if name == "paper-sr" else 2
+    scale = default_scale if scale is None else int(scale)
+    if task == "sr" and scale not in SR_SCALES:
+        raise ConfigError(f"task.scale: the pixel-shuffle head supports x2, x3, x4; got {scale}")
+    return PRESETS[name](task, scale)
+
+
+def load_config(preset: Optional[str] = None, config_path: Optional[str] = None,
+                task: Optional[str] = None, scale: Optional[int] = None) -> Config:
+    """CLI helper: a YAML file wins; otherwise a preset (default 'tiny')."""
+    if config_path:
+        cfg = Config.from_yaml(config_path)
+        if task and task != cfg.task.task:
+            raise ConfigError(f"task.task: --task {task} contradicts the config file ({cfg.task.task})")
+        if scale and cfg.task.task == "sr" and scale != cfg.task.scale:
+            cfg = cfg.replace(task={"scale": scale})
+        return cfg
+    return get_preset(preset or "tiny", task=task, scale=scale)
+
+
+__all__ = ["Config", "TaskConfig", "SpaceConfig", "SearchConfig", "TrainConfig", "DataConfig",
+           "ConfigError", "PRESETS", "get_preset", "load_config"]

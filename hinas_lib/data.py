@@ -1,0 +1,377 @@
+"""Images, datasets and loaders for denoising and super-resolution.
+
+Images are float32 numpy arrays in [0, 1], ``HxW`` (grey) or ``HxWx3`` (RGB);
+datasets hand out float32 torch tensors ``C,H,W``.
+
+Colour conversion: grey from RGB is BT.601 luma ``0.299 R + 0.587 G + 0.114 B``
+(full range, what MATLAB ``rgb2gray`` and PIL ``convert('L')`` use), kept in
+float; RGB from grey repeats the channel. (The metrics' ``rgb_to_y`` is the
+studio-range Y of SR papers, a different thing.)
+
+Embedded images (``EMBEDDED_IMAGES``): photographs shipped inside
+scikit-image 0.26, so the library runs offline with no downloads. The split is
+fixed here so that every run and every machine searches, validates and tests on
+the same pictures:
+
+* ``search_train`` (7): brick, grass, gravel, moon (grey textures and a
+  natural scene), rocket, coins, immunohistochemistry: varied texture for the
+  search's weight and architecture steps.
+* ``search_val`` (3): chelsea (cat fur), motorcycle (left view of the stereo
+  pair, man-made edges), page (scanned text, thin strokes).
+* ``test`` (3): camera, astronaut, coffee: the classic natural photographs,
+  never seen during search or retraining.
+
+Left out on purpose: cat (same picture as chelsea), retina and
+hubble_deep_field (mostly black background), text (mostly flat), clock
+(motion-blurred), cell (microscopy), horse and binary_blobs (binary), colorwheel,
+checkerboard, logo, shepp_logan_phantom (synthetic), microaneurysms and
+lfw_subset (too small), and every image that scikit-image would download.
+
+Randomness: patch datasets draw crops, flips, noise levels and noise from
+``torch`` (their ``generator`` attribute, or the global RNG when it is None).
+:func:`make_loader` seeds that, so a loader's ``seed`` fixes the whole stream;
+evaluation noise is seeded per image by :func:`hinas_lib.degrade.noise_seed`.
+"""
+from __future__ import annotations
+
+import random
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import skimage.data
+import skimage.io
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .degrade import add_gaussian_noise, bicubic_downscale, modcrop, noise_seed
+
+TASKS = ("denoise", "sr")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+EMBEDDED_IMAGES: Dict[str, Tuple[str, ...]] = {
+    "search_train": ("brick", "grass", "gravel", "moon", "rocket", "coins", "immunohistochemistry"),
+    "search_val": ("chelsea", "motorcycle", "page"),
+    "test": ("camera", "astronaut", "coffee"),
+}
+
+# BT.601 luma weights (full range) for grey conversion.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+NamedImages = List[Tuple[str, np.ndarray]]
+
+
+class ImageError(ValueError):
+    """An image file or folder cannot be used; the message names it."""
+
+
+# ----------------------------------------------------------------------------- images
+
+def to_channels(img: np.ndarray, channels: int, *, source: str = "image") -> np.ndarray:
+    """Image -> float32 [0, 1] ``HxW`` (channels=1) or ``HxWx3`` (channels=3).
+
+    Integer images are scaled by their dtype's maximum; float images must already
+    be in [0, 1]. Alpha (2nd of 2 or 4th of 4 channels) is dropped first.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    a = _to_unit_float(np.asarray(img), source)
+    if a.ndim == 3 and a.shape[2] in (2, 4):
+        a = a[:, :, : a.shape[2] - 1]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        out = a if channels == 1 else np.repeat(a[:, :, None], 3, axis=2)
+    elif a.ndim == 3 and a.shape[2] == 3:
+        out = a if channels == 3 else a.astype(np.float64) @ _LUMA
+    else:
+        raise ImageError(f"{source}: expected an image HxW or HxWx{{1,2,3,4}}, got shape {a.shape}")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _to_unit_float(a: np.ndarray, source: str) -> np.ndarray:
+    """Any pixel dtype -> float in [0, 1], scaling integers by their type's maximum."""
+    if a.dtype == bool:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float64) / np.iinfo(a.dtype).max
+    if np.issubdtype(a.dtype, np.floating):
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        # Float files carry no scale; only accept the [0, 1] convention.
+        if lo < -1e-3 or hi > 1 + 1e-3 or np.isnan(lo):
+            raise ImageError(f"{source}: float image with values in [{lo:g}, {hi:g}], expected [0, 1]")
+        return np.clip(a, 0.0, 1.0)
+    raise ImageError(f"{source}: unsupported pixel type {a.dtype}")
+
+
+@lru_cache(maxsize=None)
+def _embedded_raw(name: str) -> np.ndarray:
+    """The bundled uint8 picture (cached: the motorcycle loader also reads a disparity map)."""
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+def embedded_names() -> Tuple[str, ...]:
+    """All embedded image names, in split order."""
+    return tuple(n for names in EMBEDDED_IMAGES.values() for n in names)
+
+
+def load_embedded(name: str, channels: int) -> np.ndarray:
+    """One of ``EMBEDDED_IMAGES`` as float32 [0, 1], ``HxW`` or ``HxWx3``."""
+    if name not in embedded_names():
+        raise ValueError(f"unknown embedded image {name!r}; choose from {embedded_names()}")
+    return to_channels(_embedded_raw(name), channels, source=name)
+
+
+def load_image(path: Union[str, Path], channels: Optional[int]) -> np.ndarray:
+    """Read PNG / JPEG / BMP / TIFF into float32 [0, 1] ``HxW`` or ``HxWx3``.
+
+    ``channels=None`` keeps the file's own colour (grey stays ``HxW``, colour
+    becomes ``HxWx3``), so callers can check it against what a model expects.
+
+    8- and 16-bit files are scaled by their maximum (Pillow reads 16-bit *RGB*
+    PNGs at 8-bit precision; 16-bit grey PNG and TIFF keep 16 bits). Raises
+    :class:`ImageError` naming the file when it is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    try:
+        with warnings.catch_warnings():
+            # imageio probes its plugins on unknown data and some warn about their own deprecation.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            a = np.asarray(skimage.io.imread(str(path)))
+    except Exception as e:  # the readers raise many types; all mean "not an image"
+        raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise ImageError(f"{path}: expected a single 2-D image, got array of shape {a.shape}")
+    if channels is None:
+        channels = 1 if a.ndim == 2 or a.shape[2] in (1, 2) else 3
+    return to_channels(a, channels, source=str(path))
+
+
+def save_image(path: Union[str, Path], img: np.ndarray) -> None:
+    """Write a float [0, 1] ``HxW`` / ``HxWx3`` image as 8-bit (PNG/BMP/TIFF/JPEG by extension)."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ImageError(f"{path}: unsupported output format; use one of {', '.join(IMAGE_EXTENSIONS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.round(np.clip(np.asarray(img, dtype=np.float64), 0, 1) * 255).astype(np.uint8)
+    skimage.io.imsave(str(path), a, check_contrast=False)
+
+
+def list_images(folder: Union[str, Path], recursive: bool = False) -> List[Path]:
+    """Image files (by extension, any case) in ``folder``, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"image folder {folder} does not exist")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ImageError(f"image folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def load_folder(folder: Union[str, Path], channels: int, recursive: bool = False) -> NamedImages:
+    """``(name, image)`` pairs; the name is the path relative to ``folder`` without extension."""
+    folder = Path(folder)
+    return [(p.relative_to(folder).with_suffix("").as_posix(), load_image(p, channels))
+            for p in list_images(folder, recursive)]
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def embedded_split(task: str, channels: int) -> Dict[str, NamedImages]:
+    """The fixed embedded split as ``{'train', 'val', 'test'}`` lists of (name, image).
+
+    The same pictures serve both tasks; ``task`` is checked so callers pass it explicitly.
+    """
+    _check_task(task)
+    keys = {"train": "search_train", "val": "search_val", "test": "test"}
+    return {k: [(n, load_embedded(n, channels)) for n in EMBEDDED_IMAGES[src]] for k, src in keys.items()}
+
+
+def folder_split(train_dir: Union[str, Path], val_dir: Optional[Union[str, Path]] = None,
+                 val_fraction: float = 0.2, *, channels: int = 1, seed: int = 0,
+                 recursive: bool = False) -> Dict[str, NamedImages]:
+    """``{'train', 'val'}`` from folders; without ``val_dir`` a seeded random
+    ``val_fraction`` of ``train_dir`` (at least one image each side) is held out."""
+    train = load_folder(train_dir, channels, recursive)
+    if val_dir is not None:
+        return {"train": train, "val": load_folder(val_dir, channels, recursive)}
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if len(train) < 2:
+        raise ImageError(f"image folder {train_dir} has {len(train)} image; need 2 to split off validation")
+    n_val = min(len(train) - 1, max(1, round(len(train) * val_fraction)))
+    order = np.random.default_rng(seed).permutation(len(train))
+    val_idx = set(order[:n_val].tolist())
+    return {"train": [x for i, x in enumerate(train) if i not in val_idx],
+            "val": [x for i, x in enumerate(train) if i in val_idx]}
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 flips/rotations (k in 0..7) of the last two dims:
+    rotate by ``k % 4`` quarter turns, then mirror left-right when ``k >= 4``."""
+    if not 0 <= k < 8:
+        raise ValueError(f"dihedral index must be in 0..7, got {k}")
+    y = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(y, dims=(-1,)) if k >= 4 else y
+
+
+def dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Undo :func:`dihedral` (e.g. for self-ensemble at test time)."""
+    if not 0 <= k < 8:
+        raise ValueError(f"dihedral index must be in 0..7, got {k}")
+    y = torch.flip(x, dims=(-1,)) if k >= 4 else x
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
+
+
+# ----------------------------------------------------------------------------- datasets
+
+def _as_tensors(images: Sequence[np.ndarray], names: Sequence[str], channels: int) -> List[torch.Tensor]:
+    if len(images) != len(names):
+        raise ValueError(f"got {len(images)} images but {len(names)} names")
+    if not images:
+        raise ValueError("no images given")
+    return [torch.from_numpy(np.ascontiguousarray(
+        np.atleast_3d(to_channels(im, channels, source=f"image {n!r}")).transpose(2, 0, 1)))
+        for im, n in zip(images, names)]
+
+
+class PatchDataset(Dataset):
+    """Random training patches: ``(noisy, clean)`` for denoising, ``(lr, hr)`` for SR.
+
+    ``crop`` is the HR patch side for denoising and the LR patch side for SR (the
+    HR patch is ``crop * scale``; LR comes from :func:`bicubic_downscale` of it,
+    on 8-bit levels when ``quantize_lr``, like the benchmark LR files). Sample i
+    uses image ``i % len(images)`` at a random position and one of the 8
+    flips/rotations. Noise sigma (0-255 scale) is drawn from ``sigmas``, or
+    uniformly from ``sigma_range`` (blind models) when given. ``length`` is the
+    virtual epoch length (default 32 patches per image).
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], task: str, crop: int, *,
+                 sigmas: Sequence[float] = (30,), sigma_range: Optional[Tuple[float, float]] = None,
+                 scale: int = 2, augment: bool = True, length: Optional[int] = None, channels: int = 1,
+                 quantize_lr: bool = True, generator: Optional[torch.Generator] = None):
+        _check_task(task)
+        if crop < 1 or (task == "sr" and scale < 1):
+            raise ValueError(f"crop and scale must be >= 1, got crop={crop}, scale={scale}")
+        if task == "denoise" and sigma_range is None and not sigmas:
+            raise ValueError("denoising needs at least one sigma (or a sigma_range)")
+        if sigma_range is not None and not 0 <= sigma_range[0] <= sigma_range[1]:
+            raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo <= hi, got {sigma_range}")
+        self.task, self.crop, self.scale = task, int(crop), int(scale)
+        self.hr_crop = self.crop * self.scale if task == "sr" else self.crop
+        self.names = list(names)
+        self.images = _as_tensors(images, names, channels)
+        for name, im in zip(self.names, self.images):
+            h, w = im.shape[-2:]
+            if h < self.hr_crop or w < self.hr_crop:
+                what = f"{self.hr_crop}x{self.hr_crop} crop" + (
+                    f" (LR {self.crop} x scale {self.scale})" if task == "sr" else "")
+                raise ValueError(f"image {name!r} is {h}x{w}, smaller than the {what}")
+        self.sigmas = tuple(float(s) for s in sigmas)
+        self.sigma_range = None if sigma_range is None else (float(sigma_range[0]), float(sigma_range[1]))
+        self.augment, self.quantize_lr = augment, quantize_lr
+        self.length = int(length) if length is not None else 32 * len(self.images)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.generator))
+
+    def _sigma(self) -> float:
+        if self.sigma_range is not None:
+            lo, hi = self.sigma_range
+            return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
+        return self.sigmas[self._randint(len(self.sigmas))]
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        img = self.images[index % len(self.images)]
+        h, w = img.shape[-2:]
+        top, left = self._randint(h - self.hr_crop + 1), self._randint(w - self.hr_crop + 1)
+        patch = img[:, top:top + self.hr_crop, left:left + self.hr_crop]
+        if self.augment:
+            patch = dihedral(patch, self._randint(8))
+        patch = patch.contiguous()
+        if self.task == "denoise":
+            return add_gaussian_noise(patch, self._sigma(), generator=self.generator), patch
+        return bicubic_downscale(patch, self.scale, emulate_uint8=self.quantize_lr).contiguous(), patch
+
+
+class EvalDataset(Dataset):
+    """Whole images with a deterministic degradation: ``(input, target, name)``.
+
+    Denoising: noise seeded by ``noise_seed(name, sigma, base_seed)``, so every
+    construction, process and machine sees the same noisy image. SR: the HR is
+    modcropped to a multiple of ``scale`` and LR made by :func:`bicubic_downscale`
+    (8-bit levels when ``quantize_lr``: equal to the benchmark LR files).
+    Images differ in size: use batch size 1.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], task: str, *,
+                 sigma: float = 30, scale: int = 2, channels: int = 1, base_seed: int = 0,
+                 quantize_lr: bool = True):
+        _check_task(task)
+        self.task, self.sigma, self.scale = task, float(sigma), int(scale)
+        self.base_seed, self.quantize_lr = base_seed, quantize_lr
+        self.names = list(names)
+        self.images = _as_tensors(images, names, channels)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str]:
+        clean, name = self.images[index], self.names[index]
+        if self.task == "denoise":
+            g = torch.Generator().manual_seed(noise_seed(name, self.sigma, self.base_seed))
+            return add_gaussian_noise(clean, self.sigma, generator=g), clean, name
+        hr = modcrop(clean, self.scale).contiguous()
+        return bicubic_downscale(hr, self.scale, emulate_uint8=self.quantize_lr).contiguous(), hr, name
+
+
+# ----------------------------------------------------------------------------- loaders
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader seeds each worker's torch RNG from the loader's generator; give
+    numpy and ``random`` the same per-worker seed."""
+    s = torch.initial_seed() % 2 ** 32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0,
+                device: Union[str, torch.device] = "cpu", drop_last: bool = True) -> DataLoader:
+    """A seeded DataLoader: the same ``seed`` gives the same batches.
+
+    With ``num_workers == 0`` the dataset's ``generator`` (if it has one) is
+    replaced by one seeded from ``seed``; with workers it is cleared so that each
+    worker uses its own torch RNG, which DataLoader seeds from the loader's
+    generator. ``pin_memory`` only when ``device`` is CUDA.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if drop_last and len(dataset) < batch_size:
+        raise ValueError(f"dataset has {len(dataset)} samples, fewer than one batch of {batch_size} "
+                         "(drop_last=True would yield nothing)")
+    g = torch.Generator().manual_seed(int(seed))
+    if hasattr(dataset, "generator"):
+        # Separate stream from the sampler's, offset so the two are not identical.
+        dataset.generator = torch.Generator().manual_seed(int(seed) + 1_000_003) if num_workers == 0 else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=g, worker_init_fn=seed_worker if num_workers > 0 else None,
+                      pin_memory=torch.device(device).type == "cuda", drop_last=drop_last)

@@ -1,0 +1,50 @@
+"""Derivation: from continuous (alpha, beta) to a discrete genotype.
+
+* Cells: for every block keep the two incoming edges whose strongest non-`none`
+  op has the largest weight, each with that op (DARTS rule).
+* Width path: Viterbi over beta (see :mod:`hinas_lib.grid`).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+
+from .genotype import Genotype, edge_index
+from .grid import viterbi
+
+
+def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> Tuple[Tuple[Tuple[str, int], ...], ...]:
+    """``alpha``: (edges, ops) logits of one cell."""
+    w = torch.softmax(alpha.detach().double().cpu(), dim=-1)
+    keep = [k for k, p in enumerate(primitives) if p != "none"]
+    edges = edge_index(blocks)
+    cell = []
+    for i in range(blocks):
+        cands = []
+        for e, (b, j) in enumerate(edges):
+            if b != i:
+                continue
+            best_k = max(keep, key=lambda k: (float(w[e, k]), -k))
+            cands.append((float(w[e, best_k]), -j, primitives[best_k], j))
+        cands.sort(reverse=True)  # strongest first; ties prefer the earlier input
+        top = sorted(cands[:2], key=lambda c: c[3])
+        cell.append(tuple((op, j) for _, _, op, j in top))
+    return tuple(cell)
+
+
+def derive_genotype(net) -> Genotype:
+    """The genotype of a :class:`~hinas_lib.supernet.SuperNet` (or anything with
+    the same ``alpha``, ``beta``, ``mask`` and config)."""
+    sp = net.cfg.space
+    path, _ = viterbi(net.beta, net.mask)
+    cells: List = []
+    for l in range(sp.layers):
+        if sp.alpha_sharing == "layer":
+            a = net.alpha[l]
+        elif sp.alpha_sharing == "tied":
+            a = net.alpha[0]
+        else:
+            a = net.alpha[l, path[l]]  # the cell of the node the path goes through
+        cells.append(derive_cell(a, sp.primitives, sp.blocks))
+    return Genotype(cells=tuple(cells), path=tuple(path), width_factors=sp.width_factors)

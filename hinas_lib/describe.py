@@ -1,0 +1,79 @@
+"""Sizes of the search space: what `python -m hinas_lib describe` prints."""
+from __future__ import annotations
+
+from math import comb
+from typing import Dict
+
+from .config import Config
+from .genotype import default_genotype, edges_per_cell
+from .grid import count_paths, reachable
+from .network import HiNASNet
+from .supernet import SuperNet
+
+
+def cell_space_size(blocks: int, n_ops: int) -> int:
+    """Discrete cells: block i picks 2 of its 2+i inputs, each with a non-`none` op."""
+    total = 1
+    for i in range(blocks):
+        total *= comb(2 + i, 2) * n_ops ** 2
+    return total
+
+
+def describe(cfg: Config) -> Dict:
+    sp = cfg.space
+    non_none = len([p for p in sp.primitives if p != "none"])
+    n_cells = cell_space_size(sp.blocks, non_none)
+    n_paths = count_paths(sp.layers, len(sp.width_factors))
+    # LWAS and per-cell alpha both derive one cell per layer; tied derives one cell for all
+    n_arch = (n_cells if sp.alpha_sharing == "tied" else n_cells ** sp.layers) * n_paths
+    net = SuperNet(cfg)
+    geno = default_genotype(sp.layers, sp.blocks, sp.width_factors)
+    disc = HiNASNet(geno, cfg)
+    nodes = sum(len(reachable(l, len(sp.width_factors))) for l in range(sp.layers))
+    return {
+        "preset": cfg.name,
+        "task": cfg.task.task,
+        "scale": cfg.task.scale if cfg.task.task == "sr" else None,
+        "channels": cfg.task.channels,
+        "layers": sp.layers,
+        "blocks": sp.blocks,
+        "filters": sp.filters,
+        "widths": sp.widths(),
+        "primitives": list(sp.primitives),
+        "edges_per_cell": edges_per_cell(sp.blocks),
+        "alpha_sharing": sp.alpha_sharing,
+        "cell_sharing": sp.cell_sharing,
+        "alpha_shape": list(net.alpha.shape),
+        "beta_shape": list(net.beta.shape),
+        "grid_nodes": nodes,
+        "cells_in_supernet": len(net.cells),
+        "candidate_cells": n_cells,
+        "candidate_width_paths": n_paths,
+        "candidate_architectures": n_arch,
+        "supernet_params": net.num_weight_params(),
+        "arch_params": sum(p.numel() for p in net.arch_parameters()),
+        "network_params": disc.num_params(),
+        "network_filters": cfg.train.filters,
+        "network_genotype": "default (conv_3x3 chain with skips, width 1x)",
+    }
+
+
+def format_description(d: Dict) -> str:
+    lines = [f"HiNAS search space: preset {d['preset']}, task {d['task']}"
+             + (f" x{d['scale']}" if d["scale"] else "") + f", {d['channels']} channel(s)"]
+    rows = [
+        ("layers x blocks", f"{d['layers']} x {d['blocks']}  ({d['edges_per_cell']} mixed-op edges per cell)"),
+        ("widths (F x factors)", f"{d['widths']}"),
+        ("primitives", ", ".join(d["primitives"])),
+        ("alpha sharing", f"{d['alpha_sharing']}  -> alpha shape {tuple(d['alpha_shape'])}"),
+        ("beta shape", f"{tuple(d['beta_shape'])}  (layers x widths x raise/keep/lower)"),
+        ("cell sharing", f"{'on' if d['cell_sharing'] else 'off'}  ({d['cells_in_supernet']} cells on "
+                         f"{d['grid_nodes']} grid nodes)"),
+        ("candidate cells", f"{d['candidate_cells']:.3e}"),
+        ("candidate width paths", f"{d['candidate_width_paths']}"),
+        ("candidate architectures", f"{d['candidate_architectures']:.3e}"),
+        ("supernet weights", f"{d['supernet_params']:,}  (+ {d['arch_params']} architecture parameters)"),
+        ("derived net params", f"{d['network_params']:,}  (F={d['network_filters']}, {d['network_genotype']})"),
+    ]
+    lines += [f"  {k:<24} {v}" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""Training losses of HiNAS: a pixel loss plus a log-SSIM term.
+
+* denoising: MSE + w * -log((1 + SSIM) / 2)
+* super-resolution: L1 + w * -log((1 + SSIM) / 2)
+
+(1 + SSIM)/2 maps SSIM from [-1, 1] into [0, 1] so the log stays finite.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TaskConfig
+from .metrics import ssim_torch
+
+
+class RestorationLoss(nn.Module):
+    def __init__(self, pixel: str = "mse", ssim_weight: float = 1.0):
+        super().__init__()
+        if pixel not in ("mse", "l1"):
+            raise ValueError(f"pixel loss must be 'mse' or 'l1', got {pixel!r}")
+        self.pixel, self.ssim_weight = pixel, ssim_weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred, target = pred.float(), target.float()
+        pix = F.mse_loss(pred, target) if self.pixel == "mse" else F.l1_loss(pred, target)
+        if self.ssim_weight == 0:
+            return pix
+        s = ssim_torch(pred, target, data_range=1.0)
+        return pix + self.ssim_weight * -torch.log((1.0 + s).clamp_min(1e-8) / 2.0)
+
+
+def make_loss(task: TaskConfig) -> RestorationLoss:
+    return RestorationLoss("mse" if task.task == "denoise" else "l1", task.ssim_weight)

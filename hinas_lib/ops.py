@@ -1,0 +1,122 @@
+"""Candidate operations of the HiNAS inner search space.
+
+Every primitive is built by ``OPS[name](channels, affine, act)`` and keeps the
+spatial size (image restoration never downsamples inside a cell). Register a
+new primitive with :func:`register_op`; it then becomes available to configs,
+the supernet, genotypes and the discrete network at once.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from torch import nn
+
+# Fixed order: alpha columns are indexed by position, so this must never come
+# from a set (resumed searches would otherwise permute their alphas).
+PRIMITIVES = [
+    "none",
+    "skip_connect",
+    "conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+]
+
+ACTIVATIONS: Dict[str, Callable[[int], nn.Module]] = {
+    "leaky_relu": lambda c: nn.LeakyReLU(0.2, inplace=False),
+    "relu": lambda c: nn.ReLU(inplace=False),
+    "prelu": lambda c: nn.PReLU(c),
+}
+
+
+def make_act(name: str, channels: int) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name](channels)
+
+
+class Zero(nn.Module):
+    """The `none` op. Mixed ops skip it; it exists so a discrete net could hold it."""
+
+    def forward(self, x):
+        return x.mul(0.0)
+
+
+class ActConvBN(nn.Sequential):
+    """act -> conv -> BN. BN is non-affine during search (as in DARTS/HiNAS)."""
+
+    def __init__(self, c_in, c_out, kernel, dilation=1, groups=1, affine=True, act="leaky_relu"):
+        pad = dilation * (kernel - 1) // 2
+        super().__init__(
+            make_act(act, c_in),
+            nn.Conv2d(c_in, c_out, kernel, padding=pad, dilation=dilation, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """act -> depthwise (dilated) conv -> pointwise conv -> BN."""
+
+    def __init__(self, c, kernel, dilation, affine=True, act="leaky_relu"):
+        pad = dilation * (kernel - 1) // 2
+        super().__init__(
+            make_act(act, c),
+            nn.Conv2d(c, c, kernel, padding=pad, dilation=dilation, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable convs, as in DARTS (kept flat so that it,
+    like every op, starts with its activation)."""
+
+    def __init__(self, c, kernel, affine=True, act="leaky_relu"):
+        super().__init__(
+            *DilConv(c, kernel, 1, affine=affine, act=act),
+            *DilConv(c, kernel, 1, affine=affine, act=act),
+        )
+
+
+OpBuilder = Callable[[int, bool, str], nn.Module]
+
+OPS: Dict[str, OpBuilder] = {
+    "none": lambda c, affine, act: Zero(),
+    "skip_connect": lambda c, affine, act: nn.Identity(),
+    "conv_3x3": lambda c, affine, act: ActConvBN(c, c, 3, affine=affine, act=act),
+    "sep_conv_3x3": lambda c, affine, act: SepConv(c, 3, affine=affine, act=act),
+    "sep_conv_5x5": lambda c, affine, act: SepConv(c, 5, affine=affine, act=act),
+    "dil_conv_3x3": lambda c, affine, act: DilConv(c, 3, 2, affine=affine, act=act),
+    "dil_conv_5x5": lambda c, affine, act: DilConv(c, 5, 2, affine=affine, act=act),
+}
+
+
+def register_op(name: str, builder: OpBuilder, *, add_to_primitives: bool = False) -> None:
+    """Add a primitive. ``builder(channels, affine, act)`` must keep shape (C,H,W)."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is already registered")
+    OPS[name] = builder
+    if add_to_primitives:
+        PRIMITIVES.append(name)
+
+
+def build_op(name: str, channels: int, affine: bool, act: str = "leaky_relu") -> nn.Module:
+    if name not in OPS:
+        raise ValueError(f"unknown op {name!r}; registered ops: {sorted(OPS)}")
+    return OPS[name](channels, affine, act)
+
+
+def router(c_in: int, c_out: int, affine: bool, act: str = "leaky_relu") -> nn.Module:
+    """1x1 act-conv-BN that moves a feature map between width levels."""
+    return ActConvBN(c_in, c_out, 1, affine=affine, act=act)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "PRIMITIVES", "OPS", "ACTIVATIONS", "register_op", "build_op", "router", "make_act",
+    "ActConvBN", "SepConv", "DilConv", "Zero", "count_params",
+]

@@ -1,0 +1,83 @@
+"""Device, precision and bookkeeping helpers shared by search, train and eval.
+
+Nothing here assumes CUDA exists: CUDA is used when available (or forced with
+``device='cuda'``), else the CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import resource
+import sys
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the last checkpoint is intact."""
+
+
+def pick_device(device: Optional[str] = None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16/fp16 autocast on CUDA; a no-op on CPU or with amp='none'."""
+    if amp == "none" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    model = model.to(device)
+    if device.type == "cuda":
+        # fixed crop sizes during search/training: let cuDNN pick the fastest kernels
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def max_rss_mib() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def memory_mib(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak on GPU, process max RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return max_rss_mib()
+
+
+def check_finite(loss: torch.Tensor, what: str, step: int, ckpt_hint: str) -> None:
+    if not torch.isfinite(loss).item():
+        raise TrainingError(f"{what} loss became {loss.item()} at step {step}; try a lower learning rate. "
+                            f"Nothing was overwritten: {ckpt_hint}")
+
+
+def set_threads(n: Optional[int]) -> None:
+    if n:
+        torch.set_num_threads(int(n))
+        os.environ.setdefault("OMP_NUM_THREADS", str(n))

@@ -1,0 +1,191 @@
+"""The HiNAS supernet: search cells on a layer x width grid.
+
+Architecture parameters:
+
+* ``alpha`` (inner space): softmax over primitives per cell edge. Its shape
+  depends on ``space.alpha_sharing``: ``layer`` (LWAS, the paper's choice)
+  ``(L, E, O)``; ``tied`` (one for the whole net, DARTS-style) ``(1, E, O)``;
+  ``cell`` (one per grid node) ``(L, S, E, O)``.
+* ``beta`` (outer space): ``(L, S, 3)``, softmax over the raise/keep/lower
+  moves into each node, masked where a move is impossible.
+
+Cell sharing (``space.cell_sharing=True``, HiNAS): a node first merges the
+beta-weighted, width-matched inputs of all its incoming paths and runs one
+cell. Without it (Auto-DeepLab style) each incoming path runs its own cell and
+the cell outputs are beta-weighted: up to 3x the cell evaluations.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .cells import SearchCell
+from .config import Config
+from .genotype import edges_per_cell
+from .grid import masked_softmax, move_mask, reachable, source_level
+from .ops import router
+
+
+class DenoiseHead(nn.Module):
+    """Residual learning: the network predicts the noise, output = x - noise."""
+
+    def __init__(self, filters: int, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(filters, channels, 3, padding=1)
+
+    def forward(self, feat, x):
+        return x - self.conv(feat)
+
+
+class SRHead(nn.Module):
+    """Sub-pixel (pixel-shuffle) upsampling, plus a bicubic skip of the LR input
+    so the network learns the high-frequency residual."""
+
+    def __init__(self, filters: int, channels: int, scale: int):
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(filters, channels * scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, feat, x):
+        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return self.shuffle(self.conv(feat)) + up
+
+
+def make_head(cfg: Config, filters: int) -> nn.Module:
+    t = cfg.task
+    if t.task == "denoise":
+        return DenoiseHead(filters, t.channels)
+    return SRHead(filters, t.channels, t.scale)
+
+
+def _key(l: int, s: int, k: Optional[int] = None) -> str:
+    return f"{l}_{s}" if k is None else f"{l}_{s}_{k}"
+
+
+class SuperNet(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        sp = cfg.space
+        self.L, self.S = sp.layers, len(sp.width_factors)
+        self.widths = sp.widths()
+        self.primitives = list(sp.primitives)
+        self.E, self.O = edges_per_cell(sp.blocks), len(self.primitives)
+        F0 = self.widths[0]
+        c_in = cfg.task.channels
+
+        self.stem = nn.Conv2d(c_in, F0, 3, padding=1)
+        self.register_buffer("mask", move_mask(self.L, self.S), persistent=False)
+
+        self.nodes = [(l, s) for l in range(self.L) for s in reachable(l, self.S)]
+        self.routers = nn.ModuleDict()
+        self.cells = nn.ModuleDict()
+        for l, s in self.nodes:
+            C = self.widths[s]
+            c_pp = self._prev_prev_width(l, s)
+            for k in self._moves(l, s):
+                src = source_level(s, k)
+                if src != s:  # keep is the identity: same width, nothing to learn
+                    self.routers[_key(l, s, k)] = router(self.widths[src], C, affine=False, act=sp.activation)
+            n_cells = 1 if sp.cell_sharing else len(self._moves(l, s))
+            for c in range(n_cells):
+                self.cells[_key(l, s, c)] = SearchCell(c_pp, C, C, sp.blocks, self.primitives,
+                                                       act=sp.activation, affine=False)
+        # every last-layer node is projected back to F and summed
+        self.proj = nn.ModuleDict({str(s): nn.Conv2d(self.widths[s], F0, 1)
+                                   for s in reachable(self.L - 1, self.S)})
+        self.head = make_head(cfg, F0)
+
+        if sp.alpha_sharing == "layer":
+            a_shape = (self.L, self.E, self.O)
+        elif sp.alpha_sharing == "tied":
+            a_shape = (1, self.E, self.O)
+        else:
+            a_shape = (self.L, self.S, self.E, self.O)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(a_shape))
+        self.beta = nn.Parameter(1e-3 * torch.randn(self.L, self.S, 3))
+
+    # ------------------------------------------------------------------
+    def _moves(self, l: int, s: int) -> List[int]:
+        return [k for k in range(3) if bool(self.mask[l, s, k])]
+
+    def _prev_prev_width(self, l: int, s: int) -> int:
+        if l - 2 < 0:
+            return self.widths[0]  # the stem
+        lv = reachable(l - 2, self.S)
+        return self.widths[min(s, lv[-1])]
+
+    def arch_parameters(self) -> List[nn.Parameter]:
+        return [self.alpha, self.beta]
+
+    def weight_parameters(self) -> List[nn.Parameter]:
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def num_weight_params(self) -> int:
+        return sum(p.numel() for p in self.weight_parameters())
+
+    def alpha_weights(self) -> torch.Tensor:
+        return torch.softmax(self.alpha, dim=-1)
+
+    def beta_weights(self) -> torch.Tensor:
+        return masked_softmax(self.beta, self.mask)
+
+    def _cell_weights(self, aw: torch.Tensor, l: int, s: int) -> torch.Tensor:
+        mode = self.cfg.space.alpha_sharing
+        if mode == "layer":
+            return aw[l]
+        if mode == "tied":
+            return aw[0]
+        return aw[l, s]
+
+    def _run_cell(self, cell: SearchCell, s0, s1, w, naive: bool):
+        if self.cfg.space.checkpoint_cells and self.training and torch.is_grad_enabled():
+            return checkpoint(cell, s0, s1, w, naive, use_reentrant=False)
+        return cell(s0, s1, w, naive)
+
+    # ------------------------------------------------------------------
+    def features(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
+        aw, bw = self.alpha_weights(), self.beta_weights()
+        stem = self.stem(x)
+        prev: Dict[int, torch.Tensor] = {0: stem}   # layer l-1
+        prev2: Dict[int, torch.Tensor] = {0: stem}  # layer l-2
+        for l in range(self.L):
+            cur: Dict[int, torch.Tensor] = {}
+            for s in reachable(l, self.S):
+                s0 = prev2[min(s, max(prev2))]
+                w = self._cell_weights(aw, l, s)
+                inputs = []
+                for k in self._moves(l, s):
+                    src = prev[source_level(s, k)]
+                    key = _key(l, s, k)
+                    inputs.append((k, self.routers[key](src) if key in self.routers else src))
+                if self.cfg.space.cell_sharing:
+                    merged = None
+                    for k, h in inputs:
+                        term = bw[l, s, k] * h
+                        merged = term if merged is None else merged + term
+                    cur[s] = self._run_cell(self.cells[_key(l, s, 0)], s0, merged, w, naive)
+                else:
+                    out = None
+                    for c, (k, h) in enumerate(inputs):
+                        term = bw[l, s, k] * self._run_cell(self.cells[_key(l, s, c)], s0, h, w, naive)
+                        out = term if out is None else out + term
+                    cur[s] = out
+            prev2, prev = prev, cur
+        feat = None
+        for s, h in prev.items():
+            p = self.proj[str(s)](h)
+            feat = p if feat is None else feat + p
+        return feat + stem  # long skip: cells learn a residual on the stem features
+
+    def forward(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
+        return self.head(self.features(x, naive), x)
+
+
+__all__ = ["SuperNet", "DenoiseHead", "SRHead", "make_head"]

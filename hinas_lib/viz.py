@@ -1,0 +1,458 @@
+"""Figures for HiNAS: cells and width paths as Graphviz graphs, architecture
+weights and training curves as matplotlib figures.
+
+Graphviz objects need the ``dot`` program to become pictures. Without it
+nothing here fails: :func:`render` writes the ``.gv`` DOT source and warns once
+with how to install it, and :func:`show` returns a text stand-in.
+
+Matplotlib functions return a new ``Figure`` and never call ``plt.show`` or
+choose a backend, so they work headless (Agg) and inside Jupyter alike.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import graphviz
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from .genotype import Genotype, edge_index, input_name
+from .grid import MOVES, masked_softmax, move_mask, reachable, source_level
+from .ops import PRIMITIVES
+
+INSTALL_HINT = ("drawing graphs needs the Graphviz 'dot' program, which the pip package does not "
+                "include: install it with `apt-get install graphviz`, `conda install graphviz` "
+                "or `brew install graphviz`")
+_warned = False
+
+
+# ---------------------------------------------------------------------------
+# Graphviz: cells, the whole genotype, the width path
+# ---------------------------------------------------------------------------
+
+def _darts_style() -> Dict[str, Dict[str, str]]:
+    # fresh dicts each call: graphviz keeps references to what it is given
+    return dict(
+        graph_attr={"rankdir": "LR"},
+        node_attr={"style": "filled", "shape": "rect", "align": "center", "fontsize": "20",
+                   "height": "0.5", "width": "0.5", "penwidth": "2", "fontname": "times"},
+        edge_attr={"fontsize": "16", "fontname": "times"},
+    )
+
+
+def _add_cell(g: graphviz.Digraph, genotype: Genotype, layer: int, prefix: str = "") -> None:
+    """Draw one cell into ``g``; ``prefix`` keeps node ids unique when cells share a graph."""
+    g.node(prefix + "s0", "c_{l-2}", fillcolor="darkseagreen2")
+    g.node(prefix + "s1", "c_{l-1}", fillcolor="darkseagreen2")
+    blocks = genotype.cells[layer]
+    for i, block in enumerate(blocks):
+        g.node(f"{prefix}b{i}", str(i), fillcolor="lightblue")
+        for op, j in block:
+            g.edge(prefix + input_name(j), f"{prefix}b{i}", label=op, fillcolor="gray")
+    g.node(prefix + "out", "c_{l}", fillcolor="palegoldenrod")
+    for i in range(len(blocks)):  # the cell output concatenates every block
+        g.edge(f"{prefix}b{i}", prefix + "out", fillcolor="gray")
+
+
+def _layer_title(genotype: Genotype, layer: int) -> str:
+    return f"layer {layer} ({genotype.width_factors[genotype.path[layer]]:g}x)"
+
+
+def cell_graph(genotype: Genotype, layer: int, *, fmt: str = "svg") -> graphviz.Digraph:
+    """The cell of one layer, drawn like the DARTS figures."""
+    g = graphviz.Digraph(f"cell_layer{layer}", format=fmt, **_darts_style())
+    g.attr(label=_layer_title(genotype, layer), labelloc="t", fontsize="20", fontname="times")
+    _add_cell(g, genotype, layer)
+    return g
+
+
+def genotype_graph(genotype: Genotype, *, fmt: str = "svg") -> graphviz.Digraph:
+    """Every cell in one picture, one cluster per layer, wired through the stem."""
+    g = graphviz.Digraph("genotype", format=fmt, **_darts_style())
+    g.node("stem", "stem", fillcolor="darkseagreen2")
+    for l in range(genotype.layers):
+        with g.subgraph(name=f"cluster_{l}") as c:
+            c.attr(label=_layer_title(genotype, l), style="rounded", color="gray", fontname="times")
+            _add_cell(c, genotype, l, prefix=f"L{l}_")
+        # c_{l-2} and c_{l-1} are earlier cell outputs, or the stem before layer 0
+        for j, back in ((0, 2), (1, 1)):
+            src = f"L{l - back}_out" if l - back >= 0 else "stem"
+            g.edge(src, f"L{l}_s{j}", style="dashed", color="gray40")
+    return g
+
+
+def width_path_graph(genotype_or_path, levels: Optional[int] = None, layers: Optional[int] = None,
+                     *, fmt: str = "svg") -> graphviz.Digraph:
+    """The layer x width grid: possible moves in grey, the chosen path in red,
+    nodes no path can reach dashed. Levels are named by width factor when a
+    Genotype is given."""
+    if isinstance(genotype_or_path, Genotype):
+        path, factors = list(genotype_or_path.path), genotype_or_path.width_factors
+    else:
+        path, factors = [int(s) for s in genotype_or_path], None
+    layers = layers or len(path)
+    levels = levels or (len(factors) if factors else max(path) + 1)
+    mask = move_mask(layers, levels)
+
+    g = graphviz.Digraph("width_path", format=fmt, graph_attr={"rankdir": "LR", "ranksep": "0.9"},
+                         node_attr={"shape": "circle", "fixedsize": "true", "width": "0.7",
+                                    "fontsize": "12", "style": "filled", "fillcolor": "white"})
+    g.node("stem", "stem", fillcolor="darkseagreen2")
+    for l in range(layers):
+        with g.subgraph(name=f"cluster_{l}") as c:
+            c.attr(label=f"layer {l}", color="white")
+            for s in range(levels):
+                label = f"{factors[s]:g}x" if factors else f"s{s}"
+                if not bool(mask[l, s].any()):
+                    c.node(f"n{l}_{s}", label, style="dashed", color="gray70", fontcolor="gray70")
+                elif l < len(path) and path[l] == s:
+                    c.node(f"n{l}_{s}", label, color="red", penwidth="2", fillcolor="mistyrose")
+                else:
+                    c.node(f"n{l}_{s}", label)
+    for l in range(layers):
+        for s in range(levels):
+            for k in range(3):
+                if not mask[l, s, k]:
+                    continue
+                src = source_level(s, k)
+                tail = f"n{l - 1}_{src}" if l > 0 else "stem"
+                taken = l < len(path) and path[l] == s and (path[l - 1] if l > 0 else 0) == src
+                g.edge(tail, f"n{l}_{s}", color="red" if taken else "gray60",
+                       penwidth="3" if taken else "1")
+    return g
+
+
+# ---------------------------------------------------------------------------
+# Rendering, with a fallback when `dot` is missing
+# ---------------------------------------------------------------------------
+
+def has_dot() -> bool:
+    """Whether the Graphviz ``dot`` executable is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def _warn_no_dot(err: Exception) -> None:
+    global _warned
+    if not _warned:  # once per session: a search renders many cells
+        warnings.warn(f"{INSTALL_HINT}; wrote the DOT source (.gv) instead ({err})",
+                      RuntimeWarning, stacklevel=3)
+        _warned = True
+
+
+def render(graph: graphviz.Digraph, path_without_ext, fmt: str = "svg") -> Path:
+    """Write ``<path>.gv`` and render ``<path>.<fmt>``; return the picture's path,
+    or the ``.gv`` path (after one warning) when ``dot`` is unavailable."""
+    base = Path(path_without_ext)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    gv = base.parent / f"{base.name}.gv"
+    # write the source ourselves: graph.save() would change graph.filename
+    gv.write_text(graph.source, encoding="utf-8")
+    try:
+        out = graphviz.render(graph.engine, fmt, gv, outfile=base.parent / f"{base.name}.{fmt}")
+        return Path(out)
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as e:
+        _warn_no_dot(e)
+        return gv
+
+
+class DotSource:
+    """Shown instead of a graph when ``dot`` is missing: the DOT text plus the install hint."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"{self.source}\n// {INSTALL_HINT}\n// (paste the text above into any Graphviz viewer)"
+
+    __str__ = __repr__
+
+
+def show(graph: graphviz.Digraph):
+    """For notebooks: the graph itself (displayed as SVG) when ``dot`` exists,
+    else a :class:`DotSource` so the cell prints text instead of a traceback."""
+    return graph if has_dot() else DotSource(graph.source)
+
+
+# ---------------------------------------------------------------------------
+# Matplotlib: architecture weights
+# ---------------------------------------------------------------------------
+
+def _tensor(x) -> torch.Tensor:
+    """Nested lists, numpy arrays or (trainable) tensors -> a float CPU tensor."""
+    return torch.as_tensor(x).detach().float().cpu()
+
+
+def _fig_ax(ax, figsize):
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _grid(n: int, ncols: int, cell_w: float, cell_h: float, **kw):
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, cell_h * nrows), squeeze=False, **kw)
+    for ax in axes.flat[n:]:  # a ragged last row: drop the empty slots
+        fig.delaxes(ax)
+    return fig, list(axes.flat[:n])
+
+
+def _op_names(primitives, n: int) -> List[str]:
+    if primitives is not None:
+        return list(primitives)
+    return list(PRIMITIVES) if n == len(PRIMITIVES) else [f"op{i}" for i in range(n)]
+
+
+def plot_alpha_heatmap(alpha, primitives: Sequence[str], blocks: int, *, title: Optional[str] = None, ax=None):
+    """Softmax over ops of one cell's alpha (E, O); rows are edges "b{i}<-{input}"."""
+    w = torch.softmax(_tensor(alpha), dim=-1).numpy()
+    rows = [f"b{i}<-{input_name(j)}" for i, j in edge_index(blocks)]
+    if w.shape != (len(rows), len(primitives)):
+        raise ValueError(f"alpha has shape {w.shape}, expected ({len(rows)}, {len(primitives)}) "
+                         f"for {blocks} blocks and {len(primitives)} primitives")
+    fig, ax = _fig_ax(ax, (0.8 * len(primitives) + 2.5, 0.32 * len(rows) + 1.5))
+    ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    best = w.argmax(axis=1)
+    for e in range(w.shape[0]):
+        for o in range(w.shape[1]):
+            ax.text(o, e, f"{w[e, o]:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if w[e, o] > 0.6 else "white",
+                    fontweight="bold" if o == best[e] else "normal")
+    ax.set_xticks(range(len(primitives)), labels=list(primitives), rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), labels=rows, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_alphas(alpha, primitives: Sequence[str], blocks: int, *, ncols: int = 3):
+    """Every cell's alpha: (L, E, O) one per layer, (1, E, O) tied, (L, S, E, O)
+    one per grid node that exists."""
+    a = _tensor(alpha)
+    if a.dim() == 2:
+        a = a[None]
+    if a.dim() == 3:
+        cells = [("all cells" if a.shape[0] == 1 else f"layer {l}", a[l]) for l in range(a.shape[0])]
+    elif a.dim() == 4:
+        L, S = a.shape[:2]
+        cells = [(f"layer {l}, level {s}", a[l, s]) for l in range(L) for s in reachable(l, S)]
+    else:
+        raise ValueError(f"alpha must be (E,O), (L,E,O) or (L,S,E,O); got shape {tuple(a.shape)}")
+    ncols = min(ncols, len(cells))
+    fig, axes = _grid(len(cells), ncols, 0.8 * len(primitives) + 2.8, 0.32 * a.shape[-2] + 1.8)
+    for ax, (title, cell) in zip(axes, cells):
+        plot_alpha_heatmap(cell, primitives, blocks, title=title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = None):
+    """Masked softmax of beta, one (levels x moves) heatmap per layer; impossible moves grey."""
+    b = _tensor(beta)
+    L, S, _ = b.shape
+    mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
+    w = masked_softmax(b, mask).numpy()
+    ylabels = [f"{f:g}x" for f in width_factors] if width_factors else [f"level {s}" for s in range(S)]
+    fig, axes = _grid(L, L, 2.3, 0.5 * S + 1.8)
+    for l, ax in enumerate(axes):
+        m = mask[l].numpy()
+        ax.set_facecolor("lightgrey")  # NaN cells are transparent, so this marks impossible moves
+        ax.imshow(np.where(m, w[l], np.nan), cmap="viridis", vmin=0, vmax=1)
+        for s in range(S):
+            for k in range(3):
+                if m[s, k]:
+                    ax.text(k, s, f"{w[l, s, k]:.2f}", ha="center", va="center", fontsize=8,
+                            color="black" if w[l, s, k] > 0.6 else "white")
+        ax.set_xticks(range(3), labels=MOVES, fontsize=8)
+        ax.set_yticks(range(S), labels=ylabels if l == 0 else [""] * S, fontsize=8)
+        ax.set_title(f"layer {l}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_width_grid(beta=None, mask=None, path=None, ax=None, *, levels: Optional[int] = None,
+                    width_factors: Optional[Sequence[float]] = None):
+    """The layer x width grid: nodes, possible moves (thicker and darker with more
+    softmax(beta) weight), unreachable nodes grey, the chosen ``path`` in red."""
+    if beta is not None:
+        L, S = _tensor(beta).shape[:2]
+    elif mask is not None:
+        L, S = torch.as_tensor(mask).shape[:2]
+    elif path is not None:
+        L = len(path)
+        S = levels or (len(width_factors) if width_factors else max(path) + 1)
+    else:
+        raise ValueError("plot_width_grid needs beta, mask or path")
+    mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
+    w = masked_softmax(_tensor(beta), mask) if beta is not None else None
+
+    own = ax is None
+    fig, ax = _fig_ax(ax, (1.3 * L + 2.5, 0.9 * S + 2.0))
+    for l in range(L):
+        for s in range(S):
+            for k in range(3):
+                if not mask[l, s, k]:
+                    continue
+                src = source_level(s, k)
+                wt = float(w[l, s, k]) if w is not None else 0.5
+                ax.annotate("", xy=(l, s), xytext=(l - 1, src),
+                            arrowprops=dict(arrowstyle="-|>", lw=0.5 + 3.5 * wt, alpha=0.2 + 0.8 * wt,
+                                            color="tab:blue", shrinkA=9, shrinkB=9))
+                if w is not None:
+                    ax.text(l - 0.4, src + 0.6 * (s - src) - 0.08, f"{wt:.2f}", fontsize=7, color="tab:blue")
+    exists = mask.any(dim=-1).numpy()
+    ls, ss = np.nonzero(exists)
+    ax.scatter(ls, ss, s=220, color="tab:blue", zorder=3, label="node")
+    ls, ss = np.nonzero(~exists)
+    ax.scatter(ls, ss, s=220, facecolor="none", edgecolor="lightgrey", zorder=3, label="unreachable")
+    ax.scatter([-1], [0], s=220, marker="s", color="darkseagreen", zorder=3, label="stem")
+    if path is not None:
+        ax.plot([-1] + list(range(len(path))), [0] + list(path), color="tab:red", lw=3, zorder=4,
+                label="chosen path")
+    ax.set_xticks(range(-1, L), labels=["stem"] + [f"layer {l}" for l in range(L)])
+    ax.set_yticks(range(S), labels=[f"{f:g}x" for f in width_factors] if width_factors
+                  else [f"level {s}" for s in range(S)])
+    ax.set_xlim(-1.5, L - 0.5)
+    ax.set_ylim(S - 0.5, -0.5)  # narrow at the top, wider levels below
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, fontsize=8, frameon=False)
+    ax.set_title("width search space" + (" (beta weights)" if w is not None else ""))
+    if own:  # never re-layout a figure the caller is composing
+        fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Matplotlib: search logs
+# ---------------------------------------------------------------------------
+
+def load_history(path) -> List[dict]:
+    """The records of a ``log.jsonl`` search log, one dict per epoch."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _epochs(history: Sequence[dict]) -> List[int]:
+    return [h.get("epoch", i) for i, h in enumerate(history)]
+
+
+def plot_trajectories(history: Sequence[dict], key: str = "alpha", *, primitives: Optional[Sequence[str]] = None):
+    """Architecture weights vs epoch, one subplot per layer. ``alpha``: softmax
+    weight of each op, averaged over the cell's edges; ``beta``: weight of each
+    possible move into each node."""
+    recs = [h for h in history if h.get(key) is not None]
+    if not recs:
+        raise ValueError(f"no record in history has {key!r}")
+    epochs, t = _epochs(recs), _tensor([h[key] for h in recs])  # (T, L, ...)
+    L = t.shape[1]
+    series = []  # per layer: [(label, values over epochs)]
+    if key == "alpha":
+        w = torch.softmax(t, dim=-1)
+        names = _op_names(primitives, t.shape[-1])
+        for l in range(L):
+            # per-node alphas (L,S,E,O): only nodes that exist were trained
+            wl = w[:, l, reachable(l, t.shape[2])].flatten(1, 2) if t.dim() == 5 else w[:, l]
+            series.append([(n, wl[:, :, o].mean(1)) for o, n in enumerate(names)])
+    elif key == "beta":
+        S = t.shape[2]
+        mask = move_mask(L, S)
+        w = masked_softmax(t, mask)
+        series = [[(f"level {s} {MOVES[k]}", w[:, l, s, k]) for s in range(S) for k in range(3) if mask[l, s, k]]
+                  for l in range(L)]
+    else:
+        raise ValueError(f"key must be 'alpha' or 'beta', got {key!r}")
+    fig, axes = _grid(L, L, 4.2, 3.3, sharey=True)
+    for l, ax in enumerate(axes):
+        for label, ys in series[l]:
+            ax.plot(epochs, ys.numpy(), marker=".", label=label)
+        ax.set_title("all cells" if key == "alpha" and L == 1 else f"layer {l}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"softmax({key})" + (" (mean over edges)" if key == "alpha" else ""))
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history: Sequence[dict]):
+    """Train/val (and architecture) loss on the left axis, validation PSNR on the right."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    epochs = _epochs(history)
+
+    def points(key):
+        return [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]
+
+    for key, style in (("train_loss", "-"), ("val_loss", "--"), ("arch_loss", ":")):
+        if points(key):
+            ax.plot(*zip(*points(key)), style, marker=".", label=key)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    if points("val_psnr"):
+        ax2.plot(*zip(*points("val_psnr")), color="tab:red", marker="o", label="val PSNR")
+    ax2.set_ylabel("PSNR (dB)", color="tab:red")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8)
+    ax.set_title("search curves")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Matplotlib: image comparisons
+# ---------------------------------------------------------------------------
+
+def _imshow(ax, im: np.ndarray) -> None:
+    ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(images: Sequence[np.ndarray], titles: Optional[Sequence] = None, *, crop=None,
+               ncols: Optional[int] = None, size: float = 3.0):
+    """Images (HxW or HxWx3 in [0, 1]) side by side. ``crop=(y, x, h, w)`` marks a
+    box and adds a zoomed row under each row of images."""
+    imgs = [np.clip(np.asarray(im, dtype=float), 0, 1) for im in images]
+    imgs = [im[..., 0] if im.ndim == 3 and im.shape[2] == 1 else im for im in imgs]
+    titles = [""] * len(imgs) if titles is None else [str(t) for t in titles]
+    if len(titles) != len(imgs):
+        raise ValueError(f"{len(imgs)} images but {len(titles)} titles")
+    ncols = ncols or len(imgs)
+    nrows = math.ceil(len(imgs) / ncols)
+    per = 2 if crop else 1
+    fig, axes = plt.subplots(nrows * per, ncols, figsize=(size * ncols, size * nrows * per), squeeze=False)
+    H, W = max(im.shape[0] for im in imgs), max(im.shape[1] for im in imgs)
+    for i, (im, title) in enumerate(zip(imgs, titles)):
+        r, c = divmod(i, ncols)
+        ax = axes[r * per, c]
+        _imshow(ax, im)
+        ax.set_title(title, fontsize=10)
+        if crop:
+            # the box is in the largest image's pixels; rescale it for smaller
+            # images such as the low-resolution SR input
+            fy, fx = im.shape[0] / H, im.shape[1] / W
+            y, x = round(crop[0] * fy), round(crop[1] * fx)
+            h, w = max(1, round(crop[2] * fy)), max(1, round(crop[3] * fx))
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.5))
+            zoom = axes[r * per + 1, c]
+            _imshow(zoom, im[y:y + h, x:x + w])
+            for spine in zoom.spines.values():
+                spine.set_edgecolor("red")
+    for i in range(len(imgs), nrows * ncols):  # empty slots of a ragged last row
+        r, c = divmod(i, ncols)
+        for k in range(per):
+            fig.delaxes(axes[r * per + k, c])
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["cell_graph", "genotype_graph", "width_path_graph", "render", "has_dot", "show", "DotSource",
+           "INSTALL_HINT", "plot_alpha_heatmap", "plot_alphas", "plot_beta", "plot_width_grid",
+           "load_history", "plot_trajectories", "plot_losses", "image_grid"]

@@ -1,0 +1,219 @@
+"""Figures: graphviz sources/renders (with and without `dot`) and matplotlib figures."""
+import json
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: the library itself never picks a backend
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from hinas_lib import viz
+from hinas_lib.genotype import Genotype, edges_per_cell
+from hinas_lib.grid import move_mask, reachable
+from hinas_lib.ops import PRIMITIVES
+
+L, B, S = 3, 3, 3
+
+
+@pytest.fixture
+def geno():
+    cells = [
+        [(("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 2), ("dil_conv_3x3", 1)),
+         (("sep_conv_5x5", 3), ("conv_3x3", 0))],
+        [(("dil_conv_5x5", 0), ("conv_3x3", 1)), (("skip_connect", 2), ("sep_conv_3x3", 0)),
+         (("conv_3x3", 2), ("dil_conv_3x3", 3))],
+        [(("sep_conv_5x5", 1), ("dil_conv_5x5", 0)), (("conv_3x3", 2), ("skip_connect", 1)),
+         (("sep_conv_3x3", 3), ("conv_3x3", 2))],
+    ]
+    return Genotype(cells=cells, path=(1, 2, 1), width_factors=(1.0, 1.5, 2.0))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def layer_ops(g, l):
+    return {op for block in g.cells[l] for op, _ in block}
+
+
+def hide_dot(monkeypatch, tmp_path):
+    """Make `dot` unfindable, as on a pip-only install."""
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(viz, "_warned", False)
+
+
+# ---------------------------------------------------------------------------
+# graphviz
+# ---------------------------------------------------------------------------
+
+def test_cell_graph_source_names_every_op_and_node(geno):
+    for l in range(L):
+        src = viz.cell_graph(geno, l).source
+        for op in layer_ops(geno, l):
+            assert op in src
+        for label in ("c_{l-2}", "c_{l-1}", "c_{l}", "rankdir=LR"):
+            assert label in src
+        # 2 edges per block plus one edge from every block into the output
+        assert src.count("->") == 2 * B + B
+
+
+@pytest.mark.skipif(not viz.has_dot(), reason="Graphviz `dot` not installed")
+def test_cells_render_to_svg(geno, tmp_path):
+    for l in range(L):
+        out = viz.render(viz.cell_graph(geno, l), tmp_path / f"cell_layer{l}", fmt="svg")
+        assert out == tmp_path / f"cell_layer{l}.svg" and out.is_file()
+        svg = out.read_text()
+        for op in layer_ops(geno, l):
+            assert op in svg
+        assert (tmp_path / f"cell_layer{l}.gv").is_file()
+
+
+@pytest.mark.skipif(not viz.has_dot(), reason="Graphviz `dot` not installed")
+def test_render_png_and_show(geno, tmp_path):
+    out = viz.render(viz.genotype_graph(geno), tmp_path / "sub" / "all", fmt="png")
+    assert out.suffix == ".png" and out.read_bytes()[:4] == b"\x89PNG"
+    g = viz.cell_graph(geno, 0)
+    assert viz.show(g) is g
+
+
+def test_genotype_graph_has_a_cluster_per_layer(geno):
+    src = viz.genotype_graph(geno).source
+    for l in range(L):
+        assert f"cluster_{l}" in src
+        assert f"layer {l} ({geno.width_factors[geno.path[l]]:g}x)" in src
+    assert set(geno.ops()) <= {op for op in PRIMITIVES if op in src}
+
+
+def test_width_path_graph(geno):
+    src = viz.width_path_graph(geno).source
+    for l in range(L):
+        assert f"layer {l}" in src
+    assert src.count("color=red penwidth=3") == L  # one highlighted move per layer
+    assert "1.5x" in src
+    # a plain path works too; levels default to what the path reaches
+    src2 = viz.width_path_graph([0, 1, 1, 0], levels=3).source
+    assert all(f"layer {l}" in src2 for l in range(4))
+    assert src2.count("color=red penwidth=3") == 4
+
+
+def test_render_without_dot_writes_source_and_warns_once(geno, tmp_path, monkeypatch):
+    hide_dot(monkeypatch, tmp_path)
+    assert not viz.has_dot()
+    g = viz.cell_graph(geno, 1)
+    with pytest.warns(RuntimeWarning, match="apt-get install graphviz") as rec:
+        out = viz.render(g, tmp_path / "cell1", fmt="svg")
+    assert "brew install graphviz" in str(rec[0].message)
+    assert out == tmp_path / "cell1.gv" and out.read_text() == g.source
+    assert not (tmp_path / "cell1.svg").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second time: no warning
+        assert viz.render(g, tmp_path / "again", fmt="png").suffix == ".gv"
+
+
+def test_show_without_dot_gives_source_and_hint(geno, tmp_path, monkeypatch):
+    hide_dot(monkeypatch, tmp_path)
+    shown = viz.show(viz.cell_graph(geno, 0))
+    assert isinstance(shown, viz.DotSource)
+    text = repr(shown)
+    assert text.startswith("digraph") and "conda install graphviz" in text
+
+
+# ---------------------------------------------------------------------------
+# matplotlib
+# ---------------------------------------------------------------------------
+
+E, O = edges_per_cell(B), len(PRIMITIVES)
+
+
+def test_alpha_heatmap_labels(tmp_path):
+    fig = viz.plot_alpha_heatmap(torch.randn(E, O), PRIMITIVES, B, title="layer 0")
+    (ax,) = fig.axes
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows[:3] == ["b0<-s0", "b0<-s1", "b1<-s0"] and rows[-1] == "b2<-b1"
+    assert [t.get_text() for t in ax.get_xticklabels()] == PRIMITIVES
+    fig.savefig(tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="expected"):
+        viz.plot_alpha_heatmap(torch.randn(E + 1, O), PRIMITIVES, B)
+
+
+@pytest.mark.parametrize("shape,n_axes", [((L, E, O), L), ((1, E, O), 1),
+                                          ((L, S, E, O), sum(len(reachable(l, S)) for l in range(L)))])
+def test_plot_alphas_one_axis_per_cell(shape, n_axes, tmp_path):
+    alpha = torch.nn.Parameter(torch.randn(shape))  # a live parameter is fine
+    fig = viz.plot_alphas(alpha, PRIMITIVES, B)
+    assert len(fig.axes) == n_axes
+    fig.savefig(tmp_path / "alphas.png")
+
+
+def test_plot_beta_and_width_grid(geno, tmp_path):
+    beta = torch.randn(L, S, 3)
+    fig = viz.plot_beta(beta, move_mask(L, S), width_factors=geno.width_factors)
+    assert len(fig.axes) == L
+    fig.savefig(tmp_path / "beta.png")
+
+    fig = viz.plot_width_grid(beta=beta.tolist(), path=geno.path, width_factors=geno.width_factors)
+    (ax,) = fig.axes
+    assert len(ax.patches) + len(ax.texts) > 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stem", "layer 0", "layer 1", "layer 2"]
+    fig.savefig(tmp_path / "grid.png")
+
+    fig2, ax2 = plt.subplots()  # drawing into the caller's axes returns the caller's figure
+    assert viz.plot_width_grid(path=[0, 1, 1, 0], levels=3, ax=ax2) is fig2
+
+
+def history(epochs=4, alpha_shape=(L, E, O)):
+    g = torch.Generator().manual_seed(0)
+    return [{"epoch": e, "alpha": torch.randn(alpha_shape, generator=g).tolist(),
+             "beta": torch.randn(L, S, 3, generator=g).tolist(),
+             "train_loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1), "arch_loss": None if e < 2 else 0.5,
+             "val_psnr": 20.0 + e, "val_ssim": 0.5 + 0.1 * e} for e in range(epochs)]
+
+
+def test_trajectories_from_a_jsonl_log(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(h) + "\n" for h in history()))
+    hist = viz.load_history(log)
+    fig = viz.plot_trajectories(hist, "alpha", primitives=PRIMITIVES)
+    assert len(fig.axes) == L
+    assert all(len(ax.lines) == O for ax in fig.axes)
+    assert list(fig.axes[0].lines[0].get_xdata()) == [0, 1, 2, 3]
+    fig.savefig(tmp_path / "alpha_traj.png")
+
+    fig = viz.plot_trajectories(hist, "beta")
+    mask = move_mask(L, S)
+    assert [len(ax.lines) for ax in fig.axes] == [int(mask[l].sum()) for l in range(L)]
+    fig.savefig(tmp_path / "beta_traj.png")
+
+    fig = viz.plot_trajectories(history(alpha_shape=(L, S, E, O)), "alpha")
+    assert len(fig.axes) == L
+    with pytest.raises(ValueError):
+        viz.plot_trajectories(hist, "gamma")
+
+
+def test_plot_losses(tmp_path):
+    fig = viz.plot_losses(history())
+    assert len(fig.axes) == 2  # loss axis + PSNR twin
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 1
+    fig.savefig(tmp_path / "losses.png")
+
+
+def test_image_grid(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    grey = torch.rand(32, 32, generator=g).numpy()
+    rgb = torch.rand(32, 32, 3, generator=g).numpy()
+    low = torch.rand(16, 16, 3, generator=g).numpy()  # e.g. an SR input at half size
+    fig = viz.image_grid([low, grey, rgb], ["input", "baseline", "ours"], crop=(8, 8, 12, 12))
+    assert len(fig.axes) == 6  # images + zooms
+    assert fig.axes[0].get_title() == "input"
+    fig.savefig(tmp_path / "grid.png")
+    fig = viz.image_grid([grey, rgb, grey], ncols=2)
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="titles"):
+        viz.image_grid([grey], ["a", "b"])
