@@ -70,6 +70,47 @@ def evaluate_patches(net, batches, loss_fn, device, amp="none") -> Dict[str, flo
     return {"val_loss": sum(losses) / len(losses), "val_psnr": sum(ps) / len(ps), "val_ssim": sum(ss) / len(ss)}
 
 
+def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None) -> float:
+    """One architecture step: val loss, gradients for alpha/beta only, Adam."""
+    with autocast(device, amp):
+        loss = loss_fn(net(xv), yv)
+    if on_loss is not None:
+        on_loss(loss)
+    arch = net.arch_parameters()
+    # grads for alpha/beta only: autograd skips the (unneeded) weight gradients
+    grads = torch.autograd.grad(loss, arch)
+    for p, g in zip(arch, grads):
+        p.grad = g
+    a_opt.step()
+    a_opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def weight_step(net, w_opt, loss_fn, x, y, *, grad_clip=5.0, device, amp="none", on_loss=None) -> float:
+    """One weight step: train loss, backward, clipped SGD; alpha/beta do not move."""
+    with autocast(device, amp):
+        loss = loss_fn(net(x), y)
+    if on_loss is not None:
+        on_loss(loss)
+    w_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in net.arch_parameters():
+        p.grad = None
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
+    w_opt.step()
+    return loss.item()
+
+
+def make_optimizers(net, cfg: Config):
+    """SGD for the weights and Adam for alpha/beta, with the paper's settings."""
+    s = cfg.search
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
+                            weight_decay=s.w_weight_decay)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=s.a_lr, betas=s.a_betas, weight_decay=s.a_weight_decay)
+    return w_opt, a_opt
+
+
 class Searcher:
     """Runs (and resumes) one search. ``run()`` returns a :class:`SearchResult`."""
 
@@ -86,10 +127,7 @@ class Searcher:
         seed_everything(s.seed)
         self.net = prepare_model(SuperNet(cfg), self.device)
         self.loss_fn = make_loss(cfg.task)
-        self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
-                                     weight_decay=s.w_weight_decay)
-        self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=s.a_lr, betas=s.a_betas,
-                                      weight_decay=s.a_weight_decay)
+        self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
         train_imgs, val_imgs, _ = streams.image_split(cfg)
         self.train_ds = streams.patch_dataset(train_imgs, cfg, s.crop)
@@ -154,30 +192,13 @@ class Searcher:
 
     # ------------------------------------------------------------------
     def _arch_step(self, xv, yv) -> float:
-        with autocast(self.device, self.amp):
-            loss = self.loss_fn(self.net(xv), yv)
-        check_finite(loss, "architecture", self.step, self._ckpt_hint())
-        arch = self.net.arch_parameters()
-        # grads for alpha/beta only: autograd skips the (unneeded) weight gradients
-        grads = torch.autograd.grad(loss, arch)
-        for p, g in zip(arch, grads):
-            p.grad = g
-        self.a_opt.step()
-        self.a_opt.zero_grad(set_to_none=True)
-        return loss.item()
+        return arch_step(self.net, self.a_opt, self.loss_fn, xv, yv, device=self.device, amp=self.amp,
+                         on_loss=lambda l: check_finite(l, "architecture", self.step, self._ckpt_hint()))
 
     def _weight_step(self, x, y) -> float:
-        with autocast(self.device, self.amp):
-            loss = self.loss_fn(self.net(x), y)
-        check_finite(loss, "training", self.step, self._ckpt_hint())
-        self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in self.net.arch_parameters():
-            p.grad = None  # the weight step must not move the architecture
-        if self.cfg.search.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), self.cfg.search.grad_clip)
-        self.w_opt.step()
-        return loss.item()
+        return weight_step(self.net, self.w_opt, self.loss_fn, x, y, grad_clip=self.cfg.search.grad_clip,
+                           device=self.device, amp=self.amp,
+                           on_loss=lambda l: check_finite(l, "training", self.step, self._ckpt_hint()))
 
     def _ckpt_hint(self) -> str:
         if self.out is None:

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing the package
 from hinas_lib.data import (EMBEDDED_IMAGES, EvalDataset, ImageError, PatchDataset,  # noqa: E402
                             dihedral, dihedral_inverse, embedded_names, embedded_split, folder_split,
                             list_images, load_embedded, load_image, make_loader)

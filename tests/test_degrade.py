@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing the package
 from hinas_lib.degrade import (add_gaussian_noise, bicubic_downscale, bicubic_upscale,  # noqa: E402
                                imresize, modcrop, noise_seed)
 from hinas_lib.metrics import psnr  # noqa: E402

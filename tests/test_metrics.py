@@ -9,7 +9,6 @@ import torch
 import skimage.data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing the package
 from hinas_lib.metrics import psnr, rgb_to_y, ssim, ssim_torch  # noqa: E402
 
 

@@ -1,0 +1,232 @@
+"""End-to-end engine tests: search, resume, retrain, evaluate, restore, CLI, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hinas_lib import data
+from hinas_lib.checkpoint import CheckpointError, load_checkpoint
+from hinas_lib.cli import main
+from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
+from hinas_lib.evaluate import evaluate, receptive_radius, tiled_forward
+from hinas_lib.genotype import Genotype
+from hinas_lib.network import HiNASNet
+from hinas_lib.runtime import TrainingError
+from hinas_lib.search import Searcher
+from hinas_lib.train import Trainer, load_model
+
+
+def _smooth_image(rng, h, w, channels):
+    """A smooth random picture (sum of a few gradients and blobs), in [0, 1]."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    planes = []
+    for _ in range(channels):
+        a = rng.uniform(-1, 1, 4)
+        img = a[0] * xx + a[1] * yy + 0.3 * np.sin(6 * a[2] * xx + 4 * a[3] * yy)
+        planes.append((img - img.min()) / (np.ptp(img) + 1e-8))
+    img = planes[0] if channels == 1 else np.stack(planes, -1)
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("val", 2), ("test", 2)):
+        for c, tag in ((1, "grey"), (3, "rgb")):
+            d = root / tag / split
+            d.mkdir(parents=True)
+            for i in range(n):
+                data.save_image(d / f"img{i}.png", _smooth_image(rng, 36, 40, c))
+    return root
+
+
+def small_config(image_dirs, task="denoise", scale=2, **search) -> Config:
+    tag = "grey" if task == "denoise" else "rgb"
+    d = image_dirs / tag
+    s = dict(epochs=3, warmup_epochs=1, steps_per_epoch=2, batch_size=2, crop=16 if task == "denoise" else 8,
+             val_batches=1, checkpoint_every=1)
+    s.update(search)
+    return Config(
+        name="test",
+        task=TaskConfig(task=task, channels=1 if task == "denoise" else 3, scale=scale),
+        space=SpaceConfig(layers=2, blocks=2, filters=4),
+        search=SearchConfig(**s),
+        train=TrainConfig(filters=4, epochs=2, steps_per_epoch=3, batch_size=2, crop=16 if task == "denoise" else 8),
+        data=DataConfig(train_dir=str(d / "train"), val_dir=str(d / "val"), test_dir=str(d / "test")),
+    )
+
+
+def test_search_writes_run_directory(image_dirs, tmp_path):
+    cfg = small_config(image_dirs)
+    res = Searcher(cfg, tmp_path / "run", progress=False).run()
+    out = tmp_path / "run"
+    for name in ("genotype.json", "genotype_best.json", "config.yaml", "log.jsonl", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    assert Genotype.load(out / "genotype.json") == res.genotype
+    assert Config.from_yaml(out / "config.yaml") == cfg
+    log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1, 2]
+    assert log[0]["arch_loss"] is None and log[1]["arch_loss"] is not None  # warm-up, then search
+    assert np.array(log[-1]["alpha"]).shape == (2, 5, 7)
+    assert all(np.isfinite(r["val_psnr"]) for r in log)
+    # the architecture moved only after warm-up
+    a0, a1 = np.array(log[0]["alpha"]), np.array(log[-1]["alpha"])
+    assert not np.allclose(a0, a1)
+    assert load_checkpoint(out / "checkpoint.pt", kind="search")["step"] == 6
+    assert (out / "figures" / "alpha.png").is_file()
+
+
+@pytest.mark.parametrize("stop", [1, 3, 4])
+def test_resume_is_exact(image_dirs, tmp_path, stop):
+    cfg = small_config(image_dirs)
+    full = Searcher(cfg, tmp_path / "full", progress=False, write_figures=False).run()
+    Searcher(cfg, tmp_path / "cut", progress=False, write_figures=False).run(stop_after=stop)
+    resumed = Searcher(cfg, tmp_path / "cut", progress=False, resume=True, write_figures=False).run()
+    assert torch.equal(full.net.alpha, resumed.net.alpha)
+    assert torch.equal(full.net.beta, resumed.net.beta)
+    assert full.genotype == resumed.genotype
+    for (k, a), (_, b) in zip(full.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("elapsed_s", "mem_mib")} for r in h]
+    assert strip(full.history) == strip(resumed.history)
+    assert (tmp_path / "full" / "log.jsonl").read_text().count("\n") == 3
+    assert (tmp_path / "cut" / "log.jsonl").read_text().count("\n") == 3
+
+
+def test_search_refuses_to_overwrite_and_checks_config(image_dirs, tmp_path):
+    cfg = small_config(image_dirs)
+    Searcher(cfg, tmp_path / "r", progress=False).run(stop_after=1)
+    with pytest.raises(CheckpointError, match="--resume"):
+        Searcher(cfg, tmp_path / "r", progress=False)
+    other = cfg.replace(space={"filters": 6})
+    with pytest.raises(CheckpointError, match="another configuration"):
+        Searcher(other, tmp_path / "r", progress=False, resume=True)
+
+
+def test_nan_loss_is_reported_and_checkpoint_survives(image_dirs, tmp_path):
+    cfg = small_config(image_dirs)
+    s = Searcher(cfg, tmp_path / "r", progress=False, write_figures=False)
+    s.run(stop_after=2)
+    before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    with torch.no_grad():
+        s.net.stem.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="NaN|nan"):
+        s.run()
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("task,scale", [("denoise", 2), ("sr", 2), ("sr", 3)])
+def test_search_train_eval_end_to_end(image_dirs, tmp_path, task, scale):
+    cfg = small_config(image_dirs, task, scale, epochs=2, warmup_epochs=1)
+    res = Searcher(cfg, tmp_path / "s", progress=False, write_figures=False).run()
+    tr = Trainer(cfg, res.genotype, tmp_path / "t", progress=False, val_size=0)
+    out = tr.run()
+    assert (tmp_path / "t" / "model.pt").is_file()
+    net, cfg2, ckpt = load_model(tmp_path / "t" / "model.pt")
+    assert cfg2 == cfg and Genotype.from_dict(ckpt["genotype"]) == res.genotype
+    # the stored genotype matches the stored weights (load_state_dict is strict)
+    assert sum(p.numel() for p in net.parameters()) == out.net.num_params()
+    images = data.load_folder(image_dirs / ("grey" if task == "denoise" else "rgb") / "test", cfg.task.channels)
+    ev = evaluate(net, cfg, images, progress=False)
+    assert len(ev["images"]) == 2
+    for k in ("input_psnr", "baseline_psnr", "ours_psnr", "ours_ssim"):
+        assert np.isfinite(ev["mean"][k])
+
+
+def test_train_resume_is_exact(image_dirs, tmp_path):
+    cfg = small_config(image_dirs)
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
+    g = Genotype(cells=(cell, cell), path=(0, 1), width_factors=(1.0, 1.5, 2.0))
+    full = Trainer(cfg, g, tmp_path / "a", progress=False, val_size=0).run()
+    Trainer(cfg, g, tmp_path / "b", progress=False, val_size=0).run(stop_after=4)
+    res = Trainer(cfg, g, tmp_path / "b", progress=False, val_size=0, resume=True).run()
+    for (k, a), (_, b) in zip(full.net.state_dict().items(), res.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert full.best_psnr == res.best_psnr
+
+
+@pytest.mark.parametrize("task,scale,channels", [("denoise", 1, 1), ("sr", 2, 3), ("sr", 3, 3)])
+def test_tiled_inference_equals_whole(task, scale, channels):
+    torch.manual_seed(0)
+    cfg = Config(task=TaskConfig(task=task, channels=channels, scale=max(scale, 2) if task == "sr" else 2),
+                 space=SpaceConfig(layers=2, blocks=2, filters=4), train=TrainConfig(filters=4))
+    cell = ((("dil_conv_5x5", 1), ("sep_conv_3x3", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
+    g = Genotype(cells=(cell, cell), path=(0, 1), width_factors=(1.0, 1.5, 2.0))
+    net = HiNASNet(g, cfg).eval()
+    r = receptive_radius(net, channels)
+    assert r > 4
+    x = torch.rand(1, channels, 45, 53)
+    s = cfg.task.scale if task == "sr" else 1
+    with torch.no_grad():
+        whole = net(x)
+    tiled = tiled_forward(net, x, tile=16, overlap=r, scale=s)
+    assert tiled.shape == whole.shape
+    torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
+    # too little context does change the result: the overlap is what makes them equal
+    short = tiled_forward(net, x, tile=16, overlap=1, scale=s)
+    assert (short - whole).abs().max() > 1e-4
+
+
+def test_cli_contract(image_dirs, tmp_path, capsys):
+    cfg = small_config(image_dirs, epochs=2, warmup_epochs=1)
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg.to_yaml(cfg_path)
+    run, run2 = tmp_path / "RUN", tmp_path / "RUN2"
+    assert main(["search", "--config", str(cfg_path), "--out", str(run), "--no-progress"]) == 0
+    assert (run / "genotype.json").is_file() and (run / "config.yaml").is_file()
+    assert main(["train", "--config", str(cfg_path), "--genotype", str(run / "genotype.json"),
+                 "--out", str(run2), "--no-progress", "--val-size", "0"]) == 0
+    assert (run2 / "model.pt").is_file()
+    capsys.readouterr()
+    assert main(["eval", "--model", str(run2 / "model.pt"), "--data", str(image_dirs / "grey" / "test"),
+                 "--sigma", "30", "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {"input_psnr", "baseline_psnr", "ours_psnr"} <= set(res["mean"]) and len(res["images"]) == 2
+    src = image_dirs / "grey" / "test" / "img0.png"
+    assert main(["restore", "--model", str(run2 / "model.pt"), str(src), str(tmp_path / "out.png")]) == 0
+    out = data.load_image(tmp_path / "out.png", channels=None)
+    assert out.shape == data.load_image(src, channels=1).shape
+    # a denoising model asked to do SR fails with a message
+    assert main(["eval", "--model", str(run2 / "model.pt"), "--task", "sr"]) == 2
+    assert "holds a 'denoise' model" in capsys.readouterr().err
+
+
+def test_cli_bad_inputs(image_dirs, tmp_path, capsys):
+    assert main(["describe", "--preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["describe", "--preset", "tiny", "--set", "space.width_factors=[2, 1]"]) == 2
+    assert "space.width_factors" in capsys.readouterr().err
+    assert main(["describe", "--preset", "tiny", "--task", "sr", "--scale", "5"]) == 2
+    assert "task.scale" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"cells": [[[["conv_9x9", 0], ["conv_3x3", 1]]]], "path": [0]}')
+    assert main(["train", "--preset", "tiny", "--genotype", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "conv_9x9" in capsys.readouterr().err
+    # an image smaller than the crop names the file and both sizes
+    small = tmp_path / "small"
+    small.mkdir()
+    data.save_image(small / "tiny.png", np.zeros((10, 12), np.float32))
+    data.save_image(small / "tiny2.png", np.zeros((10, 12), np.float32))
+    assert main(["search", "--preset", "tiny", "--set", f"data.train_dir={small}", "--out",
+                 str(tmp_path / "y"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "tiny" in err and "40" in err
+    # an RGB image for a grey model: clear message unless --convert
+    cfg = small_config(image_dirs, epochs=1, warmup_epochs=0)
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
+    g = Genotype(cells=(cell, cell), path=(0, 0))
+    Trainer(cfg, g, tmp_path / "m", progress=False, val_size=0).run()
+    rgb = image_dirs / "rgb" / "test" / "img0.png"
+    assert main(["restore", "--model", str(tmp_path / "m" / "model.pt"), str(rgb), str(tmp_path / "o.png")]) == 2
+    assert "expects grey" in capsys.readouterr().err
+    assert main(["restore", "--model", str(tmp_path / "m" / "model.pt"), str(rgb), str(tmp_path / "o.png"),
+                 "--convert"]) == 0
+    # unreadable file
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    assert main(["restore", "--model", str(tmp_path / "m" / "model.pt"), str(junk), str(tmp_path / "o.png")]) == 2
+    assert "junk.png" in capsys.readouterr().err
