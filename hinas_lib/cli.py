@@ -1,4 +1,8 @@
-"""Command line: ``python -m hinas_lib {describe,search,train,eval,restore,demo}``."""
+"""Command line: ``python -m hinas_lib {describe,search,train,eval,restore,demo}``.
+
+``search`` and ``train`` also run as several processes under ``torchrun``
+(``torchrun --nproc_per_node=N -m hinas_lib search ...``); rank 0 prints.
+"""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +77,8 @@ def cmd_search(args) -> int:
     s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
                  amp=args.amp)
     res = s.run(stop_after=args.stop_after)
+    if not s.main:
+        return 0
     if s.step < s.total_steps:
         print(f"stopped at step {s.step}/{s.total_steps}; continue with --resume")
         return 0
@@ -90,6 +96,8 @@ def cmd_train(args) -> int:
     t = Trainer(cfg, geno, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
                 val_size=args.val_size)
     res = t.run(stop_after=args.stop_after)
+    if not t.main:
+        return 0
     if t.step < t.total_steps:
         print(f"stopped at step {t.step}/{t.total_steps}; continue with --resume")
         return 0
@@ -190,15 +198,24 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from . import distributed
     args = make_parser().parse_args(argv)
     set_threads(getattr(args, "threads", None))
+    ok = False
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        ok = code == 0
+        return code
     except (ConfigError, GenotypeError, CheckpointError, TrainingError, ValueError, FileNotFoundError) as e:
         if os.environ.get("HINAS_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0")
+        print(f"error: {e}" if rank == "0" else f"error (rank {rank}): {e}", file=sys.stderr)
         return 2
+    finally:
+        # several processes: leave the process group (after the others on success, at once on
+        # failure, so that torchrun or the peers' collectives see this rank go and stop the run)
+        distributed.shutdown(ok)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,29 @@
 """The outer search space: a grid of layers x width levels.
 
-Node (l, s) is layer l at width level s. The stem sits at level 0 before layer
-0. Into each node come up to three moves, indexed k = 0, 1, 2:
+Node (l, s) is layer l at width level s; the stem sits at level 0 before
+layer 0 (call it layer -1). Out of every node go up to three moves into the
+next layer, indexed k = 0, 1, 2:
 
-* k = 0 *raise*: from level s-1 of the previous layer (a wider node next),
-* k = 1 *keep*:  from level s,
-* k = 2 *lower*: from level s+1.
+* k = 0 *lower*: to level s-1 (fewer channels),
+* k = 1 *keep*:  to level s,
+* k = 2 *raise*: to level s+1 (more channels).
 
-A move is possible only if its source node exists; the levels reachable at
-layer l are 0 .. min(l+1, S-1) (one level per layer, starting from the stem).
-``beta`` has shape (L, S, 3); impossible moves are masked to -inf before the
-softmax so they get exactly zero weight.
+``beta[l, s, k]`` weighs the move from node (l-1, s) into layer l. As in
+Auto-DeepLab, the softmax runs over the moves *leaving* a node, so softmax(beta)
+are transition probabilities: every path from the stem has a probability (the
+product of its moves' weights), they sum to 1 over all paths, and Viterbi finds
+the most probable one. A move exists only if both its ends exist; the levels
+reachable at layer l are 0 .. min(l+1, S-1). Impossible moves are masked to
+-inf before the softmax, so they get exactly zero weight.
 """
 from __future__ import annotations
 
 import itertools
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 
-MOVES = ("raise", "keep", "lower")
+MOVES = ("lower", "keep", "raise")
 
 
 def reachable(layer: int, levels: int) -> List[int]:
@@ -29,20 +33,46 @@ def reachable(layer: int, levels: int) -> List[int]:
     return list(range(min(layer + 1, levels - 1) + 1))
 
 
-def source_level(s: int, k: int) -> int:
+def dest_level(s: int, k: int) -> int:
+    """Level reached from level ``s`` by move ``k``."""
     return s - 1 + k
 
 
+def move_index(src: int, dst: int) -> int:
+    """The move k that goes from level ``src`` to level ``dst`` (inverse of dest_level)."""
+    return dst - src + 1
+
+
 def move_mask(layers: int, levels: int) -> torch.Tensor:
-    """Bool tensor (L, S, 3): True where move k into node (l, s) is possible."""
+    """Bool tensor (L, S, 3): True where move k out of node (l-1, s) is possible."""
     mask = torch.zeros(layers, levels, 3, dtype=torch.bool)
     for l in range(layers):
-        prev = set(reachable(l - 1, levels))
-        for s in reachable(l, levels):
+        here = set(reachable(l, levels))
+        for s in reachable(l - 1, levels):
             for k in range(3):
-                if source_level(s, k) in prev:
+                if dest_level(s, k) in here:
                     mask[l, s, k] = True
     return mask
+
+
+def possible_moves(mask: torch.Tensor) -> Iterator[Tuple[int, int, int, int]]:
+    """Yield ``(layer, source level, k, destination level)`` for every possible move."""
+    L, S, _ = mask.shape
+    for l in range(L):
+        for s in range(S):
+            for k in range(3):
+                if mask[l, s, k]:
+                    yield l, s, k, dest_level(s, k)
+
+
+def incoming(mask: torch.Tensor, layer: int, level: int) -> List[Tuple[int, int]]:
+    """``(source level, k)`` of every possible move into node (layer, level)."""
+    out = []
+    for k in range(3):
+        src = level + 1 - k
+        if 0 <= src < mask.shape[1] and mask[layer, src, k]:
+            out.append((src, k))
+    return out
 
 
 def masked_softmax(beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -57,24 +87,32 @@ def masked_log_softmax(beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(beta.masked_fill(~mask, float("-inf")), dim=-1)
 
 
-def path_log_prob(beta: torch.Tensor, mask: torch.Tensor, path) -> float:
-    """Sum over layers of log softmax(beta)[l, path[l], move taken]."""
-    logp = masked_log_softmax(beta.detach().double(), mask)
-    prev, total = 0, 0.0
+def _valid_moves(mask: torch.Tensor, path) -> List[Tuple[int, int]]:
+    """(source level, k) of each step of ``path``, or [] if the path is impossible."""
+    prev, steps = 0, []
     for l, s in enumerate(path):
-        k = prev - s + 1  # inverse of source_level: prev = s - 1 + k
-        if not (0 <= k < 3) or not mask[l, s, k]:
-            return float("-inf")
-        total += float(logp[l, s, k])
+        k = move_index(prev, s)
+        if not (0 <= k < 3 and 0 <= s < mask.shape[1]) or not mask[l, prev, k]:
+            return []
+        steps.append((prev, k))
         prev = s
-    return total
+    return steps
+
+
+def path_log_prob(beta: torch.Tensor, mask: torch.Tensor, path) -> float:
+    """log P(path) = sum over layers of log softmax(beta)[l, previous level, move taken]."""
+    steps = _valid_moves(mask, path)
+    if not steps:
+        return float("-inf")
+    logp = masked_log_softmax(beta.detach().double(), mask)
+    return float(sum(logp[l, src, k] for l, (src, k) in enumerate(steps)))
 
 
 def viterbi(beta: torch.Tensor, mask: torch.Tensor) -> Tuple[List[int], float]:
     """Most probable width path by dynamic programming (not a greedy or DFS walk).
 
-    score[l][s] = best log-probability of any valid path ending at node (l, s);
-    each layer looks at the three possible predecessors only, O(L * S * 3).
+    score[l][s] = best log-probability of any path from the stem to node (l, s);
+    each node looks at its (up to three) predecessors only: O(L * S * 3).
     Ties are broken towards the lower level (fewer channels) for determinism.
     """
     L, S, _ = beta.shape
@@ -82,16 +120,11 @@ def viterbi(beta: torch.Tensor, mask: torch.Tensor) -> Tuple[List[int], float]:
     neg = float("-inf")
     score = [[neg] * S for _ in range(L)]
     back = [[-1] * S for _ in range(L)]
-    for l in range(L):
-        for s in range(S):
-            for k in range(3):
-                if not mask[l, s, k]:
-                    continue
-                src = source_level(s, k)
-                base = 0.0 if l == 0 else score[l - 1][src]
-                cand = base + float(logp[l, s, k])
-                if cand > score[l][s] or (cand == score[l][s] and back[l][s] > src):
-                    score[l][s], back[l][s] = cand, src
+    for l, src, k, dst in possible_moves(mask):
+        base = 0.0 if l == 0 else score[l - 1][src]
+        cand = base + float(logp[l, src, k])
+        if cand > score[l][dst] or (cand == score[l][dst] and back[l][dst] > src):
+            score[l][dst], back[l][dst] = cand, src
     end = max(range(S), key=lambda s: (score[L - 1][s], -s))
     best = score[L - 1][end]
     path = [end]
@@ -103,18 +136,7 @@ def viterbi(beta: torch.Tensor, mask: torch.Tensor) -> Tuple[List[int], float]:
 def all_paths(layers: int, levels: int) -> List[List[int]]:
     """Every valid path, by brute force (for tests and for counting)."""
     mask = move_mask(layers, levels)
-    out = []
-    for cand in itertools.product(range(levels), repeat=layers):
-        prev, ok = 0, True
-        for l, s in enumerate(cand):
-            k = prev - s + 1  # inverse of source_level: prev = s - 1 + k
-            if not (0 <= k < 3 and mask[l, s, k]):
-                ok = False
-                break
-            prev = s
-        if ok:
-            out.append(list(cand))
-    return out
+    return [list(c) for c in itertools.product(range(levels), repeat=layers) if _valid_moves(mask, c)]
 
 
 def count_paths(layers: int, levels: int) -> int:
@@ -123,9 +145,7 @@ def count_paths(layers: int, levels: int) -> int:
     ways = [1 if s == 0 else 0 for s in range(levels)]  # the stem
     for l in range(layers):
         nxt = [0] * levels
-        for s in range(levels):
-            for k in range(3):
-                if mask[l, s, k]:
-                    nxt[s] += ways[source_level(s, k)]
+        for l2, src, k, dst in possible_moves(mask[l:l + 1]):
+            nxt[dst] += ways[src]
         ways = nxt
     return sum(ways)

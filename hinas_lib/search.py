@@ -11,11 +11,17 @@ A run directory holds ``config.yaml``, ``log.jsonl`` (one line per epoch:
 losses, val PSNR/SSIM, alpha, beta, genotype), ``checkpoint.pt`` (atomic,
 resumable exactly), ``genotype.json`` (final), ``genotype_best.json`` (best
 val PSNR epoch) and ``figures/``.
+
+Under ``torchrun`` (several processes) the weights are trained with
+DistributedDataParallel, the alpha/beta gradients are averaged over the ranks,
+each rank takes its slice of every global batch and only rank 0 writes files;
+see :mod:`hinas_lib.distributed`.
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +30,14 @@ from typing import Callable, Dict, List, Optional
 import torch
 from tqdm.auto import tqdm
 
-from . import streams
+from . import distributed, streams
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from .config import Config
 from .derive import derive_genotype
 from .genotype import Genotype
 from .losses import make_loss
 from .metrics import psnr, ssim
-from .runtime import (autocast, check_finite, memory_mib, pick_device, prepare_model, seed_everything,
+from .runtime import (autocast, check_finite, memory_mib, prepare_model, seed_everything,
                       to_device)
 from .supernet import SuperNet
 
@@ -51,27 +57,37 @@ class SearchResult:
     net: SuperNet
 
 
-def evaluate_patches(net, batches, loss_fn, device, amp="none") -> Dict[str, float]:
-    """Mean loss, PSNR and SSIM of ``net`` over fixed (input, target) batches."""
+def evaluate_patches(net, batches, loss_fn, device, amp="none",
+                     dist: Optional[distributed.DistInfo] = None) -> Dict[str, float]:
+    """Mean loss, PSNR and SSIM of ``net`` over fixed (input, target) batches.
+    With ``dist`` the batches are split over the ranks and the per-batch scores
+    put back in order, so every rank gets the single-process numbers."""
+    dist = dist or distributed.DistInfo()
     was_training = net.training
     net.eval()
-    losses, ps, ss = [], [], []
+    scores = []  # per batch: (loss, [psnr per image], [ssim per image])
     with torch.no_grad():
-        for x, y in batches:
+        for x, y in distributed.shard(batches, dist):
             x, y = to_device(x, device), to_device(y, device)
             with autocast(device, amp):
                 out = net(x)
             out = out.float()
-            losses.append(float(loss_fn(out, y)))
-            for o, t in zip(out.clamp(0, 1), y):
-                ps.append(psnr(o, t))
-                ss.append(ssim(o, t))
+            pairs = list(zip(out.clamp(0, 1), y))
+            scores.append((float(loss_fn(out, y)), [psnr(o, t) for o, t in pairs], [ssim(o, t) for o, t in pairs]))
     net.train(was_training)
+    scores = distributed.unshard(scores, len(batches), dist)
+    losses = [l for l, _, _ in scores]
+    ps = [p for _, b, _ in scores for p in b]
+    ss = [q for _, _, b in scores for q in b]
     return {"val_loss": sum(losses) / len(losses), "val_psnr": sum(ps) / len(ps), "val_ssim": sum(ss) / len(ss)}
 
 
-def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None) -> float:
-    """One architecture step: val loss, gradients for alpha/beta only, Adam."""
+def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None, reduce_grads=None) -> float:
+    """One architecture step: val loss, gradients for alpha/beta only, Adam.
+
+    ``reduce_grads(grads)`` (several processes) averages them over the ranks in
+    place before the step. ``net`` is the bare supernet, never the DDP wrapper:
+    no weight gradient is computed here, and DDP's reducer would wait for them."""
     with autocast(device, amp):
         loss = loss_fn(net(xv), yv)
     if on_loss is not None:
@@ -79,6 +95,8 @@ def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None) 
     arch = net.arch_parameters()
     # grads for alpha/beta only: autograd skips the (unneeded) weight gradients
     grads = torch.autograd.grad(loss, arch)
+    if reduce_grads is not None:
+        reduce_grads(grads)
     for p, g in zip(arch, grads):
         p.grad = g
     a_opt.step()
@@ -86,10 +104,15 @@ def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None) 
     return loss.item()
 
 
-def weight_step(net, w_opt, loss_fn, x, y, *, grad_clip=5.0, device, amp="none", on_loss=None) -> float:
-    """One weight step: train loss, backward, clipped SGD; alpha/beta do not move."""
+def weight_step(net, w_opt, loss_fn, x, y, *, grad_clip=5.0, device, amp="none", on_loss=None,
+                model=None) -> float:
+    """One weight step: train loss, backward, clipped SGD; alpha/beta do not move.
+
+    ``model`` runs the forward when given: the DDP wrapper of ``net``, whose
+    backward averages the weight gradients over the ranks (alpha/beta are
+    excluded from DDP and their gradients dropped here)."""
     with autocast(device, amp):
-        loss = loss_fn(net(x), y)
+        loss = loss_fn((model or net)(x), y)
     if on_loss is not None:
         on_loss(loss)
     w_opt.zero_grad(set_to_none=True)
@@ -119,14 +142,21 @@ class Searcher:
                  on_epoch: Optional[Callable[[Dict], None]] = None, write_figures: bool = True):
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
-        self.device = pick_device(device)
+        # joins the process group when launched by torchrun; else one process, as before
+        self.dist, self.device = distributed.init(device)
+        self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
         self.progress, self.amp, self.on_epoch = progress, amp, on_epoch
         self.write_figures = write_figures
         s = cfg.search
+        distributed.check_batch(s.batch_size, self.dist, "search.batch_size")
 
         seed_everything(s.seed)
         self.net = prepare_model(SuperNet(cfg), self.device)
+        if self.dist.enabled:
+            distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
         self.loss_fn = make_loss(cfg.task)
+        # training losses see the whole global batch (per-rank outputs gathered)
+        self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
         self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
         train_imgs, val_imgs, _ = streams.image_split(cfg)
@@ -139,15 +169,35 @@ class Searcher:
         self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
         self.best = {"val_psnr": -float("inf"), "epoch": -1, "genotype": None}
         if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if resume:
-                self._load(self.out / CKPT_NAME)
-            elif (self.out / CKPT_NAME).exists():
-                raise CheckpointError(f"{self.out} already holds a search checkpoint; pass --resume to "
-                                      "continue it or choose another --out")
-            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
+            self._open_run_dir(resume)
         elif resume:
             raise ValueError("resume needs an output directory")
+        # DDP over the weights only (alpha/beta have their own step); built after
+        # loading, it starts every rank from rank 0's weights, and alpha/beta too
+        self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
+        distributed.broadcast_(self.net.arch_parameters(), self.dist)
+
+    def _open_run_dir(self, resume: bool) -> None:
+        # rank 0 alone reads the run folder (other machines need not share it) and
+        # hands every rank the checkpoint or the same error
+        payload: Dict = {}
+        if self.main:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                if resume:
+                    payload["ckpt"] = self._read_checkpoint(self.out / CKPT_NAME)
+                elif (self.out / CKPT_NAME).exists():
+                    raise CheckpointError(f"{self.out} already holds a search checkpoint; pass --resume to "
+                                          "continue it or choose another --out")
+            except CheckpointError as e:
+                payload["error"] = str(e)
+        payload = distributed.broadcast_object(payload, self.dist)
+        if "error" in payload:
+            raise CheckpointError(payload["error"])
+        if "ckpt" in payload:
+            self._apply_checkpoint(payload["ckpt"])
+        if self.main:
+            atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
 
     # ------------------------------------------------------------------
     @property
@@ -165,18 +215,33 @@ class Searcher:
             "history": json.dumps(self.history),
             "sums": json.dumps(self.sums),
             "best": json.dumps(self.best),
+            # informative: any number of processes that divides the global batch may resume
+            "world_size": self.dist.world_size,
         }
 
     def save(self) -> None:
-        if self.out is not None:
+        if self.out is not None and self.main:
             atomic_save(self._state(), self.out / CKPT_NAME)
 
     def _load(self, path: Path) -> None:
+        self._apply_checkpoint(self._read_checkpoint(path))
+
+    def _read_checkpoint(self, path: Path) -> Dict:
         ckpt = load_checkpoint(path, kind="search")
         if ckpt["config"] != self.cfg.to_dict():
             raise CheckpointError(f"{path} was written by a search with another configuration "
                                   f"(preset {ckpt['config'].get('name')!r}, task "
                                   f"{ckpt['config']['task']['task']!r}); resume it with that config")
+        return ckpt
+
+    def _apply_checkpoint(self, ckpt: Dict) -> None:
+        written_by = int(ckpt.get("world_size", 1))
+        if written_by != self.dist.world_size and self.main:
+            # allowed: the config's batch_size is the global batch and the sample
+            # stream does not depend on the number of processes
+            print(f"note: resuming a search checkpoint written by {written_by} process(es) with "
+                  f"{self.dist.world_size}: same global batch ({self.cfg.search.batch_size}) and samples; "
+                  "equal to an uninterrupted run up to floating-point summation order", file=sys.stderr)
         self.net.load_state_dict(ckpt["model"])
         self.w_opt.load_state_dict(ckpt["w_opt"])
         self.a_opt.load_state_dict(ckpt["a_opt"])
@@ -187,17 +252,20 @@ class Searcher:
         self._rewrite_log()
 
     def _rewrite_log(self) -> None:
-        if self.out is not None:
+        if self.out is not None and self.main:
             atomic_write_text(self.out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
 
     # ------------------------------------------------------------------
     def _arch_step(self, xv, yv) -> float:
-        return arch_step(self.net, self.a_opt, self.loss_fn, xv, yv, device=self.device, amp=self.amp,
-                         on_loss=lambda l: check_finite(l, "architecture", self.step, self._ckpt_hint()))
+        # every rank sees the same global loss, so a NaN stops all ranks alike
+        reduce = (lambda g: distributed.average_(g, self.dist)) if self.dist.enabled else None
+        return arch_step(self.net, self.a_opt, self.batch_loss, xv, yv, device=self.device, amp=self.amp,
+                         on_loss=lambda l: check_finite(l, "architecture", self.step, self._ckpt_hint()),
+                         reduce_grads=reduce)
 
     def _weight_step(self, x, y) -> float:
-        return weight_step(self.net, self.w_opt, self.loss_fn, x, y, grad_clip=self.cfg.search.grad_clip,
-                           device=self.device, amp=self.amp,
+        return weight_step(self.net, self.w_opt, self.batch_loss, x, y, grad_clip=self.cfg.search.grad_clip,
+                           device=self.device, amp=self.amp, model=self.model,
                            on_loss=lambda l: check_finite(l, "training", self.step, self._ckpt_hint()))
 
     def _ckpt_hint(self) -> str:
@@ -212,7 +280,7 @@ class Searcher:
         s = self.cfg.search
         self._saved_step = self.step
         end = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
                    desc=f"search {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
         self.net.train()
         t0 = time.time()
@@ -224,10 +292,11 @@ class Searcher:
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             arch_on = epoch >= s.warmup_epochs
-            train_it = streams.batch_stream(self.train_ds, s.seed, s.batch_size, self.step, n, self.device,
-                                            self.cfg.data.num_workers)
-            val_it = (streams.batch_stream(self.val_ds, s.seed + 1, s.batch_size, self.step, n, self.device,
-                                           self.cfg.data.num_workers) if arch_on else None)
+            # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
+            train_it = distributed.batch_stream(self.train_ds, s.seed, s.batch_size, self.step, n, self.device,
+                                                self.cfg.data.num_workers, self.dist)
+            val_it = (distributed.batch_stream(self.val_ds, s.seed + 1, s.batch_size, self.step, n, self.device,
+                                               self.cfg.data.num_workers, self.dist) if arch_on else None)
             sums = self.sums
             for _ in range(n):
                 x, y = (to_device(t, self.device) for t in next(train_it))
@@ -253,7 +322,7 @@ class Searcher:
 
     def _end_epoch(self, epoch: int, lr: float, arch_on: bool, elapsed: float) -> None:
         sums, n = self.sums, max(1, self.sums["n"])
-        val = evaluate_patches(self.net, self.val_batches, self.loss_fn, self.device, self.amp)
+        val = evaluate_patches(self.net, self.val_batches, self.loss_fn, self.device, self.amp, self.dist)
         geno = derive_genotype(self.net)
         rec = {
             "epoch": epoch, "step": self.step, "lr": lr,
@@ -270,17 +339,17 @@ class Searcher:
         # the best epoch is chosen among those that searched the architecture
         if arch_on and val["val_psnr"] > self.best["val_psnr"]:
             self.best = {"val_psnr": val["val_psnr"], "epoch": epoch, "genotype": geno.to_dict()}
-        if self.out is not None:
+        if self.out is not None and self.main:
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-        if self.on_epoch is not None:
+        if self.on_epoch is not None and self.main:
             self.on_epoch(rec)
 
     def _finish(self) -> SearchResult:
         geno = derive_genotype(self.net)
         best = Genotype.from_dict(self.best["genotype"]) if self.best["genotype"] else geno
         done = self.step >= self.total_steps
-        if self.out is not None and done:
+        if self.out is not None and done and self.main:
             geno.save(self.out / "genotype.json")
             best.save(self.out / "genotype_best.json")
             if self.write_figures:

@@ -6,12 +6,13 @@ Architecture parameters:
   depends on ``space.alpha_sharing``: ``layer`` (LWAS, the paper's choice)
   ``(L, E, O)``; ``tied`` (one for the whole net, DARTS-style) ``(1, E, O)``;
   ``cell`` (one per grid node) ``(L, S, E, O)``.
-* ``beta`` (outer space): ``(L, S, 3)``, softmax over the raise/keep/lower
-  moves into each node, masked where a move is impossible.
+* ``beta`` (outer space): ``(L, S, 3)``, softmax over the lower/keep/raise
+  moves *out of* each node of the previous layer (transition probabilities, as
+  in Auto-DeepLab), masked where a move is impossible.
 
 Cell sharing (``space.cell_sharing=True``, HiNAS): a node first merges the
-beta-weighted, width-matched inputs of all its incoming paths and runs one
-cell. Without it (Auto-DeepLab style) each incoming path runs its own cell and
+width-matched inputs of all its incoming paths, each weighted by its move's
+beta, and runs one cell. Without it (Auto-DeepLab style) each incoming path runs its own cell and
 the cell outputs are beta-weighted: up to 3x the cell evaluations.
 """
 from __future__ import annotations
@@ -23,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .cells import SearchCell
+from .cells import PERF, SearchCell
 from .config import Config
 from .genotype import edges_per_cell
-from .grid import masked_softmax, move_mask, reachable, source_level
+from .grid import incoming, masked_softmax, move_mask, reachable
 from .ops import router
 
 
@@ -88,11 +89,10 @@ class SuperNet(nn.Module):
         for l, s in self.nodes:
             C = self.widths[s]
             c_pp = self._prev_prev_width(l, s)
-            for k in self._moves(l, s):
-                src = source_level(s, k)
+            for src, k in incoming(self.mask, l, s):
                 if src != s:  # keep is the identity: same width, nothing to learn
-                    self.routers[_key(l, s, k)] = router(self.widths[src], C, affine=False, act=sp.activation)
-            n_cells = 1 if sp.cell_sharing else len(self._moves(l, s))
+                    self.routers[_key(l, src, k)] = router(self.widths[src], C, affine=False, act=sp.activation)
+            n_cells = 1 if sp.cell_sharing else len(incoming(self.mask, l, s))
             for c in range(n_cells):
                 self.cells[_key(l, s, c)] = SearchCell(c_pp, C, C, sp.blocks, self.primitives,
                                                        act=sp.activation, affine=False)
@@ -111,9 +111,6 @@ class SuperNet(nn.Module):
         self.beta = nn.Parameter(1e-3 * torch.randn(self.L, self.S, 3))
 
     # ------------------------------------------------------------------
-    def _moves(self, l: int, s: int) -> List[int]:
-        return [k for k in range(3) if bool(self.mask[l, s, k])]
-
     def _prev_prev_width(self, l: int, s: int) -> int:
         if l - 2 < 0:
             return self.widths[0]  # the stem
@@ -146,13 +143,16 @@ class SuperNet(nn.Module):
 
     def _run_cell(self, cell: SearchCell, s0, s1, w, naive: bool):
         if self.cfg.space.checkpoint_cells and self.training and torch.is_grad_enabled():
-            return checkpoint(cell, s0, s1, w, naive, use_reentrant=False)
+            return checkpoint(_RecomputeKeepsBNStats(cell), s0, s1, w, naive, use_reentrant=False)
         return cell(s0, s1, w, naive)
 
     # ------------------------------------------------------------------
     def features(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
         aw, bw = self.alpha_weights(), self.beta_weights()
         stem = self.stem(x)
+        if PERF.channels_last:
+            # every conv/BN after this inherits NHWC; the 1-channel input would not pass it on
+            stem = stem.contiguous(memory_format=torch.channels_last)
         prev: Dict[int, torch.Tensor] = {0: stem}   # layer l-1
         prev2: Dict[int, torch.Tensor] = {0: stem}  # layer l-2
         for l in range(self.L):
@@ -161,20 +161,20 @@ class SuperNet(nn.Module):
                 s0 = prev2[min(s, max(prev2))]
                 w = self._cell_weights(aw, l, s)
                 inputs = []
-                for k in self._moves(l, s):
-                    src = prev[source_level(s, k)]
-                    key = _key(l, s, k)
-                    inputs.append((k, self.routers[key](src) if key in self.routers else src))
+                for src, k in incoming(self.mask, l, s):
+                    key = _key(l, src, k)
+                    h = self.routers[key](prev[src]) if key in self.routers else prev[src]
+                    inputs.append((bw[l, src, k], h))  # weight of the move (l-1, src) -> (l, s)
                 if self.cfg.space.cell_sharing:
                     merged = None
-                    for k, h in inputs:
-                        term = bw[l, s, k] * h
+                    for b, h in inputs:
+                        term = b * h
                         merged = term if merged is None else merged + term
                     cur[s] = self._run_cell(self.cells[_key(l, s, 0)], s0, merged, w, naive)
                 else:
                     out = None
-                    for c, (k, h) in enumerate(inputs):
-                        term = bw[l, s, k] * self._run_cell(self.cells[_key(l, s, c)], s0, h, w, naive)
+                    for c, (b, h) in enumerate(inputs):
+                        term = b * self._run_cell(self.cells[_key(l, s, c)], s0, h, w, naive)
                         out = term if out is None else out + term
                     cur[s] = out
             prev2, prev = prev, cur
@@ -185,7 +185,32 @@ class SuperNet(nn.Module):
         return feat + stem  # long skip: cells learn a residual on the stem features
 
     def forward(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
-        return self.head(self.features(x, naive), x)
+        # callers get the usual contiguous layout whatever layout was used inside
+        return self.head(self.features(x, naive), x).contiguous()
+
+
+class _RecomputeKeepsBNStats:
+    """A cell wrapped for ``torch.utils.checkpoint``: the first call is the real
+    forward; later calls are backward's recomputation, which must not update the
+    BN running statistics a second time, so it restores them afterwards (also
+    when checkpoint's early stop aborts the recomputation half way)."""
+
+    def __init__(self, cell: SearchCell):
+        self.cell, self.calls = cell, 0
+
+    def __call__(self, s0, s1, w, naive):
+        self.calls += 1
+        if self.calls == 1:
+            return self.cell(s0, s1, w, naive)
+        bufs = [b for m in self.cell.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+        saved = [b.clone() for b in bufs]
+        try:
+            return self.cell(s0, s1, w, naive)
+        finally:
+            with torch.no_grad():
+                for b, v in zip(bufs, saved):
+                    b.copy_(v)
 
 
 __all__ = ["SuperNet", "DenoiseHead", "SRHead", "make_head"]

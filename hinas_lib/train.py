@@ -5,11 +5,16 @@ val images with fixed degradations after every ``val_every`` epochs; the best
 validation PSNR is kept as ``model.pt``, a self-describing checkpoint (config,
 genotype, weights) that ``torch.load(weights_only=True)`` reads. The resumable
 state lives in ``train_checkpoint.pt``.
+
+Under ``torchrun`` the network is trained with DistributedDataParallel on
+slices of each global batch, with synchronised BatchNorm; validation is split
+over the ranks and only rank 0 writes files (see :mod:`hinas_lib.distributed`).
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from . import streams
+from . import distributed, streams
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from .config import Config
 from .genotype import Genotype
@@ -74,21 +79,26 @@ def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional
     return net, cfg, ckpt
 
 
-def validate(net, batches, device, cfg: Config, amp: str = "none") -> Dict[str, float]:
-    """PSNR/SSIM of whole val images (Y channel and border shave for SR)."""
+def validate(net, batches, device, cfg: Config, amp: str = "none",
+             dist: Optional[distributed.DistInfo] = None) -> Dict[str, float]:
+    """PSNR/SSIM of whole val images (Y channel and border shave for SR). With
+    ``dist`` the images are split over the ranks; every rank gets the
+    single-process means (per-image scores are put back in order)."""
     from .evaluate import metric_kwargs
+    dist = dist or distributed.DistInfo()
     kw = metric_kwargs(cfg)
     net.eval()
-    ps, ss = [], []
+    scores = []
     with torch.no_grad():
-        for x, y, _ in batches:
+        for x, y, _ in distributed.shard(batches, dist):
             x = to_device(x.unsqueeze(0), device)
             with autocast(device, amp):
                 out = net(x)
             out = out.float().clamp(0, 1)[0].cpu()
-            ps.append(psnr(out, y, **kw))
-            ss.append(ssim(out, y, **kw))
+            scores.append((psnr(out, y, **kw), ssim(out, y, **kw)))
     net.train()
+    scores = distributed.unshard(scores, len(batches), dist)
+    ps, ss = [p for p, _ in scores], [q for _, q in scores]
     return {"val_psnr": sum(ps) / len(ps), "val_ssim": sum(ss) / len(ss)}
 
 
@@ -98,12 +108,18 @@ class Trainer:
                  val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None):
         self.cfg, self.genotype = cfg, genotype
         self.out = Path(out_dir) if out_dir is not None else None
-        self.device = pick_device(device)
+        # joins the process group when launched by torchrun; else one process, as before
+        self.dist, self.device = distributed.init(device)
+        self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
         self.progress, self.on_epoch = progress, on_epoch
         t = cfg.train
+        distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
         seed_everything(t.seed)
         self.net = prepare_model(HiNASNet(genotype, cfg), self.device)
-        self.loss_fn = make_loss(cfg.task)
+        if self.dist.enabled:
+            distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
+        # the loss of the whole global batch (per-rank outputs gathered)
+        self.loss_fn = distributed.GlobalBatchLoss(make_loss(cfg.task), self.dist)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
 
@@ -117,16 +133,34 @@ class Trainer:
         self.sums = {"loss": 0.0, "n": 0}
         self.best_state: Optional[Dict] = None
         if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if resume:
-                self._load()
-            elif (self.out / STATE_NAME).exists():
-                raise CheckpointError(f"{self.out} already holds a training checkpoint; pass --resume to "
-                                      "continue it or choose another --out")
-            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-            self.genotype.save(self.out / "genotype.json")
+            self._open_run_dir(resume)
         elif resume:
             raise ValueError("resume needs an output directory")
+        # built after loading: DDP starts every rank from rank 0's weights
+        self.model = distributed.wrap_ddp(self.net, self.device, self.dist)
+
+    def _open_run_dir(self, resume: bool) -> None:
+        # rank 0 alone reads the run folder (other machines need not share it) and
+        # hands every rank the checkpoint or the same error
+        payload: Dict = {}
+        if self.main:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                if resume:
+                    payload["ckpt"] = self._read_checkpoint()
+                elif (self.out / STATE_NAME).exists():
+                    raise CheckpointError(f"{self.out} already holds a training checkpoint; pass --resume to "
+                                          "continue it or choose another --out")
+            except CheckpointError as e:
+                payload["error"] = str(e)
+        payload = distributed.broadcast_object(payload, self.dist)
+        if "error" in payload:
+            raise CheckpointError(payload["error"])
+        if "ckpt" in payload:
+            self._apply_checkpoint(payload["ckpt"])
+        if self.main:
+            atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
+            self.genotype.save(self.out / "genotype.json")
 
     @property
     def total_steps(self) -> int:
@@ -140,24 +174,40 @@ class Trainer:
         return {"kind": "train", "config": self.cfg.to_dict(), "genotype": self.genotype.to_dict(),
                 "step": self.step, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": json.dumps(self.history),
-                "best_psnr": self.best_psnr, "sums": json.dumps(self.sums)}
+                "best_psnr": self.best_psnr, "sums": json.dumps(self.sums),
+                # informative: any number of processes that divides the global batch may resume
+                "world_size": self.dist.world_size}
 
     def _load(self) -> None:
+        self._apply_checkpoint(self._read_checkpoint())
+
+    def _read_checkpoint(self) -> Dict:
         path = self.out / STATE_NAME
         ckpt = load_checkpoint(path, kind="train")
         if ckpt["config"] != self.cfg.to_dict() or ckpt["genotype"] != self.genotype.to_dict():
             raise CheckpointError(f"{path} was written for another config or genotype "
                                   f"(preset {ckpt['config'].get('name')!r}, task {ckpt['config']['task']['task']!r})")
+        return ckpt
+
+    def _apply_checkpoint(self, ckpt: Dict) -> None:
+        written_by = int(ckpt.get("world_size", 1))
+        if written_by != self.dist.world_size and self.main:
+            # allowed: batch_size is the global batch, the sample stream is independent of the process count
+            print(f"note: resuming a training checkpoint written by {written_by} process(es) with "
+                  f"{self.dist.world_size}: same global batch ({self.cfg.train.batch_size}) and samples; "
+                  "equal to an uninterrupted run up to floating-point summation order", file=sys.stderr)
         self.net.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["opt"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best_psnr = int(ckpt["step"]), float(ckpt["best_psnr"])
         self.history, self.sums = json.loads(ckpt["history"]), json.loads(ckpt["sums"])
-        atomic_write_text(self.out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        if self.main:
+            atomic_write_text(self.out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
 
     def save(self) -> None:
         if self.out is not None:
-            atomic_save(self._state(), self.out / STATE_NAME)
+            if self.main:
+                atomic_save(self._state(), self.out / STATE_NAME)
             self._saved = self.step
 
     def _step(self, x, y) -> float:
@@ -165,7 +215,8 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         with autocast(self.device, t.amp):
-            loss = self.loss_fn(self.net(x), y)
+            # through the DDP wrapper (when distributed): backward averages the gradients over the ranks
+            loss = self.loss_fn(self.model(x), y)
         hint = (f"the last checkpoint ({self.out / STATE_NAME}, step {self._saved}) is intact"
                 if self.out is not None else "no output directory")
         check_finite(loss, "training", self.step, hint)
@@ -182,15 +233,16 @@ class Trainer:
         t = self.cfg.train
         self._saved = self.step
         end = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress,
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
                    desc=f"train {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
         self.net.train()
         t0 = time.time()
         while self.step < end:
             epoch = self.step // t.steps_per_epoch
             n = min(t.steps_per_epoch - self.step % t.steps_per_epoch, end - self.step)
-            it = streams.batch_stream(self.train_ds, t.seed, t.batch_size, self.step, n, self.device,
-                                      self.cfg.data.num_workers)
+            # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
+            it = distributed.batch_stream(self.train_ds, t.seed, t.batch_size, self.step, n, self.device,
+                                          self.cfg.data.num_workers, self.dist)
             for _ in range(n):
                 x, y = (to_device(v, self.device) for v in next(it))
                 self.sums["loss"] += self._step(x, y)
@@ -222,21 +274,21 @@ class Trainer:
         self.sums = {"loss": 0.0, "n": 0}
         last = epoch == t.epochs - 1
         if (epoch + 1) % t.val_every == 0 or last:
-            rec.update(validate(self.net, self.val_set, self.device, self.cfg, t.amp))
+            rec.update(validate(self.net, self.val_set, self.device, self.cfg, t.amp, self.dist))
             if rec["val_psnr"] > self.best_psnr:
                 self.best_psnr = rec["val_psnr"]
                 rec["best"] = True
                 self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                if self.out is not None:
+                if self.out is not None and self.main:
                     metrics = {"val_psnr": rec["val_psnr"], "val_ssim": rec["val_ssim"], "epoch": epoch,
                                "step": self.step}
                     atomic_save(model_checkpoint(self.net, self.cfg, self.genotype, metrics),
                                 self.out / MODEL_NAME)
         self.history.append(rec)
-        if self.out is not None:
+        if self.out is not None and self.main:
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-        if self.on_epoch is not None:
+        if self.on_epoch is not None and self.main:
             self.on_epoch(rec)
 
 

@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .genotype import Genotype, edge_index, input_name
-from .grid import MOVES, masked_softmax, move_mask, reachable, source_level
+from .grid import MOVES, masked_softmax, move_mask, possible_moves, reachable
 from .ops import PRIMITIVES
 
 INSTALL_HINT = ("drawing graphs needs the Graphviz 'dot' program, which the pip package does not "
@@ -111,22 +111,16 @@ def width_path_graph(genotype_or_path, levels: Optional[int] = None, layers: Opt
             c.attr(label=f"layer {l}", color="white")
             for s in range(levels):
                 label = f"{factors[s]:g}x" if factors else f"s{s}"
-                if not bool(mask[l, s].any()):
+                if s not in reachable(l, levels):
                     c.node(f"n{l}_{s}", label, style="dashed", color="gray70", fontcolor="gray70")
                 elif l < len(path) and path[l] == s:
                     c.node(f"n{l}_{s}", label, color="red", penwidth="2", fillcolor="mistyrose")
                 else:
                     c.node(f"n{l}_{s}", label)
-    for l in range(layers):
-        for s in range(levels):
-            for k in range(3):
-                if not mask[l, s, k]:
-                    continue
-                src = source_level(s, k)
-                tail = f"n{l - 1}_{src}" if l > 0 else "stem"
-                taken = l < len(path) and path[l] == s and (path[l - 1] if l > 0 else 0) == src
-                g.edge(tail, f"n{l}_{s}", color="red" if taken else "gray60",
-                       penwidth="3" if taken else "1")
+    for l, src, k, s in possible_moves(mask):
+        tail = f"n{l - 1}_{src}" if l > 0 else "stem"
+        taken = l < len(path) and path[l] == s and (path[l - 1] if l > 0 else 0) == src
+        g.edge(tail, f"n{l}_{s}", color="red" if taken else "gray60", penwidth="3" if taken else "1")
     return g
 
 
@@ -254,7 +248,8 @@ def plot_alphas(alpha, primitives: Sequence[str], blocks: int, *, ncols: int = 3
 
 
 def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = None):
-    """Masked softmax of beta, one (levels x moves) heatmap per layer; impossible moves grey."""
+    """Masked softmax of beta, one heatmap per layer: rows are the source level in the
+    previous layer (the stem for layer 0), columns the move; impossible moves grey."""
     b = _tensor(beta)
     L, S, _ = b.shape
     mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
@@ -272,7 +267,7 @@ def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = Non
                             color="black" if w[l, s, k] > 0.6 else "white")
         ax.set_xticks(range(3), labels=MOVES, fontsize=8)
         ax.set_yticks(range(S), labels=ylabels if l == 0 else [""] * S, fontsize=8)
-        ax.set_title(f"layer {l}")
+        ax.set_title("stem -> layer 0" if l == 0 else f"layer {l - 1} -> {l}")
     fig.tight_layout()
     return fig
 
@@ -295,19 +290,14 @@ def plot_width_grid(beta=None, mask=None, path=None, ax=None, *, levels: Optiona
 
     own = ax is None
     fig, ax = _fig_ax(ax, (1.3 * L + 2.5, 0.9 * S + 2.0))
-    for l in range(L):
-        for s in range(S):
-            for k in range(3):
-                if not mask[l, s, k]:
-                    continue
-                src = source_level(s, k)
-                wt = float(w[l, s, k]) if w is not None else 0.5
-                ax.annotate("", xy=(l, s), xytext=(l - 1, src),
-                            arrowprops=dict(arrowstyle="-|>", lw=0.5 + 3.5 * wt, alpha=0.2 + 0.8 * wt,
-                                            color="tab:blue", shrinkA=9, shrinkB=9))
-                if w is not None:
-                    ax.text(l - 0.4, src + 0.6 * (s - src) - 0.08, f"{wt:.2f}", fontsize=7, color="tab:blue")
-    exists = mask.any(dim=-1).numpy()
+    for l, src, k, s in possible_moves(mask):
+        wt = float(w[l, src, k]) if w is not None else 0.5
+        ax.annotate("", xy=(l, s), xytext=(l - 1, src),
+                    arrowprops=dict(arrowstyle="-|>", lw=0.5 + 3.5 * wt, alpha=0.2 + 0.8 * wt,
+                                    color="tab:blue", shrinkA=9, shrinkB=9))
+        if w is not None:
+            ax.text(l - 0.4, src + 0.6 * (s - src) - 0.08, f"{wt:.2f}", fontsize=7, color="tab:blue")
+    exists = np.array([[s in reachable(l, S) for s in range(S)] for l in range(L)])
     ls, ss = np.nonzero(exists)
     ax.scatter(ls, ss, s=220, color="tab:blue", zorder=3, label="node")
     ls, ss = np.nonzero(~exists)
@@ -362,8 +352,8 @@ def plot_trajectories(history: Sequence[dict], key: str = "alpha", *, primitives
         S = t.shape[2]
         mask = move_mask(L, S)
         w = masked_softmax(t, mask)
-        series = [[(f"level {s} {MOVES[k]}", w[:, l, s, k]) for s in range(S) for k in range(3) if mask[l, s, k]]
-                  for l in range(L)]
+        series = [[(f"from level {s}: {MOVES[k]}", w[:, l, s, k]) for s in range(S) for k in range(3)
+                   if mask[l, s, k]] for l in range(L)]
     else:
         raise ValueError(f"key must be 'alpha' or 'beta', got {key!r}")
     fig, axes = _grid(L, L, 4.2, 3.3, sharey=True)

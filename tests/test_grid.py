@@ -7,41 +7,40 @@ import torch
 
 from hinas_lib.config import get_preset
 from hinas_lib.grid import (all_paths, count_paths, masked_log_softmax, masked_softmax, move_mask,
-                            path_log_prob, reachable, source_level, viterbi)
+                            path_log_prob, reachable, dest_level, viterbi)
 from hinas_lib.supernet import SuperNet
 
-R, K, LO = 0, 1, 2  # raise, keep, lower
+LO, K, R = 0, 1, 2  # lower, keep, raise (moves out of a node)
 
 
 def _moves(mask, l, s):
     return {k for k in range(3) if mask[l, s, k]}
 
 
-def test_reachable_and_source_level():
+def test_reachable_and_dest_level():
     assert reachable(-1, 3) == [0]
     assert reachable(0, 3) == [0, 1]
     assert reachable(1, 3) == [0, 1, 2]
     assert reachable(5, 3) == [0, 1, 2]
     assert reachable(4, 1) == [0]
-    assert [source_level(1, k) for k in range(3)] == [0, 1, 2]
+    assert [dest_level(1, k) for k in range(3)] == [0, 1, 2]
 
 
 def test_move_mask_L3_S3_by_hand():
     m = move_mask(3, 3)
     assert m.shape == (3, 3, 3) and m.dtype == torch.bool
-    # layer 0: the stem is at level 0
-    assert _moves(m, 0, 0) == {K}
-    assert _moves(m, 0, 1) == {R}
-    assert _moves(m, 0, 2) == set()  # node does not exist
-    # layer 1: sources are levels 0 and 1
-    assert _moves(m, 1, 0) == {K, LO}
-    assert _moves(m, 1, 1) == {R, K}
-    assert _moves(m, 1, 2) == {R}
-    # layer 2: all three levels exist before
-    assert _moves(m, 2, 0) == {K, LO}
-    assert _moves(m, 2, 1) == {R, K, LO}
-    assert _moves(m, 2, 2) == {R, K}
-    assert int(m.sum()) == 1 + 1 + 2 + 2 + 1 + 2 + 3 + 2
+    # into layer 0: only the stem (level 0) has moves out, to levels 0 and 1
+    assert _moves(m, 0, 0) == {K, R}
+    assert _moves(m, 0, 1) == set() and _moves(m, 0, 2) == set()
+    # into layer 1: layer 0 has levels 0 and 1; level 2 does not exist there
+    assert _moves(m, 1, 0) == {K, R}
+    assert _moves(m, 1, 1) == {LO, K, R}
+    assert _moves(m, 1, 2) == set()
+    # into layer 2: all three levels exist in layer 1; nothing leaves the grid
+    assert _moves(m, 2, 0) == {K, R}
+    assert _moves(m, 2, 1) == {LO, K, R}
+    assert _moves(m, 2, 2) == {LO, K}
+    assert int(m.sum()) == 2 + 2 + 3 + 2 + 3 + 2
 
 
 def test_move_mask_single_level():
@@ -63,8 +62,8 @@ def test_masked_softmax_zero_for_masked_and_rows_sum():
         exists = mask.any(-1)
         torch.testing.assert_close(rows[exists], torch.ones(int(exists.sum())))
         assert torch.all(rows[~exists] == 0)
-        for l in range(L):
-            assert set(torch.nonzero(exists[l]).flatten().tolist()) == set(reachable(l, S))
+        for l in range(L):  # rows are the nodes of the previous layer
+            assert set(torch.nonzero(exists[l]).flatten().tolist()) == set(reachable(l - 1, S))
 
 
 def test_masked_softmax_gradients_are_finite_and_zero_when_masked():
@@ -86,7 +85,7 @@ def test_supernet_beta_grad_exactly_zero_on_masked_moves(alpha_sharing, cell_sha
     g = net.beta.grad
     assert g is not None and torch.isfinite(g).all()
     assert torch.all(g[~net.mask] == 0)
-    # moves into a node with two or more choices do learn
+    # moves out of a node with two or more choices do learn
     multi = net.mask & (net.mask.sum(-1, keepdim=True) >= 2)
     assert (g[multi] != 0).all()
 
@@ -110,15 +109,15 @@ def _ref_paths(L, S):
 
 
 def _ref_move(prev, s):
-    """Index of the move that goes from level ``prev`` to level ``s`` (source = s - 1 + k)."""
-    return prev - s + 1
+    """Index of the move that goes from level ``prev`` to level ``s`` (s = prev - 1 + k)."""
+    return s - prev + 1
 
 
 def _ref_log_prob(beta, mask, path):
     lp = masked_log_softmax(beta.double(), mask)
     total, prev = 0.0, 0
     for l, s in enumerate(path):
-        total += float(lp[l, s, _ref_move(prev, s)])
+        total += float(lp[l, prev, _ref_move(prev, s)])
         prev = s
     return total
 
@@ -127,7 +126,7 @@ def _path_beta(L, S, target, strength=50.0):
     beta = torch.zeros(L, S, 3)
     prev = 0
     for l, s in enumerate(target):
-        beta[l, s, _ref_move(prev, s)] = strength
+        beta[l, prev, _ref_move(prev, s)] = strength
         prev = s
     return beta
 
@@ -141,7 +140,7 @@ def test_count_paths_matches_enumeration(L, S):
     for p in ref:  # each step of each valid path is an allowed move
         prev = 0
         for l, s in enumerate(p):
-            assert mask[l, s, _ref_move(prev, s)]
+            assert mask[l, prev, _ref_move(prev, s)]
             prev = s
 
 
@@ -161,7 +160,6 @@ def test_count_paths_equals_len_all_paths(L, S):
 
 
 def test_all_paths_single_level():
-    # with one width level the bug above does not show
     assert all_paths(3, 1) == [[0, 0, 0]] and count_paths(3, 1) == 1
 
 
@@ -177,7 +175,7 @@ def test_path_log_prob_of_invalid_path_is_minus_inf():
     beta = torch.zeros(3, 3, 3)
     assert path_log_prob(beta, mask, [2, 2, 2]) == -math.inf   # layer 0 cannot be at level 2
     assert path_log_prob(beta, mask, [0, 2, 2]) == -math.inf   # jumps two levels
-    assert path_log_prob(beta, mask, [0, 0, 0]) == pytest.approx(math.log(1 / 2) * 2)
+    assert path_log_prob(beta, mask, [0, 0, 0]) == pytest.approx(math.log(1 / 2) * 3)
     assert path_log_prob(beta, mask, [0, 0, 0]) == pytest.approx(_ref_log_prob(beta, mask, [0, 0, 0]))
 
 
@@ -214,17 +212,26 @@ def test_viterbi_equals_library_brute_force():
 
 
 def test_viterbi_is_not_greedy():
-    # Greedy (best next node from the current one) goes 0 -> 0 (keep, ~0) and then
-    # must pay ~-20 at layer 2; the best path 1 -> 2 -> 1 costs ~0.
-    mask = move_mask(3, 3)
-    beta = torch.zeros(3, 3, 3)
-    beta[1, 0] = torch.tensor([0.0, 10.0, 0.0])     # (1,0): keep preferred
-    beta[2, 0] = torch.tensor([0.0, -10.0, 10.0])   # (2,0): keep is bad
-    beta[2, 1] = torch.tensor([-10.0, 0.0, 10.0])   # (2,1): raise is bad, lower good
+    # Greedy (most likely next move) takes keep out of the stem (p=0.62) and then
+    # has two equal moves (p=1/2): log p = -1.16. Raising first (p=0.38) leads to a
+    # node whose keep move is nearly certain: log p = -0.97, the better path.
+    mask = move_mask(2, 3)
+    beta = torch.zeros(2, 3, 3)
+    beta[0, 0] = torch.tensor([0.0, 0.5, 0.0])    # stem: keep slightly preferred
+    beta[1, 1] = torch.tensor([0.0, 10.0, 0.0])   # from (0,1): keep almost surely
     path, score = viterbi(beta, mask)
-    assert path == [1, 2, 1]
-    assert score == pytest.approx(_ref_log_prob(beta, mask, [1, 2, 1]))
-    assert score > -1e-3
+    assert path == [1, 1]
+    assert score == pytest.approx(_ref_log_prob(beta, mask, [1, 1]))
+    assert score > max(_ref_log_prob(beta, mask, [0, 0]), _ref_log_prob(beta, mask, [0, 1]))
+
+
+def test_path_probabilities_sum_to_one():
+    """softmax(beta) are transition probabilities: over all paths they sum to 1."""
+    for L, S in [(1, 3), (3, 3), (4, 2), (5, 4)]:
+        mask = move_mask(L, S)
+        beta = 3 * torch.randn(L, S, 3, generator=torch.Generator().manual_seed(L * 10 + S))
+        total = sum(math.exp(path_log_prob(beta, mask, p)) for p in all_paths(L, S))
+        assert total == pytest.approx(1.0, abs=1e-9)
 
 
 def test_viterbi_ties_prefer_lower_levels():

@@ -1,0 +1,91 @@
+"""Helpers shared by the benchmarks: machine description, timing, peak memory."""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> List[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def machine_info(threads: int) -> Dict:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "load_average_1_5_15": load_average(),
+    }
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+
+
+def max_rss_mib() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
+
+
+def median_time(fn: Callable[[], object], iters: int, warmup: int) -> Dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return {"median": statistics.median(ts), "min": min(ts), "max": max(ts), "all": ts}
+
+
+def profiler_peak_mib(fn: Callable[[], object]) -> float:
+    """Peak CPU memory allocated while ``fn`` runs, above what was live before it.
+
+    Runs ``fn`` under ``torch.profiler`` with ``profile_memory=True`` and takes
+    the maximum of the running sum of every allocation (+bytes) and free
+    (-bytes) event, in time order. Tensors alive before the call (parameters,
+    optimizer state, input batches) are not counted; the activations saved for
+    backward, gradients and temporaries are. On CUDA use
+    ``torch.cuda.max_memory_allocated`` instead.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    from torch._C._autograd import DeviceType
+
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    cur = peak = 0
+    for e in events:
+        cur += e.nbytes()  # > 0 allocation, < 0 free
+        peak = max(peak, cur)
+    return peak / 2**20

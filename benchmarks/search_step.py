@@ -1,0 +1,382 @@
+"""Time and memory of one HiNAS search iteration (one architecture step + one
+weight step, each a forward and a backward), as ``hinas_lib.search.Searcher``
+runs it.
+
+    python -m benchmarks.search_step --preset paper-denoise --threads 2 \\
+        [--iters N] [--warmup W] [--json OUT.json] [--variants default,no-sharing,...]
+    python -m benchmarks.search_step --preset paper-denoise --sweep layers|batch
+
+Each variant runs in its own subprocess (so its max RSS is its own); the
+parent drives them in turn, one iteration each, round-robin, so that a burst
+of load from other processes on the machine hits every variant alike. Per
+variant it reports the median iteration time after the warm-up, the peak
+memory of one more iteration (``benchmarks.common.profiler_peak_mib``: the
+profiler's allocation events; on CUDA ``torch.cuda.max_memory_allocated``)
+and the process's max RSS, measured before that profiled iteration.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+# The authors' code at the same settings on 2 threads, torch 2.13 CPU (issue 5).
+ANCHOR = {
+    "paper-denoise": {"iter_s": 28.0, "peak_mem_mib": 4.2 * 1024, "max_rss_mib": 6.2 * 1024,
+                      "eval_forward_256_s": 9.0},
+    "paper-sr": {"iter_s": 31.0, "peak_mem_mib": None, "max_rss_mib": 9.6 * 1024},
+}
+
+# name -> (cell_sharing, checkpoint_cells, perf options of hinas_lib.cells.PERF)
+VARIANTS = {
+    "default": (True, False, {}),
+    "no-sharing": (False, False, {}),
+    "checkpoint": (True, True, {}),
+    "no-sharing-checkpoint": (False, True, {}),
+    # the code before issue 5: one mixed op per edge, NCHW
+    "unoptimised": (True, False, {"fuse_edges": False, "channels_last": False}),
+    "unoptimised-no-sharing": (False, False, {"fuse_edges": False, "channels_last": False}),
+    # one optimisation at a time
+    "no-fuse": (True, False, {"fuse_edges": False}),
+    "nchw": (True, False, {"channels_last": False}),
+}
+DEFAULT_VARIANTS = "default,no-sharing,checkpoint,no-sharing-checkpoint,unoptimised"
+SWEEPS = {"layers": [2, 3, 4, 5], "batch": [2, 6, 12]}
+
+
+# ---------------------------------------------------------------------------
+# worker: one variant in one process
+# ---------------------------------------------------------------------------
+
+def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int], seed: int = 0):
+    import torch
+
+    from hinas_lib.cells import PERF
+    from hinas_lib.config import get_preset
+    from hinas_lib.losses import make_loss
+    from hinas_lib.supernet import SuperNet
+
+    sharing, ckpt, perf = VARIANTS[variant]
+    for k, v in perf.items():
+        setattr(PERF, k, v)
+    cfg = get_preset(preset)
+    space = {"cell_sharing": sharing, "checkpoint_cells": ckpt}
+    if layers:
+        space["layers"] = layers
+    cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})
+    torch.manual_seed(seed)
+    net = SuperNet(cfg).train()
+    s = cfg.search
+    # the optimisers exactly as Searcher builds them
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
+                            weight_decay=s.w_weight_decay)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=s.a_lr, betas=s.a_betas, weight_decay=s.a_weight_decay)
+    return cfg, net, make_loss(cfg.task), w_opt, a_opt
+
+
+def random_batch(cfg, gen):
+    """(input, target) of the preset's batch size and crop: noisy/clean patches
+    for denoising; LR crop and its HR target (crop * scale) for SR."""
+    import torch
+
+    s, t = cfg.search, cfg.task
+    if t.task == "denoise":
+        clean = torch.rand(s.batch_size, t.channels, s.crop, s.crop, generator=gen)
+        noisy = clean + t.sigmas[0] / 255.0 * torch.randn(clean.shape, generator=gen)
+        return noisy, clean
+    hr = torch.rand(s.batch_size, t.channels, s.crop * t.scale, s.crop * t.scale, generator=gen)
+    lr = torch.nn.functional.avg_pool2d(hr, t.scale)
+    return lr, hr
+
+
+def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch):
+    """Searcher._arch_step then Searcher._weight_step, line for line."""
+    import torch
+
+    from hinas_lib.runtime import check_finite
+
+    xv, yv = val_batch
+    loss = loss_fn(net(xv), yv)
+    check_finite(loss, "architecture", 0, "")
+    arch = net.arch_parameters()
+    grads = torch.autograd.grad(loss, arch)  # alpha/beta only
+    for p, g in zip(arch, grads):
+        p.grad = g
+    a_opt.step()
+    a_opt.zero_grad(set_to_none=True)
+    a_loss = float(loss.detach())
+
+    x, y = train_batch
+    loss = loss_fn(net(x), y)
+    check_finite(loss, "training", 0, "")
+    w_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p in arch:
+        p.grad = None
+    if cfg.search.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), cfg.search.grad_clip)
+    w_opt.step()
+    return a_loss, float(loss.detach())
+
+
+def worker(args) -> None:
+    """Line protocol on stdin/stdout: 'iter' -> {"t": s}; 'mem' -> {"peak_mib", "max_rss_mib"}."""
+    import time
+
+    import torch
+
+    from benchmarks.common import max_rss_mib, profiler_peak_mib, set_threads
+
+    set_threads(args.threads)
+    cfg, net, loss_fn, w_opt, a_opt = build(args.preset, args.worker, args.layers, args.batch)
+    gen = torch.Generator().manual_seed(1)
+    val_b, train_b = random_batch(cfg, gen), random_batch(cfg, gen)
+    n_weights = net.num_weight_params()
+    out = sys.stdout
+    out.write(json.dumps({"ready": True, "weight_params": n_weights}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "iter":
+            t0 = time.perf_counter()
+            losses = search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_b, train_b)
+            msg = {"t": time.perf_counter() - t0, "losses": losses}
+        elif cmd == "mem":
+            rss = max_rss_mib()  # before the profiler adds its own bookkeeping
+            peak = profiler_peak_mib(lambda: search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_b, train_b))
+            msg = {"peak_mib": peak, "max_rss_mib": rss}
+        else:
+            break
+        out.write(json.dumps(msg) + "\n")
+        out.flush()
+
+
+# ---------------------------------------------------------------------------
+# parent: round-robin over worker processes
+# ---------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, label: str, variant: str, args, layers=None, batch=None):
+        cmd = [sys.executable, "-m", "benchmarks.search_step", "--worker", variant, "--preset", args.preset,
+               "--threads", str(args.threads)]
+        if layers:
+            cmd += ["--layers", str(layers)]
+        if batch:
+            cmd += ["--batch", str(batch)]
+        env = dict(__import__("os").environ, OMP_NUM_THREADS=str(args.threads))
+        self.label, self.variant = label, variant
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.info = self._read()
+        self.times: List[float] = []
+        self.mem: Dict = {}
+
+    def _read(self) -> Dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.label} died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, cmd: str) -> Dict:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+        self.proc.wait()
+
+
+def run_group(specs, args, iters: int, warmup: int, log=print) -> Dict[str, Dict]:
+    """specs: [(label, variant, layers, batch)]. Workers alive together (unless
+    --sequential), iterations interleaved; memory measured at the end."""
+    import statistics
+
+    results: Dict[str, Dict] = {}
+
+    def finish(w: Worker) -> None:
+        w.mem = w.ask("mem")
+        w.close()
+        results[w.label] = {
+            "variant": w.variant,
+            "iter_s_median": statistics.median(w.times),
+            "iter_s_min": min(w.times),
+            "iter_s_all": [round(t, 3) for t in w.times],
+            "peak_mem_mib": round(w.mem["peak_mib"], 1),
+            "max_rss_mib": round(w.mem["max_rss_mib"], 1),
+            "weight_params": w.info["weight_params"],
+        }
+        log(f"  {w.label:28s} median {results[w.label]['iter_s_median']:7.2f} s/iter  "
+            f"peak {results[w.label]['peak_mem_mib']:8.0f} MiB  max RSS {results[w.label]['max_rss_mib']:8.0f} MiB")
+
+    groups = [[s] for s in specs] if args.sequential else [specs]
+    for group in groups:
+        workers = [Worker(label, variant, args, layers, batch) for label, variant, layers, batch in group]
+        try:
+            for i in range(warmup + iters):
+                for w in workers:
+                    t = w.ask("iter")["t"]
+                    if i >= warmup:
+                        w.times.append(t)
+                    log(f"    {'warm-up' if i < warmup else 'iter'} {i:2d} {w.label:28s} {t:7.2f} s")
+            for w in workers:
+                finish(w)
+        finally:
+            for w in workers:
+                if w.proc.poll() is None:
+                    w.proc.kill()
+    return results
+
+
+def _ratio(a, b) -> Optional[float]:
+    return round(a / b, 2) if a and b else None
+
+
+def main_table(res: Dict[str, Dict], anchor: Dict) -> str:
+    lines = ["| variant | s/iter (median) | peak MiB | max RSS MiB | time vs anchor | peak vs anchor | RSS vs anchor |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in res.items():
+        lines.append(f"| {name} | {r['iter_s_median']:.2f} | {r['peak_mem_mib']:.0f} | {r['max_rss_mib']:.0f} | "
+                     f"{_fmt_x(anchor.get('iter_s'), r['iter_s_median'])} | "
+                     f"{_fmt_x(anchor.get('peak_mem_mib'), r['peak_mem_mib'])} | "
+                     f"{_fmt_x(anchor.get('max_rss_mib'), r['max_rss_mib'])} |")
+    return "\n".join(lines)
+
+
+def _fmt_x(anchor_val, val) -> str:
+    """'3.1x less' style: anchor / value."""
+    if not anchor_val or not val:
+        return "-"
+    return f"{anchor_val / val:.2f}x less"
+
+
+def pair_ratios(res: Dict[str, Dict]) -> Dict[str, Dict]:
+    """no-sharing / sharing and checkpoint / plain ratios where both were run."""
+    pairs = {"no-sharing / default": ("no-sharing", "default"),
+             "checkpoint / default": ("checkpoint", "default"),
+             "no-sharing-checkpoint / no-sharing": ("no-sharing-checkpoint", "no-sharing"),
+             "unoptimised / default": ("unoptimised", "default"),
+             "unoptimised-no-sharing / unoptimised": ("unoptimised-no-sharing", "unoptimised"),
+             "no-fuse / default": ("no-fuse", "default"),
+             "nchw / default": ("nchw", "default")}
+    out = {}
+    for name, (a, b) in pairs.items():
+        if a in res and b in res:
+            out[name] = {k: _ratio(res[a][k], res[b][k]) for k in ("iter_s_median", "peak_mem_mib", "max_rss_mib")}
+    return out
+
+
+def ratio_table(ratios: Dict[str, Dict]) -> str:
+    lines = ["| ratio | time | peak memory | max RSS |", "|---|---|---|---|"]
+    for name, r in ratios.items():
+        lines.append(f"| {name} | {r['iter_s_median']} | {r['peak_mem_mib']} | {r['max_rss_mib']} |")
+    return "\n".join(lines)
+
+
+def sweep(args, machine) -> Dict:
+    values = SWEEPS[args.sweep]
+    rows = []
+    for v in values:
+        print(f"{args.sweep} = {v}", flush=True)
+        layers = v if args.sweep == "layers" else None
+        batch = v if args.sweep == "batch" else None
+        specs = [("sharing", "default", layers, batch), ("no-sharing", "no-sharing", layers, batch)]
+        res = run_group(specs, args, args.iters, args.warmup)
+        a, b = res["sharing"], res["no-sharing"]
+        rows.append({args.sweep: v, "sharing": a, "no_sharing": b,
+                     "time_ratio": _ratio(b["iter_s_median"], a["iter_s_median"]),
+                     "peak_ratio": _ratio(b["peak_mem_mib"], a["peak_mem_mib"]),
+                     "rss_ratio": _ratio(b["max_rss_mib"], a["max_rss_mib"])})
+    lines = [f"| {args.sweep} | s/iter sharing | s/iter no-sharing | time ratio | peak MiB sharing | "
+             "peak MiB no-sharing | peak ratio |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r[args.sweep]} | {r['sharing']['iter_s_median']:.2f} | "
+                     f"{r['no_sharing']['iter_s_median']:.2f} | {r['time_ratio']} | "
+                     f"{r['sharing']['peak_mem_mib']:.0f} | {r['no_sharing']['peak_mem_mib']:.0f} | "
+                     f"{r['peak_ratio']} |")
+    table = "\n".join(lines)
+    print(f"\nCell sharing vs none (no-sharing / sharing), preset {args.preset}, sweep over {args.sweep}:")
+    print(table)
+    return {"preset": args.preset, "sweep": args.sweep, "rows": rows, "table": table, "machine": machine,
+            "iters": args.iters, "warmup": args.warmup}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", default="paper-denoise", choices=["paper-denoise", "paper-sr", "tiny"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations per variant (default 5; sweep 2)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 2; sweep 1)")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS,
+                    help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None,
+                    help="report the sharing ratio over layers (2..5) or batch size (2, 6, 12)")
+    ap.add_argument("--sequential", action="store_true",
+                    help="one worker process at a time (less memory at once; no interleaving)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    # worker mode (internal)
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--layers", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.iters is None:
+        args.iters = 2 if args.sweep else 5
+    if args.warmup is None:
+        args.warmup = 1 if args.sweep else 2
+    return args
+
+
+def main(argv=None) -> Dict:
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return {}
+    from benchmarks.common import machine_info
+
+    machine = machine_info(args.threads)
+    print(f"machine: {machine['cpu_model']}, {args.threads} threads, torch {machine['torch']}, "
+          f"load {machine['load_average_1_5_15']}", flush=True)
+    if args.sweep:
+        report = sweep(args, machine)
+    else:
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        bad = [n for n in names if n not in VARIANTS]
+        if bad:
+            raise SystemExit(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
+        print(f"preset {args.preset}: {args.warmup} warm-up + {args.iters} timed iterations per variant, "
+              f"interleaved", flush=True)
+        res = run_group([(n, n, None, None) for n in names], args, args.iters, args.warmup)
+        anchor = ANCHOR.get(args.preset, {})
+        ratios = pair_ratios(res)
+        print("\n" + main_table(res, anchor))
+        print("\n" + ratio_table(ratios))
+        main_name = "default" if "default" in res else names[0]
+        report = {
+            "preset": args.preset,
+            "variant": main_name,
+            "iter_s_median": res[main_name]["iter_s_median"],
+            "peak_mem_mib": res[main_name]["peak_mem_mib"],
+            "max_rss_mib": res[main_name]["max_rss_mib"],
+            "variants": {k: v for k, v in res.items() if k != main_name},
+            "ratios": ratios,
+            "iters": args.iters,
+            "warmup": args.warmup,
+            "peak_mem_method": "torch.profiler(profile_memory=True): max of the running sum of CPU "
+                               "allocation/free events over one search iteration, above what was live before it",
+            "machine": dict(machine, load_average_end=__import__("benchmarks.common").common.load_average()),
+            "anchor": anchor,
+        }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Glue for the course notebooks (``notebooks/``): sizes, seeds and display helpers.
+
+Nothing about HiNAS itself lives here (that is the rest of the library); this
+module only decides *how big* the notebook demos are and how they show things.
+
+* :func:`fast_mode` -- ``HINAS_FAST`` is set (and not ``0``): the test suite
+  (nbval) and CI run every notebook in this mode, in a few minutes on 2 CPU
+  cores. The search space is the same in both modes (so shapes, counts and
+  parameter numbers printed by the notebooks do not depend on the mode); only
+  the loops (epochs, steps, batches, crops) and the evaluation images shrink.
+* :func:`course_config` -- the ``tiny`` preset, shrunk further in fast mode.
+* :func:`setup` -- seeds and the CPU thread count, at the top of every notebook.
+* :func:`eval_images`, :func:`val_size` -- smaller held-out images in fast mode.
+* :class:`LivePlot` -- an ``on_epoch`` callback that redraws the search curves
+  and the alpha/beta trajectories in place while a search runs.
+* :func:`search_panel` -- a :class:`~hinas_lib.widgets.SearchPanel` whose
+  controls start from a given config (e.g. the fast one).
+* :func:`run_ablation` -- the same short search under several space variants.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .config import Config, get_preset
+
+FAST_ENV = "HINAS_FAST"
+THREADS_ENV = "HINAS_THREADS"
+_OFF = ("", "0", "false", "no", "off")
+
+# What fast mode changes: loop lengths and patch sizes only, never the space.
+FAST_SEARCH = {"epochs": 2, "warmup_epochs": 1, "steps_per_epoch": 3, "batch_size": 2, "val_batches": 1}
+FAST_TRAIN = {"epochs": 2, "steps_per_epoch": 5, "batch_size": 4}
+FAST_CROP = {"denoise": {"search": 24, "train": 24}, "sr": {"search": 12, "train": 12}}  # SR: LR pixels
+
+EVAL_SIZE = {True: 64, False: 256}   # side of the centre crop of each test image (HR pixels)
+VAL_SIZE = {True: 48, False: 256}    # the same for the retraining's validation images
+
+FAST_NOTE = ("Outputs shown were produced in fast mode (HINAS_FAST=1); "
+             "run without HINAS_FAST for the fuller demo.")
+
+
+def fast_mode() -> bool:
+    """True when the environment variable ``HINAS_FAST`` is set to anything but
+    ``0`` (or an empty string, ``false``, ``no``, ``off``)."""
+    return os.environ.get(FAST_ENV, "").strip().lower() not in _OFF
+
+
+def _fast(fast: Optional[bool]) -> bool:
+    return fast_mode() if fast is None else bool(fast)
+
+
+def course_config(task: str = "denoise", scale: int = 2, *, fast: Optional[bool] = None) -> Config:
+    """The ``tiny`` preset for ``task`` (and SR ``scale``); in fast mode with the
+    search and retraining loops cut down to a few steps (``fast`` overrides the
+    environment)."""
+    cfg = get_preset("tiny", task=task, scale=scale)
+    if not _fast(fast):
+        return cfg
+    crops = FAST_CROP[cfg.task.task]
+    return cfg.replace(name="tiny-fast",
+                       search={**FAST_SEARCH, "crop": crops["search"]},
+                       train={**FAST_TRAIN, "crop": crops["train"]})
+
+
+def default_threads(fast: Optional[bool] = None) -> int:
+    """CPU threads for torch: ``HINAS_THREADS`` if set, else 1 in fast mode and 2 otherwise.
+
+    One thread in fast mode because the notebooks' tensors are tiny: on a
+    shared 2-core machine two OpenMP threads spin-wait on each other and were
+    measured 5-20x slower than one.
+    """
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        n = int(env)
+        if n < 1:
+            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
+        return n
+    return 1 if _fast(fast) else 2
+
+
+def setup(seed: int = 0, threads: Optional[int] = None) -> str:
+    """Seed python/numpy/torch, set torch's CPU threads; returns a one-line summary."""
+    import torch
+    from .runtime import seed_everything
+
+    n = default_threads() if threads is None else int(threads)
+    torch.set_num_threads(n)
+    seed_everything(seed)
+    mode = f"fast mode ({FAST_ENV}={os.environ.get(FAST_ENV)})" if fast_mode() else "full mode"
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"{mode}, torch {torch.__version__}, device {dev}, {n} CPU thread(s), seed {seed}"
+
+
+def eval_images(cfg: Config, size: Optional[int] = None, *, fast: Optional[bool] = None) -> List[Tuple[str, object]]:
+    """The held-out test images of ``cfg`` as (name, array), centre-cropped to
+    ``size`` pixels (64 in fast mode, 256 otherwise); a multiple of the SR scale."""
+    from . import streams
+    from .train import centre_crop
+
+    size = EVAL_SIZE[_fast(fast)] if size is None else int(size)
+    mult = cfg.task.scale if cfg.task.task == "sr" else 1
+    return [(n, centre_crop(a, size, mult)) for n, a in streams.image_split(cfg)[2]]
+
+
+def val_size(fast: Optional[bool] = None) -> int:
+    """``val_size`` for :class:`~hinas_lib.train.Trainer` (validation image crop)."""
+    return VAL_SIZE[_fast(fast)]
+
+
+def repo_root() -> Path:
+    """The repository checkout this (editable) library lives in (for ``benchmarks/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def search_panel(cfg: Config, on_run: Optional[Callable[[Config], object]] = None, preset: str = "tiny"):
+    """A SearchPanel for ``cfg``'s task whose controls start at ``cfg``'s values."""
+    from .widgets import SearchPanel
+
+    panel = SearchPanel(preset, task=cfg.task.task, on_run=on_run)
+    sp, se, tk = cfg.space, cfg.search, cfg.task
+    values = {"layers": sp.layers, "blocks": sp.blocks, "filters": sp.filters,
+              "width_factors": ", ".join(f"{w:g}" for w in sp.width_factors),
+              "alpha_sharing": sp.alpha_sharing, "cell_sharing": sp.cell_sharing,
+              "w_lr": se.w_lr, "a_lr": se.a_lr, "warmup_epochs": se.warmup_epochs, "epochs": se.epochs,
+              "steps_per_epoch": se.steps_per_epoch, "batch_size": se.batch_size, "crop": se.crop}
+    if tk.task == "denoise":
+        values["sigma"] = tk.sigmas[0]
+    else:
+        values["scale"] = tk.scale
+    for k, v in values.items():
+        panel.controls[k].value = v
+    return panel
+
+
+class LivePlot:
+    """``on_epoch`` callback: keeps the epoch records and redraws, in place, the
+    loss/PSNR curves and the alpha and beta trajectories (one display handle
+    per figure, so a progress bar above them is left alone)."""
+
+    KINDS = ("losses", "alpha", "beta")
+
+    def __init__(self, cfg: Config, kinds: Sequence[str] = KINDS):
+        bad = set(kinds) - set(self.KINDS)
+        if bad:
+            raise ValueError(f"unknown plot kind(s) {sorted(bad)}; choose from {self.KINDS}")
+        self.cfg, self.kinds = cfg, tuple(kinds)
+        self.history: List[Dict] = []
+        self.handles: Dict[str, object] = {}
+
+    def figure(self, kind: str):
+        from . import viz
+        if kind == "losses":
+            return viz.plot_losses(self.history)
+        return viz.plot_trajectories(self.history, kind, primitives=self.cfg.space.primitives)
+
+    def __call__(self, rec: Dict) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.history.append(rec)
+        for kind in self.kinds:
+            fig = self.figure(kind)
+            if kind in self.handles:
+                self.handles[kind].update(fig)
+            else:
+                self.handles[kind] = display(fig, display_id=True)
+            plt.close(fig)  # shown through the handle; do not show it twice
+
+
+def run_ablation(cfg: Config, variants: Mapping[str, Mapping], *, measure: bool = True,
+                 progress: bool = False) -> List[Dict]:
+    """Search ``cfg`` once per variant (``name -> space changes``) and collect what
+    each one costs and finds: architecture parameters, final validation PSNR,
+    search time, one-step time and activation memory, the derived genotype."""
+    from .profiling import measure_search_step
+    from .search import Searcher
+
+    rows = []
+    for name, space in variants.items():
+        c = cfg.replace(space=dict(space))
+        t0 = time.perf_counter()
+        s = Searcher(c, progress=progress, write_figures=False)
+        res = s.run()
+        row = {"variant": name, "alpha_sharing": c.space.alpha_sharing, "cell_sharing": c.space.cell_sharing,
+               "alpha_shape": tuple(res.net.alpha.shape),
+               "arch_params": sum(p.numel() for p in res.net.arch_parameters()),
+               "cells": len(res.net.cells), "weights": res.net.num_weight_params(),
+               "val_psnr": res.history[-1]["val_psnr"], "search_s": time.perf_counter() - t0,
+               "genotype": res.genotype}
+        if measure:
+            m = measure_search_step(c, iters=1 if fast_mode() else 3, warmup=1)
+            row.update(step_s=m["iter_s_median"], activation_mib=m["activation_mib"])
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows: Sequence[Mapping], columns: Sequence[str], formats: Optional[Mapping[str, str]] = None) -> str:
+    """A plain-text table (no pandas needed): ``columns`` of ``rows``, with
+    optional per-column format specs such as ``{"val_psnr": ".2f"}``."""
+    formats = formats or {}
+
+    def cell(r, c):
+        v = r.get(c, "")
+        return format(v, formats[c]) if c in formats and v != "" else str(v)
+
+    body = [[cell(r, c) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(b[i]) for b in body]) for i, c in enumerate(columns)]
+    # numbers right-aligned, text left-aligned
+    numeric = [all(isinstance(r.get(c), (int, float)) for r in rows) for c in columns]
+
+    def line(vals):
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(vals, widths, numeric)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+__all__ = ["FAST_ENV", "THREADS_ENV", "FAST_NOTE", "fast_mode", "course_config", "default_threads", "setup",
+           "eval_images", "val_size", "repo_root", "search_panel", "LivePlot", "run_ablation", "format_rows"]

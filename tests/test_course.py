@@ -1,0 +1,108 @@
+"""The notebooks' glue: fast mode, course configs, helpers."""
+import pytest
+
+from hinas_lib import course
+from hinas_lib.config import Config, get_preset
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, False), ("1", True), ("yes", True), ("true", True), ("0", False), ("", False), ("off", False),
+    ("False", False),
+])
+def test_fast_mode_follows_the_environment(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv(course.FAST_ENV, raising=False)
+    else:
+        monkeypatch.setenv(course.FAST_ENV, value)
+    assert course.fast_mode() is expected
+
+
+def test_full_mode_is_the_tiny_preset(monkeypatch):
+    monkeypatch.delenv(course.FAST_ENV, raising=False)
+    assert course.course_config().to_dict() == get_preset("tiny").to_dict()
+    assert course.course_config("sr", 3).to_dict() == get_preset("tiny", task="sr", scale=3).to_dict()
+
+
+@pytest.mark.parametrize("task,scale", [("denoise", 2), ("sr", 2), ("sr", 4)])
+def test_fast_config_is_smaller_valid_and_keeps_the_space(monkeypatch, task, scale):
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    fast = course.course_config(task, scale)
+    full = course.course_config(task, scale, fast=False)
+    # valid: survives a round trip through the validating constructors
+    assert Config.from_dict(fast.to_dict()).to_dict() == fast.to_dict()
+    assert fast.task == full.task and fast.space == full.space  # shapes/counts do not depend on the mode
+    fs, ts = fast.search, full.search
+    assert fs.epochs * fs.steps_per_epoch < ts.epochs * ts.steps_per_epoch
+    assert fs.crop < ts.crop and fs.batch_size <= ts.batch_size
+    assert 1 <= fs.warmup_epochs < fs.epochs  # at least one epoch searches the architecture
+    ft, tt = fast.train, full.train
+    assert ft.epochs * ft.steps_per_epoch < tt.epochs * tt.steps_per_epoch
+    assert ft.crop <= tt.crop and ft.filters == tt.filters
+    assert fast.search.epochs * fast.search.steps_per_epoch <= 10
+    # the explicit argument wins over the environment
+    assert course.course_config(task, scale, fast=False).to_dict() == full.to_dict()
+
+
+def test_eval_images_are_cropped_smaller_in_fast_mode(monkeypatch):
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    cfg = course.course_config("sr", 3)
+    small = course.eval_images(cfg)
+    assert [n for n, _ in small] == ["camera", "astronaut", "coffee"]
+    for _, a in small:
+        assert max(a.shape[:2]) <= course.EVAL_SIZE[True]
+        assert a.shape[0] % 3 == 0 and a.shape[1] % 3 == 0 and a.shape[2] == 3
+    monkeypatch.setenv(course.FAST_ENV, "0")
+    big = course.eval_images(cfg)
+    assert all(b.shape[0] > s.shape[0] for (_, b), (_, s) in zip(big, small))
+    assert course.val_size() > course.val_size(fast=True)
+
+
+def test_threads(monkeypatch):
+    import torch
+    monkeypatch.delenv(course.THREADS_ENV, raising=False)
+    assert course.default_threads(fast=True) == 1 and course.default_threads(fast=False) == 2
+    monkeypatch.setenv(course.THREADS_ENV, "3")
+    assert course.default_threads(fast=True) == 3
+    monkeypatch.setenv(course.THREADS_ENV, "0")
+    with pytest.raises(ValueError):
+        course.default_threads()
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(course.FAST_ENV, "1")
+        assert "fast mode" in course.setup(seed=0, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_search_panel_starts_from_the_config(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    cfg = course.course_config()
+    seen = []
+    panel = course.search_panel(cfg, on_run=seen.append)
+    got = panel.config()
+    assert got.space == cfg.space and got.task == cfg.task
+    for k in ("epochs", "warmup_epochs", "steps_per_epoch", "batch_size", "crop", "w_lr", "a_lr"):
+        assert getattr(got.search, k) == getattr(cfg.search, k)
+    assert panel.click_run() is not None and len(seen) == 1
+    sr = course.course_config("sr", 3)
+    assert course.search_panel(sr).config().task.scale == 3
+
+
+def test_live_plot_and_tables(monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    cfg = course.course_config()
+    live = course.LivePlot(cfg)
+    rec = {"epoch": 0, "train_loss": 1.0, "val_loss": 1.1, "arch_loss": None, "val_psnr": 20.0,
+           "alpha": torch.zeros(2, 5, 7).tolist(), "beta": torch.zeros(2, 3, 3).tolist()}
+    for kind in course.LivePlot.KINDS:
+        live.history = [rec]
+        assert live.figure(kind) is not None
+    with pytest.raises(ValueError):
+        course.LivePlot(cfg, kinds=("nope",))
+    text = course.format_rows([{"a": 1.23456, "b": "x"}], ["a", "b"], {"a": ".2f"})
+    assert text.splitlines()[2].split() == ["1.23", "x"]
