@@ -50,12 +50,14 @@ SWEEPS = {"layers": [2, 3, 4, 5], "batch": [2, 6, 12]}
 # worker: one variant in one process
 # ---------------------------------------------------------------------------
 
-def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int], seed: int = 0):
+def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int], seed: int = 0,
+          device: str = "cpu"):
     import torch
 
     from hinas_lib.cells import PERF
     from hinas_lib.config import get_preset
     from hinas_lib.losses import make_loss
+    from hinas_lib.runtime import prepare_model
     from hinas_lib.supernet import SuperNet
 
     sharing, ckpt, perf = VARIANTS[variant]
@@ -67,7 +69,7 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
         space["layers"] = layers
     cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})
     torch.manual_seed(seed)
-    net = SuperNet(cfg).train()
+    net = prepare_model(SuperNet(cfg), torch.device(device)).train()  # as Searcher does
     s = cfg.search
     # the optimisers exactly as Searcher builds them
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
@@ -91,14 +93,17 @@ def random_batch(cfg, gen):
     return lr, hr
 
 
-def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch):
-    """Searcher._arch_step then Searcher._weight_step, line for line."""
+def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, amp: str = "none"):
+    """Searcher._arch_step then Searcher._weight_step, line for line (batches
+    already on the net's device, as ``to_device`` leaves them)."""
     import torch
 
-    from hinas_lib.runtime import check_finite
+    from hinas_lib.runtime import autocast, check_finite
 
+    device = net.alpha.device
     xv, yv = val_batch
-    loss = loss_fn(net(xv), yv)
+    with autocast(device, amp):
+        loss = loss_fn(net(xv), yv)
     check_finite(loss, "architecture", 0, "")
     arch = net.arch_parameters()
     grads = torch.autograd.grad(loss, arch)  # alpha/beta only
@@ -109,7 +114,8 @@ def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch):
     a_loss = float(loss.detach())
 
     x, y = train_batch
-    loss = loss_fn(net(x), y)
+    with autocast(device, amp):
+        loss = loss_fn(net(x), y)
     check_finite(loss, "training", 0, "")
     w_opt.zero_grad(set_to_none=True)
     loss.backward()

@@ -113,12 +113,14 @@ class MixedOp(nn.Module):
 # wide op: their conv weights are concatenated at forward time (parameters and
 # state_dict stay per edge) so E small convs become one conv with E times the
 # output channels (or E times the groups), and their non-affine BNs become one
-# per-channel BN. The softmax weight of each op is folded into that BN's affine
-# weight, which removes a multiply and the tensor it would save for backward.
-# Channels of a fused tensor are ordered (edge, channel).
+# per-channel BN (wider BNs also vectorise better in channels_last). The
+# softmax weight of each op is folded into that BN's affine weight, which
+# removes a multiply and the tensor it would keep for backward. Channels of a
+# fused tensor are ordered (edge, channel). Conv outputs that only feed a BN
+# are recomputed in backward (_ConvsBN) rather than kept.
 # ---------------------------------------------------------------------------
 
-Step = Tuple  # ("conv", groups, has_bias, ...) | ("bn", ...) | ("act",)
+Step = Tuple  # ("conv", in, out, kernel, stride, padding, dilation, groups, bias) | ("bn", ...) | ("act", ...)
 
 
 def _chain_spec(body: nn.Module) -> Optional[Tuple[Step, ...]]:
@@ -168,15 +170,6 @@ def _bn_end(bns: Sequence[nn.BatchNorm2d], rm, rv, use_batch: bool) -> None:
             b.running_var.copy_(v)
 
 
-def _fused_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d], weight, bias) -> torch.Tensor:
-    """``bns[e]`` applied to channel block e of ``h``, as ``nn.BatchNorm2d`` would
-    (same batch/running-stat choice, same running-stat update), in one call."""
-    rm, rv, use_batch, factor = _bn_begin(bns)
-    out = F.batch_norm(h, rm, rv, weight, bias, use_batch, factor, bns[0].eps)
-    _bn_end(bns, rm, rv, use_batch)
-    return out
-
-
 def _grad_node(t: Optional[torch.Tensor]):
     return torch.autograd.graph.get_gradient_edge(t).node if t is not None and t.requires_grad else None
 
@@ -196,7 +189,7 @@ def _wanted(node, requires: bool) -> bool:
 def _cheap_conv(c) -> bool:
     """A pending conv (weight, bias, stride, padding, dilation, groups) that costs
     little to run again: depthwise (one input channel per group) or 1x1."""
-    w, groups = c[0], c[5]
+    w = c[0]
     return w.shape[1] == 1 or w.shape[-1] * w.shape[-2] == 1
 
 
@@ -225,7 +218,9 @@ class _ConvsBN(torch.autograd.Function):
             h = F.conv2d(h, w, None, stride, pad, dil, groups)
         out, mean, invstd = torch.native_batch_norm(h, gamma, beta, rm, rv, True, factor, eps)
         ctx.save_for_backward(inp, gamma, mean, invstd, *weights)
-        ctx.meta, ctx.repeat = meta[:4], inp_fwd is not None
+        # under autocast the convs ran in a lower precision; backward (not autocast)
+        # recomputes them in that same dtype
+        ctx.meta, ctx.repeat, ctx.dtype = meta[:4], inp_fwd is not None, h.dtype
         return out
 
     @staticmethod
@@ -236,9 +231,11 @@ class _ConvsBN(torch.autograd.Function):
         # backward will use (the architecture step wants no weight gradients)
         static = ctx.needs_input_grad
         need = [_wanted(n, st) for n, st in zip(ctx.nodes, static[:4] + (False,) * 3 + static[7:])]
+        dt = ctx.dtype
+        ws = [w.to(dt) for w in weights]
         with torch.no_grad():
-            hs = [torch.cat([inp] * E, dim=1) if ctx.repeat else inp]
-            for (stride, pad, dil, groups), w in zip(convs, weights):
+            hs = [(torch.cat([inp] * E, dim=1) if ctx.repeat else inp).to(dt)]
+            for (stride, pad, dil, groups), w in zip(convs, ws):
                 hs.append(F.conv2d(hs[-1], w, None, stride, pad, dil, groups))
             h = hs.pop()
             if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
@@ -252,11 +249,15 @@ class _ConvsBN(torch.autograd.Function):
                 stride, pad, dil, groups = convs[k]
                 want_in = k > 0 or need[0]
                 g, g_w[k], _ = torch.ops.aten.convolution_backward(
-                    g, hs[k], weights[k], None, list(stride), list(pad), list(dil), False, [0, 0], groups,
+                    g.to(dt), hs[k], ws[k], None, list(stride), list(pad), list(dil), False, [0, 0], groups,
                     [want_in, need[7 + k], False])
+                if g_w[k] is not None:
+                    g_w[k] = g_w[k].to(weights[k].dtype)
                 hs.pop()
             if need[0] and ctx.repeat:
                 g = _sum_edges(g, E)
+            if need[0]:
+                g = g.to(inp.dtype)
         return (g if need[0] else None, None, g_gamma, g_beta, None, None, None, *g_w)
 
 

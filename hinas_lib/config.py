@@ -165,6 +165,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0            # 0 = off
     val_every: int = 1                # epochs
+    train_on_val: bool = True         # retrain on train + val images (val then only monitors the fit)
     amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
@@ -285,8 +286,8 @@ def _tiny(task: str, scale: int) -> Config:
         space=SpaceConfig(layers=2, blocks=2, filters=8),
         search=SearchConfig(epochs=6, warmup_epochs=2, steps_per_epoch=12, batch_size=4,
                             crop=24 if is_sr else 40, val_batches=2),
-        train=TrainConfig(filters=16, epochs=12, steps_per_epoch=40, batch_size=8,
-                          crop=32 if is_sr else 48, lr=2e-3, lr_min=1e-5),
+        train=TrainConfig(filters=16, epochs=25, steps_per_epoch=100, batch_size=8,
+                          crop=32 if is_sr else 48, lr=3e-3, lr_min=1e-5, val_every=5),
     )
 
 

@@ -27,6 +27,8 @@ ACTIVATIONS: Dict[str, Callable[[int], nn.Module]] = {
     "leaky_relu": lambda c: nn.LeakyReLU(0.2, inplace=False),
     "relu": lambda c: nn.ReLU(inplace=False),
     "prelu": lambda c: nn.PReLU(c),
+    # smooth: no kink where float rounding could flip the slope (used to compare runs exactly)
+    "silu": lambda c: nn.SiLU(inplace=False),
 }
 
 

@@ -124,6 +124,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
 
         train_imgs, val_imgs, _ = streams.image_split(cfg)
+        if t.train_on_val:
+            # the paper retrains on the whole training set: the search's two halves together
+            train_imgs = train_imgs + val_imgs
         self.train_ds = streams.patch_dataset(train_imgs, cfg, t.crop)
         mult = cfg.task.scale if cfg.task.task == "sr" else 1
         val_imgs = [(n, centre_crop(a, val_size, mult)) for n, a in val_imgs]
