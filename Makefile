@@ -13,7 +13,7 @@ else
 TORCH ?= torch
 endif
 
-.PHONY: setup demo test test-lib test-notebooks bench lab clean
+.PHONY: setup demo test test-lib test-notebooks bench bench-all zoo lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,23 @@ test-lib: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
-	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --json benchmarks/search_step.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --json benchmarks/results/search_step_denoise.json
+	$(PY) -m benchmarks.report
+
+# every CPU benchmark behind benchmarks/RESULTS.md (about an hour on 2 cores)
+bench-all: setup
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --iters 3 --warmup 1 --json benchmarks/results/search_step_denoise.json
+	$(PY) -m benchmarks.search_step --preset paper-sr --threads 2 --iters 3 --warmup 1 --variants default,no-sharing,checkpoint,unoptimised --json benchmarks/results/search_step_sr.json
+	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
+	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --sweep batch --json benchmarks/results/sweep_batch.json
+	$(PY) -m benchmarks.report
+
+# rebuild the model zoo from ../shared/data (CPU: about an hour and a half)
+zoo: setup
+	$(PY) zoo/make_denoise.py --threads 2
+	$(PY) zoo/make_sr.py --threads 2
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

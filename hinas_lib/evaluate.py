@@ -114,9 +114,28 @@ def baseline(inp: torch.Tensor, cfg: Config, sigma: float) -> torch.Tensor:
 # Tables
 # ---------------------------------------------------------------------------
 
+def bm3d_denoise(inp: torch.Tensor, sigma: float) -> torch.Tensor:
+    """BM3D (the ``bm3d`` package from PyPI, optional) at a known noise level, grey or RGB."""
+    try:
+        import bm3d
+    except ImportError as e:
+        raise ImportError("the BM3D baseline needs the optional 'bm3d' package: pip install bm3d") from e
+    img = streams.stack_to_numpy(inp).astype(np.float64)
+    s = sigma / 255.0
+    out = bm3d.bm3d_rgb(img, s) if img.ndim == 3 else bm3d.bm3d(img, s)
+    return to_tensor(np.asarray(out, dtype=np.float32)).clamp(0, 1)
+
+
 def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = None, tile: int = 0,
-             with_baseline: bool = True, progress: bool = True, keep_images: bool = False) -> Dict:
-    """Per-image and mean PSNR/SSIM for the degraded input, the baseline and the model."""
+             with_baseline: bool = True, progress: bool = True, keep_images: bool = False,
+             bm3d: bool = False) -> Dict:
+    """Per-image and mean PSNR/SSIM for the degraded input, the baseline and the model.
+
+    ``bm3d=True`` (denoising only) adds a ``bm3d`` column; it needs ``pip install bm3d``
+    and takes seconds per image.
+    """
+    if bm3d and cfg.task.task != "denoise":
+        raise ValueError("bm3d: BM3D is a denoising baseline; this model is for " + cfg.task.task)
     sigma = cfg.task.eval_sigma if sigma is None else float(sigma)
     ds = streams.eval_dataset(images, cfg, sigma=sigma)
     kw = metric_kwargs(cfg)
@@ -128,6 +147,8 @@ def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = Non
                  "ours": ours}
         if with_baseline:
             cands["baseline"] = baseline(inp, cfg, sigma)
+        if bm3d:
+            cands["bm3d"] = bm3d_denoise(inp, sigma)
         row = {"image": name}
         for k, v in cands.items():
             row[f"{k}_psnr"] = psnr(v, target, **kw)
@@ -148,9 +169,9 @@ def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = Non
 
 
 def format_table(res: Dict) -> str:
-    cols = [c for c in ("input", "baseline", "ours") if f"{c}_psnr" in res["mean"]]
+    cols = [c for c in ("input", "baseline", "bm3d", "ours") if f"{c}_psnr" in res["mean"]]
     label = {"input": "noisy" if res["task"] == "denoise" else "bicubic-in",
-             "baseline": "NLM" if res["task"] == "denoise" else "bicubic", "ours": "HiNAS"}
+             "baseline": "NLM" if res["task"] == "denoise" else "bicubic", "bm3d": "BM3D", "ours": "HiNAS"}
     if res["task"] == "sr":
         label["input"] = "bicubic"
         cols = [c for c in cols if c != "baseline"]  # bicubic input == bicubic baseline

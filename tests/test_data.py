@@ -15,11 +15,7 @@ from hinas_lib.data import (EMBEDDED_IMAGES, EvalDataset, ImageError, PatchDatas
 from hinas_lib.degrade import add_gaussian_noise, bicubic_downscale, noise_seed  # noqa: E402
 
 
-def shared_data() -> Path:
-    """../shared/data beside the project, or $HINAS_SHARED (the shared folder or its data/)."""
-    env = os.environ.get("HINAS_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return root / "data" if (root / "data").is_dir() else root
+from _paths import shared_data  # noqa: E402,F401
 
 
 def ramp(h, w, c=None):

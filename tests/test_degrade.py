@@ -14,11 +14,7 @@ from hinas_lib.metrics import psnr  # noqa: E402
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 
 
-def shared_data() -> Path:
-    """../shared/data beside the project, or $HINAS_SHARED (the shared folder or its data/)."""
-    env = os.environ.get("HINAS_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return root / "data" if (root / "data").is_dir() else root
+from _paths import shared_data  # noqa: E402,F401
 
 
 def set5_or_skip() -> Path:

@@ -12,11 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from hinas_lib.metrics import psnr, rgb_to_y, ssim, ssim_torch  # noqa: E402
 
 
-def shared_data() -> Path:
-    """../shared/data beside the project, or $HINAS_SHARED (the shared folder or its data/)."""
-    env = os.environ.get("HINAS_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return root / "data" if (root / "data").is_dir() else root
+from _paths import shared_data  # noqa: E402,F401
 
 
 def sk_ssim(a, b, data_range=1.0):
