@@ -63,7 +63,10 @@ def model_checkpoint(net: HiNASNet, cfg: Config, genotype: Genotype, metrics: Di
 
 def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional[str] = None,
                scale: Optional[int] = None) -> Tuple[HiNASNet, Config, Dict]:
-    """Rebuild a trained network from its self-describing checkpoint."""
+    """Rebuild a trained network from its self-describing checkpoint (a ``model.pt``,
+    a folder holding one, or a zoo name such as ``denoise-s30``)."""
+    from .zoo import resolve_model
+    path = resolve_model(path)
     ckpt = load_checkpoint(path, kind="model")
     cfg = Config.from_dict(ckpt["config"])
     if task is not None and task != cfg.task.task:

@@ -1,0 +1,173 @@
+"""The model zoo: every shipped entry loads, restores, and is what it says it is.
+
+These tests read only ``zoo/`` (never ../shared), so they run on a fresh clone.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hinas_lib import zoo
+from hinas_lib.checkpoint import load_checkpoint
+from hinas_lib.cli import main as cli_main
+from hinas_lib.data import load_image, save_image
+from hinas_lib.genotype import Genotype
+from hinas_lib.metrics import psnr
+from hinas_lib.network import HiNASNet
+from hinas_lib.train import load_model
+
+ENTRIES = sorted(zoo.available())
+EXPECTED = {"denoise-s30", "denoise-s50", "denoise-s70", "sr-x2", "sr-x3", "sr-x4"}
+
+
+def test_zoo_ships_the_promised_entries():
+    assert EXPECTED <= set(ENTRIES), f"missing zoo entries: {sorted(EXPECTED - set(ENTRIES))}"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_entry_is_small_and_self_describing(name):
+    entry = zoo.ZOO_DIR / name
+    assert (entry / "model.pt").stat().st_size < 5 * 2 ** 20
+    ckpt = load_checkpoint(entry / "model.pt", kind="model")  # weights_only=True inside
+    info = zoo.entry_info(name)
+    assert info["name"] == name and info["task"] == ckpt["config"]["task"]["task"]
+    assert (entry / "genotype.svg").is_file() or (entry / "genotype.gv").is_file()
+    assert info["recipe"]["data"] and info["recipe"]["search"] and info["recipe"]["train"]
+    assert info["results"], "an entry without test scores"
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_stored_genotype_matches_weights(name):
+    entry = zoo.ZOO_DIR / name
+    ckpt = torch.load(entry / "model.pt", map_location="cpu", weights_only=True)
+    geno = Genotype.load(entry / "genotype.json")
+    assert geno.to_dict() == ckpt["genotype"]
+    _, cfg, _ = load_model(entry / "model.pt", "cpu")
+    net = HiNASNet(geno, cfg, filters=int(ckpt["filters"]))
+    net.load_state_dict(ckpt["state_dict"], strict=True)  # every tensor has its place and shape
+    assert sum(p.numel() for p in net.parameters()) == zoo.entry_info(name)["params"]
+
+
+def _clean_image(channels):
+    import skimage.data
+    img = skimage.data.astronaut()[100:196, 150:246].astype(np.float32) / 255  # 96x96 RGB
+    return img.mean(axis=2) if channels == 1 else img
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_entry_restores_a_small_image(name, tmp_path):
+    net, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
+    t = cfg.task
+    clean = _clean_image(t.channels)
+    if t.task == "denoise":
+        rng = np.random.default_rng(0)
+        degraded = np.clip(clean + rng.normal(0, t.eval_sigma / 255, clean.shape), 0, 1).astype(np.float32)
+    else:
+        from hinas_lib.degrade import bicubic_downscale
+        x = torch.from_numpy(clean).permute(2, 0, 1)
+        degraded = bicubic_downscale(x, t.scale).clamp(0, 1).permute(1, 2, 0).numpy()
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    save_image(src, degraded)
+    # by short name, through the command line a user types
+    assert cli_main(["restore", "--model", name, str(src), str(dst), "--device", "cpu"]) == 0
+    out = load_image(dst, channels=t.channels)
+    assert out.shape == clean.shape
+    ref = load_image(src, channels=t.channels)
+    to_t = (lambda a: torch.from_numpy(a).unsqueeze(0) if a.ndim == 2 else torch.from_numpy(a).permute(2, 0, 1))
+    if t.task == "denoise":
+        # the network must clearly improve on its input at its own noise level
+        assert psnr(to_t(out), to_t(clean)) > psnr(to_t(ref), to_t(clean)) + 3.0
+    else:
+        from hinas_lib.degrade import bicubic_upscale
+        bic = bicubic_upscale(to_t(ref), t.scale).clamp(0, 1)
+        kw = dict(crop_border=t.scale, test_y_channel=True)
+        assert psnr(to_t(out), to_t(clean), **kw) > psnr(bic, to_t(clean), **kw)
+
+
+def test_results_page_lists_every_entry():
+    page = (zoo.ZOO_DIR / "RESULTS.md").read_text()
+    for name in ENTRIES:
+        assert f"`{name}`" in page
+    assert page.endswith(zoo.results_table())  # regenerated from the entries' info.json
+
+
+def test_unknown_zoo_name_is_a_clear_error(capsys):
+    assert cli_main(["restore", "--model", "denoise-s999", "a.png", "b.png"]) == 2
+    err = capsys.readouterr().err
+    assert "denoise-s999" in err and "denoise-s30" in err
+
+
+def test_build_entry_writes_a_complete_entry(tmp_path):
+    """The zoo scripts' machinery, end to end at a toy size on the embedded images."""
+    from hinas_lib.config import get_preset
+    from hinas_lib.genotype import default_genotype
+    from hinas_lib import data
+
+    cfg = get_preset("tiny", "denoise").replace(train=dict(epochs=2, steps_per_epoch=3, batch_size=2, crop=24,
+                                                           val_every=1))
+    geno = default_genotype(cfg.space.layers, cfg.space.blocks, cfg.space.width_factors)
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    save_image(test_dir / "cam.png", data.load_embedded("camera", 1)[:64, :64])
+    info = zoo.build_entry("toy-s30", cfg, geno, work_dir=tmp_path / "runs", test_sets={"toy": test_dir},
+                           recipe={"data": "embedded", "search": "none", "train": "toy"}, zoo_dir=tmp_path / "zoo",
+                           progress=False)
+    entry = tmp_path / "zoo" / "toy-s30"
+    assert sorted(p.name for p in entry.iterdir() if p.suffix != ".gv") == [
+        "genotype.json", "genotype.svg", "info.json", "model.pt"] or (entry / "genotype.gv").is_file()
+    assert zoo.available(tmp_path / "zoo") == {"toy-s30": entry / "model.pt"}
+    assert info["train_steps"] == 6 and info["sigma"] == 30 and info["params"] > 0
+    m = info["results"]["toy"]["mean"]
+    assert {"input_psnr", "baseline_psnr", "ours_psnr"} <= set(m)
+    assert json.loads((entry / "info.json").read_text())["results"]["toy"]["mean"] == m
+    table = zoo.results_table(tmp_path / "zoo")
+    assert "`toy-s30`" in table and f"{m['ours_psnr']:.2f}" in table
+
+
+def test_train_seconds_adds_up_resumed_stretches(tmp_path):
+    rows = [{"elapsed_s": 10}, {"elapsed_s": 20}, {"elapsed_s": 5}, {"elapsed_s": 12}]  # resumed after 20
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert zoo.run_seconds(tmp_path) == 32
+    assert zoo.run_seconds(tmp_path / "missing") == 0
+
+
+def test_bm3d_baseline_beats_the_noisy_input_and_is_denoise_only():
+    pytest.importorskip("bm3d")
+    from hinas_lib import data, evaluate
+    from hinas_lib.config import get_preset
+    from hinas_lib.degrade import add_gaussian_noise
+
+    clean = evaluate.to_tensor(data.load_embedded("camera", 1)[200:264, 200:264])
+    noisy = add_gaussian_noise(clean, 30, generator=torch.Generator().manual_seed(0))
+    out = evaluate.bm3d_denoise(noisy, 30)
+    assert out.shape == clean.shape
+    assert psnr(out, clean) > psnr(noisy.clamp(0, 1), clean) + 5
+    with pytest.raises(ValueError, match="BM3D is a denoising baseline"):
+        evaluate.evaluate(None, get_preset("tiny", "sr"), [], bm3d=True)
+
+
+def _script(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"zoo_{name}", zoo.ZOO_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", ["make_denoise", "make_sr"])
+def test_make_scripts_refuse_a_missing_shared_folder(name, tmp_path, capsys):
+    assert _script(name).main(["--shared", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_entry_was_made_by_its_script(name):
+    """The shipped weights were trained with exactly the settings the script holds now."""
+    _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
+    if cfg.task.task == "denoise":
+        _, trains = _script("make_denoise").configs("../shared", [cfg.task.eval_sigma])
+    else:
+        _, trains = _script("make_sr").configs("../shared", [cfg.task.scale])
+    assert trains[name].to_dict() == cfg.to_dict()
