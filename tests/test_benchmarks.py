@@ -1,0 +1,43 @@
+"""The benchmark scripts run and report what they promise (at toy size; the figures
+themselves live in benchmarks/RESULTS.md, never in assertions on time)."""
+import json
+
+import pytest
+
+from benchmarks import report, search_step
+
+
+def test_search_step_writes_the_documented_json(tmp_path):
+    out = tmp_path / "search_step_denoise.json"
+    res = search_step.main(["--preset", "tiny", "--threads", "1", "--iters", "1", "--warmup", "0",
+                            "--variants", "default,no-sharing,checkpoint", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(res))
+    assert saved["variant"] == "default" and saved["iter_s_median"] > 0 and saved["peak_mem_mib"] > 0
+    assert set(saved["variants"]) == {"no-sharing", "checkpoint"}
+    # memory is measured, not assumed: checkpointing keeps fewer activations, no-sharing more
+    assert saved["variants"]["checkpoint"]["peak_mem_mib"] < saved["peak_mem_mib"]
+    assert saved["variants"]["no-sharing"]["peak_mem_mib"] > saved["peak_mem_mib"]
+    # no-sharing has one cell per incoming path: more weights for the same space
+    assert saved["variants"]["no-sharing"]["weight_params"] > saved["variants"]["checkpoint"]["weight_params"]
+    assert "no-sharing / default" in saved["ratios"]
+
+    page = report.build(tmp_path)
+    assert "Search iteration, paper denoising config" in page and "| default |" in page
+    assert "no GPU machine was lent" in page  # no gpu_check.md in the folder
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(SystemExit, match="unknown variant"):
+        search_step.main(["--preset", "tiny", "--variants", "default,turbo"])
+
+
+def test_gpu_check_runs_its_cpu_smoke_path(tmp_path, monkeypatch):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine this is the real (minutes-long) check")
+    from benchmarks import gpu_check
+    monkeypatch.setenv("OUT", str(tmp_path))
+    assert gpu_check.main([]) == 0
+    text = (tmp_path / "gpu_check.md").read_text()
+    assert "CUDA is not available" in text and "Retraining (smoke)" in text
