@@ -284,9 +284,11 @@ def _tiny(task: str, scale: int) -> Config:
         task=TaskConfig(task=task, channels=3 if is_sr else 1, scale=scale,
                         sigmas=(30.0,), eval_sigma=30.0),
         space=SpaceConfig(layers=2, blocks=2, filters=8),
-        search=SearchConfig(epochs=6, warmup_epochs=2, steps_per_epoch=12, batch_size=4,
+        # long enough a warm-up that the convolutions are trained before alpha moves (with
+        # 24 warm-up steps the demo's search collapsed onto skip_connect edges)
+        search=SearchConfig(epochs=10, warmup_epochs=4, steps_per_epoch=20, batch_size=4,
                             crop=24 if is_sr else 40, val_batches=2),
-        train=TrainConfig(filters=16, epochs=25, steps_per_epoch=100, batch_size=8,
+        train=TrainConfig(filters=16, epochs=40, steps_per_epoch=100, batch_size=8,
                           crop=32 if is_sr else 48, lr=3e-3, lr_min=1e-5, val_every=5),
     )
 

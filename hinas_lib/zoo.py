@@ -10,7 +10,8 @@ Each entry is a folder ``zoo/<name>/`` holding
 
 ``python -m hinas_lib restore --model denoise-s30 IN OUT`` finds an entry by name.
 The scripts ``zoo/make_denoise.py`` and ``zoo/make_sr.py`` reproduce the entries;
-``python -m hinas_lib.zoo`` rewrites ``zoo/RESULTS.md`` from the entries' ``info.json``.
+``python -m hinas_lib.zoo`` rewrites ``zoo/RESULTS.md`` from the entries' ``info.json``;
+with ``--time`` it first measures every entry's CPU speed again, side by side.
 """
 from __future__ import annotations
 
@@ -317,5 +318,41 @@ def write_results(zoo_dir: Path = ZOO_DIR, header: str = "") -> Path:
     return path
 
 
+def retime(zoo_dir: Path = ZOO_DIR, *, threads: int = 1, size: int = 256, repeats: int = 5) -> Dict[str, float]:
+    """Measure every entry's CPU ms per output megapixel again, side by side: the
+    entries take turns, forward by forward, so that load on the machine hits all
+    alike; store the medians in their ``info.json``."""
+    from .checkpoint import atomic_write_text
+    from .train import load_model
+
+    torch.set_num_threads(threads)
+    nets = {}
+    for name in available(zoo_dir):
+        net, cfg, _ = load_model(Path(zoo_dir) / name, "cpu")
+        s = cfg.task.scale if cfg.task.task == "sr" else 1
+        nets[name] = (net, torch.rand(1, cfg.task.channels, size // s, size // s), s)
+    times: Dict[str, List[float]] = {n: [] for n in nets}
+    with torch.no_grad():
+        for i in range(repeats + 1):  # the first round warms up
+            for name, (net, x, s) in nets.items():
+                t = time.perf_counter()
+                net(x)
+                if i:
+                    times[name].append(time.perf_counter() - t)
+    out = {}
+    for name, (net, x, s) in nets.items():
+        mpix = (x.shape[-1] * s) * (x.shape[-2] * s) / 1e6
+        out[name] = float(sorted(times[name])[len(times[name]) // 2] * 1000 / mpix)
+        info = entry_info(name, zoo_dir)
+        info["ms_per_mpix_cpu"] = out[name]
+        info["ms_per_mpix_note"] = f"{threads} thread(s), {size}x{size} output, median of {repeats}, all entries interleaved"
+        atomic_write_text(Path(zoo_dir) / name / "info.json", json.dumps(info, indent=1))
+    return out
+
+
 if __name__ == "__main__":
+    import sys
+    if "--time" in sys.argv[1:]:
+        for n, v in retime().items():
+            print(f"{n:14s} {v:8.0f} ms/MPix")
     print(write_results(header=_header()))
