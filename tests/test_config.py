@@ -186,7 +186,7 @@ def test_replace_returns_validated_copy():
     assert new.search.epochs == 3 and new.search.warmup_epochs == 1
     assert new.space.alpha_sharing == "cell" and new.name == "t2"
     # the original is untouched, other fields carried over
-    assert cfg.search.epochs == 6 and cfg.space.alpha_sharing == "layer" and cfg.name == "tiny"
+    assert cfg.search.epochs == 10 and cfg.space.alpha_sharing == "layer" and cfg.name == "tiny"
     assert new.train == cfg.train and new.task == cfg.task
     assert new.space.filters == cfg.space.filters
     with pytest.raises(ConfigError, match=r"^search.warmup_epochs"):
