@@ -39,7 +39,7 @@ import inspect
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -202,6 +202,30 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def open_run_dir(out, info: DistInfo, *, resume: bool, state_file: str, read: Callable[[], Any],
+                 what: str) -> Optional[Any]:
+    """Rank 0 alone reads the run folder (other machines need not share it) and hands
+    every rank the checkpoint ``read()`` returns (``None`` for a fresh run) or the same
+    ``CheckpointError``; a fresh run refuses a folder that already holds ``state_file``."""
+    from .checkpoint import CheckpointError
+
+    payload = {}
+    if info.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            if resume:
+                payload["ckpt"] = read()
+            elif (out / state_file).exists():
+                raise CheckpointError(f"{out} already holds a {what} checkpoint; pass --resume to "
+                                      "continue it or choose another --out")
+        except CheckpointError as e:
+            payload["error"] = str(e)
+    payload = broadcast_object(payload, info)
+    if "error" in payload:
+        raise CheckpointError(payload["error"])
+    return payload.get("ckpt")
 
 
 def _flat_collective(tensors: Sequence[torch.Tensor], fn) -> None:

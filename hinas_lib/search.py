@@ -178,24 +178,10 @@ class Searcher:
         distributed.broadcast_(self.net.arch_parameters(), self.dist)
 
     def _open_run_dir(self, resume: bool) -> None:
-        # rank 0 alone reads the run folder (other machines need not share it) and
-        # hands every rank the checkpoint or the same error
-        payload: Dict = {}
-        if self.main:
-            try:
-                self.out.mkdir(parents=True, exist_ok=True)
-                if resume:
-                    payload["ckpt"] = self._read_checkpoint(self.out / CKPT_NAME)
-                elif (self.out / CKPT_NAME).exists():
-                    raise CheckpointError(f"{self.out} already holds a search checkpoint; pass --resume to "
-                                          "continue it or choose another --out")
-            except CheckpointError as e:
-                payload["error"] = str(e)
-        payload = distributed.broadcast_object(payload, self.dist)
-        if "error" in payload:
-            raise CheckpointError(payload["error"])
-        if "ckpt" in payload:
-            self._apply_checkpoint(payload["ckpt"])
+        ckpt = distributed.open_run_dir(self.out, self.dist, resume=resume, state_file=CKPT_NAME, what="search",
+                                        read=lambda: self._read_checkpoint(self.out / CKPT_NAME))
+        if ckpt is not None:
+            self._apply_checkpoint(ckpt)
         if self.main:
             atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
 
