@@ -42,7 +42,7 @@ _stub_missing_yaml()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchmarks.search_step import build, random_batch, search_iteration  # noqa: E402
+from benchmarks.search_step import batches, build, search_iteration  # noqa: E402
 from hinas_lib.cells import perf_options  # noqa: E402
 from hinas_lib.config import get_preset  # noqa: E402
 from hinas_lib.genotype import default_genotype  # noqa: E402
@@ -136,8 +136,7 @@ def search_speed(device: torch.device, preset: str, iters: int, warmup: int) -> 
                 continue
             cfg, net, loss_fn, w_opt, a_opt = build(preset, variant, None, None, device=str(device))
             gen = torch.Generator().manual_seed(1)
-            vb = tuple(t.to(device) for t in random_batch(cfg, gen))
-            tb = tuple(t.to(device) for t in random_batch(cfg, gen))
+            vb, tb = (tuple(t.to(device) for t in b) for b in batches(cfg, gen))
             if device.type == "cuda":
                 vb = tuple(t.contiguous(memory_format=torch.channels_last) for t in vb)
                 tb = tuple(t.contiguous(memory_format=torch.channels_last) for t in tb)

@@ -58,6 +58,7 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
     from hinas_lib.config import get_preset
     from hinas_lib.losses import make_loss
     from hinas_lib.runtime import prepare_model
+    from hinas_lib.search import make_optimizers
     from hinas_lib.supernet import SuperNet
 
     sharing, ckpt, perf = VARIANTS[variant]
@@ -70,61 +71,30 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
     cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})
     torch.manual_seed(seed)
     net = prepare_model(SuperNet(cfg), torch.device(device)).train()  # as Searcher does
-    s = cfg.search
-    # the optimisers exactly as Searcher builds them
-    w_opt = torch.optim.SGD(net.weight_parameters(), lr=s.w_lr, momentum=s.w_momentum,
-                            weight_decay=s.w_weight_decay)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=s.a_lr, betas=s.a_betas, weight_decay=s.a_weight_decay)
+    w_opt, a_opt = make_optimizers(net, cfg)  # exactly as Searcher builds them
     return cfg, net, make_loss(cfg.task), w_opt, a_opt
 
 
-def random_batch(cfg, gen):
-    """(input, target) of the preset's batch size and crop: noisy/clean patches
-    for denoising; LR crop and its HR target (crop * scale) for SR."""
-    import torch
-
-    s, t = cfg.search, cfg.task
-    if t.task == "denoise":
-        clean = torch.rand(s.batch_size, t.channels, s.crop, s.crop, generator=gen)
-        noisy = clean + t.sigmas[0] / 255.0 * torch.randn(clean.shape, generator=gen)
-        return noisy, clean
-    hr = torch.rand(s.batch_size, t.channels, s.crop * t.scale, s.crop * t.scale, generator=gen)
-    lr = torch.nn.functional.avg_pool2d(hr, t.scale)
-    return lr, hr
-
-
 def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, amp: str = "none"):
-    """Searcher._arch_step then Searcher._weight_step, line for line (batches
-    already on the net's device, as ``to_device`` leaves them)."""
-    import torch
-
-    from hinas_lib.runtime import autocast, check_finite
+    """One architecture step then one weight step, with the functions Searcher runs
+    (batches already on the net's device, as ``to_device`` leaves them)."""
+    from hinas_lib.runtime import check_finite
+    from hinas_lib.search import arch_step, weight_step
 
     device = net.alpha.device
-    xv, yv = val_batch
-    with autocast(device, amp):
-        loss = loss_fn(net(xv), yv)
-    check_finite(loss, "architecture", 0, "")
-    arch = net.arch_parameters()
-    grads = torch.autograd.grad(loss, arch)  # alpha/beta only
-    for p, g in zip(arch, grads):
-        p.grad = g
-    a_opt.step()
-    a_opt.zero_grad(set_to_none=True)
-    a_loss = float(loss.detach())
+    a_loss = arch_step(net, a_opt, loss_fn, *val_batch, device=device, amp=amp,
+                       on_loss=lambda loss: check_finite(loss, "architecture", 0, ""))
+    w_loss = weight_step(net, w_opt, loss_fn, *train_batch, grad_clip=cfg.search.grad_clip, device=device,
+                         amp=amp, on_loss=lambda loss: check_finite(loss, "training", 0, ""))
+    return a_loss, w_loss
 
-    x, y = train_batch
-    with autocast(device, amp):
-        loss = loss_fn(net(x), y)
-    check_finite(loss, "training", 0, "")
-    w_opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for p in arch:
-        p.grad = None
-    if cfg.search.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), cfg.search.grad_clip)
-    w_opt.step()
-    return a_loss, float(loss.detach())
+
+def batches(cfg, gen):
+    """A validation and a training batch of the preset's batch size and crop (CPU)."""
+    from hinas_lib.profiling import random_batch
+
+    s = cfg.search
+    return (random_batch(cfg, s.batch_size, s.crop, "cpu", gen), random_batch(cfg, s.batch_size, s.crop, "cpu", gen))
 
 
 def worker(args) -> None:
@@ -138,7 +108,7 @@ def worker(args) -> None:
     set_threads(args.threads)
     cfg, net, loss_fn, w_opt, a_opt = build(args.preset, args.worker, args.layers, args.batch)
     gen = torch.Generator().manual_seed(1)
-    val_b, train_b = random_batch(cfg, gen), random_batch(cfg, gen)
+    val_b, train_b = batches(cfg, gen)
     n_weights = net.num_weight_params()
     out = sys.stdout
     out.write(json.dumps({"ready": True, "weight_params": n_weights}) + "\n")

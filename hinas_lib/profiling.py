@@ -42,14 +42,16 @@ def saved_tensor_meter():
 
 
 def random_batch(cfg: Config, batch_size: int, crop: int, device, generator=None):
-    """(input, target) at the search's shapes: HR crop for denoising, LR crop for SR."""
-    c = cfg.task.channels
-    if cfg.task.task == "sr":
-        r = cfg.task.scale
-        return (torch.rand(batch_size, c, crop, crop, generator=generator).to(device),
-                torch.rand(batch_size, c, crop * r, crop * r, generator=generator).to(device))
-    y = torch.rand(batch_size, c, crop, crop, generator=generator)
-    return (y + 0.1 * torch.randn(y.shape, generator=generator)).to(device), y.to(device)
+    """(input, target) at the search's shapes: for denoising a random HR crop with
+    noise at the config's first sigma; for SR a random HR crop of ``crop * scale``
+    and its ``scale`` x ``scale`` average as the LR input."""
+    c, t = cfg.task.channels, cfg.task
+    if t.task == "sr":
+        hr = torch.rand(batch_size, c, crop * t.scale, crop * t.scale, generator=generator)
+        return torch.nn.functional.avg_pool2d(hr, t.scale).to(device), hr.to(device)
+    clean = torch.rand(batch_size, c, crop, crop, generator=generator)
+    noisy = clean + t.sigmas[0] / 255.0 * torch.randn(clean.shape, generator=generator)
+    return noisy.to(device), clean.to(device)
 
 
 def measure_search_step(cfg: Config, *, batch_size: Optional[int] = None, crop: Optional[int] = None,
