@@ -4,24 +4,13 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import resource
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List
 
 import torch
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from hinas_lib.runtime import cpu_model
 
 
 def load_average() -> List[float]:
@@ -47,11 +36,6 @@ def machine_info(threads: int) -> Dict:
 def set_threads(n: int) -> None:
     torch.set_num_threads(n)
     os.environ["OMP_NUM_THREADS"] = str(n)
-
-
-def max_rss_mib() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024.0 if sys.platform != "darwin" else r / 2**20
 
 
 def median_time(fn: Callable[[], object], iters: int, warmup: int) -> Dict[str, float]:

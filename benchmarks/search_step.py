@@ -103,7 +103,8 @@ def worker(args) -> None:
 
     import torch
 
-    from benchmarks.common import max_rss_mib, profiler_peak_mib, set_threads
+    from benchmarks.common import profiler_peak_mib, set_threads
+    from hinas_lib.runtime import max_rss_mib
 
     set_threads(args.threads)
     cfg, net, loss_fn, w_opt, a_opt = build(args.preset, args.worker, args.layers, args.batch)

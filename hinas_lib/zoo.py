@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
+
+from .runtime import cpu_model
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -68,38 +69,31 @@ def entry_info(name: str, zoo_dir: Path = ZOO_DIR) -> Dict:
 # Measuring a model
 # ---------------------------------------------------------------------------
 
-def ms_per_megapixel(net: torch.nn.Module, channels: int, *, size: int = 256, repeats: int = 3,
-                     scale: int = 1) -> float:
-    """CPU (or the model's device) milliseconds per output megapixel of one eval forward
-    (median of ``repeats`` after one warm-up) on a ``size`` x ``size`` output."""
-    dev = next(net.parameters()).device
-    x = torch.rand(1, channels, size // scale, size // scale, device=dev)
-    times = []
-    net.eval()
+def ms_per_megapixel(models: Dict[str, object], *, size: int = 256, repeats: int = 5) -> Dict[str, float]:
+    """CPU milliseconds per output megapixel of one eval forward on a ``size`` x ``size``
+    output, for each ``name -> (net, cfg)``: median of ``repeats`` after one warm-up, the
+    models taking turns forward by forward, so that load on the machine hits all alike."""
+    runs = {}
+    for name, (net, cfg) in models.items():
+        s = cfg.task.scale if cfg.task.task == "sr" else 1
+        runs[name] = (net.cpu().eval(), torch.rand(1, cfg.task.channels, size // s, size // s), s)
+    times: Dict[str, List[float]] = {n: [] for n in runs}
     with torch.no_grad():
-        net(x)
-        for _ in range(repeats):
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            t = time.perf_counter()
-            net(x)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            times.append(time.perf_counter() - t)
-    out_mpix = (x.shape[-1] * scale) * (x.shape[-2] * scale) / 1e6
-    return float(sorted(times)[len(times) // 2] * 1000 / out_mpix)
+        for i in range(repeats + 1):  # the first round warms up
+            for name, (net, x, _) in runs.items():
+                t = time.perf_counter()
+                net(x)
+                if i:
+                    times[name].append(time.perf_counter() - t)
+    out = {}
+    for name, (_, x, s) in runs.items():
+        mpix = (x.shape[-1] * s) * (x.shape[-2] * s) / 1e6
+        out[name] = float(sorted(times[name])[len(times[name]) // 2] * 1000 / mpix)
+    return out
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 # ---------------------------------------------------------------------------
@@ -156,7 +150,7 @@ def build_entry(name: str, cfg, genotype, *, work_dir: Path, test_sets: Dict[str
         "sigma": t.eval_sigma if t.task == "denoise" else None,
         "scale": t.scale if t.task == "sr" else None,
         "params": sum(p.numel() for p in net.parameters()),
-        "ms_per_mpix_cpu": ms_per_megapixel(net.cpu(), t.channels, scale=t.scale if t.task == "sr" else 1),
+        "ms_per_mpix_cpu": ms_per_megapixel({name: (net, cfg)})[name],
         "train_seconds": round(train_s),
         "train_steps": cfg.train.epochs * cfg.train.steps_per_epoch,
         "best_val_psnr": res.best_psnr,
@@ -319,32 +313,20 @@ def write_results(zoo_dir: Path = ZOO_DIR, header: str = "") -> Path:
 
 
 def retime(zoo_dir: Path = ZOO_DIR, *, threads: int = 1, size: int = 256, repeats: int = 5) -> Dict[str, float]:
-    """Measure every entry's CPU ms per output megapixel again, side by side: the
-    entries take turns, forward by forward, so that load on the machine hits all
-    alike; store the medians in their ``info.json``."""
+    """Measure every entry's CPU ms per output megapixel again, side by side
+    (:func:`ms_per_megapixel`), and store the figures in their ``info.json``."""
     from .checkpoint import atomic_write_text
     from .train import load_model
 
     torch.set_num_threads(threads)
-    nets = {}
+    models = {}
     for name in available(zoo_dir):
         net, cfg, _ = load_model(Path(zoo_dir) / name, "cpu")
-        s = cfg.task.scale if cfg.task.task == "sr" else 1
-        nets[name] = (net, torch.rand(1, cfg.task.channels, size // s, size // s), s)
-    times: Dict[str, List[float]] = {n: [] for n in nets}
-    with torch.no_grad():
-        for i in range(repeats + 1):  # the first round warms up
-            for name, (net, x, s) in nets.items():
-                t = time.perf_counter()
-                net(x)
-                if i:
-                    times[name].append(time.perf_counter() - t)
-    out = {}
-    for name, (net, x, s) in nets.items():
-        mpix = (x.shape[-1] * s) * (x.shape[-2] * s) / 1e6
-        out[name] = float(sorted(times[name])[len(times[name]) // 2] * 1000 / mpix)
+        models[name] = (net, cfg)
+    out = ms_per_megapixel(models, size=size, repeats=repeats)
+    for name, ms in out.items():
         info = entry_info(name, zoo_dir)
-        info["ms_per_mpix_cpu"] = out[name]
+        info["ms_per_mpix_cpu"] = ms
         info["ms_per_mpix_note"] = f"{threads} thread(s), {size}x{size} output, median of {repeats}, all entries interleaved"
         atomic_write_text(Path(zoo_dir) / name / "info.json", json.dumps(info, indent=1))
     return out
