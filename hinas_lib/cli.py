@@ -126,8 +126,7 @@ def cmd_eval(args) -> int:
 
 def cmd_restore(args) -> int:
     from .evaluate import restore_file
-    from .zoo import resolve_model
-    info = restore_file(resolve_model(args.model), args.input, args.output, device=args.device, tile=args.tile,
+    info = restore_file(args.model, args.input, args.output, device=args.device, tile=args.tile,
                         convert=args.convert)
     print(f"{args.input} -> {args.output}  ({info['task']}, {info['input_shape']} -> {info['output_shape']})")
     return 0

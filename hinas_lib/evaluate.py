@@ -110,10 +110,6 @@ def baseline(inp: torch.Tensor, cfg: Config, sigma: float) -> torch.Tensor:
     return to_tensor(out.astype(np.float32)).clamp(0, 1)
 
 
-# ---------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------
-
 def bm3d_denoise(inp: torch.Tensor, sigma: float) -> torch.Tensor:
     """BM3D (the ``bm3d`` package from PyPI, optional) at a known noise level, grey or RGB."""
     try:
@@ -125,6 +121,10 @@ def bm3d_denoise(inp: torch.Tensor, sigma: float) -> torch.Tensor:
     out = bm3d.bm3d_rgb(img, s) if img.ndim == 3 else bm3d.bm3d(img, s)
     return to_tensor(np.asarray(out, dtype=np.float32)).clamp(0, 1)
 
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
 
 def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = None, tile: int = 0,
              with_baseline: bool = True, progress: bool = True, keep_images: bool = False,
