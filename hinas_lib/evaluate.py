@@ -18,7 +18,7 @@ from . import data, streams
 from .config import Config
 from .degrade import bicubic_upscale
 from .metrics import psnr, ssim
-from .runtime import to_device
+from .inference import receptive_radius, tiled_forward  # noqa: F401 (re-exported)
 
 
 def metric_kwargs(cfg: Config) -> Dict:
@@ -31,58 +31,6 @@ def metric_kwargs(cfg: Config) -> Dict:
 # Inference
 # ---------------------------------------------------------------------------
 
-def receptive_radius(net: torch.nn.Module, channels: int, probe: int = 65) -> int:
-    """How far (in input pixels) an output pixel sees, measured by backprop of a
-    single output pixel through the network in eval mode."""
-    was = net.training
-    net.eval()
-    dev = next(net.parameters()).device
-    x = torch.zeros(1, channels, probe, probe, device=dev, requires_grad=True)
-    out = net(x)
-    s = out.shape[-1] // probe  # SR output is larger
-    c = probe // 2
-    out[0, :, c * s, c * s].sum().backward()
-    g = x.grad[0].abs().sum(0)
-    ys, xs = torch.nonzero(g, as_tuple=True)
-    net.train(was)
-    if len(ys) == 0:
-        return 0
-    r = int(max((ys - c).abs().max(), (xs - c).abs().max()))
-    if r >= c:  # the probe was too small to contain the field
-        return receptive_radius(net, channels, probe * 2 + 1)
-    return r
-
-
-@torch.no_grad()
-def tiled_forward(net, x: torch.Tensor, tile: int = 0, overlap: Optional[int] = None, scale: int = 1) -> torch.Tensor:
-    """Run ``net`` on ``x`` (N,C,H,W) in tiles of ``tile`` input pixels.
-
-    Each tile is run with ``overlap`` pixels of real image context on every
-    side (none at the image border, where whole-image inference pads with
-    zeros too) and only its centre is kept. With ``overlap`` at least the
-    network's receptive radius the result equals whole-image inference.
-    ``tile=0`` runs the whole image at once.
-    """
-    H, W = x.shape[-2:]
-    if tile <= 0 or (H <= tile and W <= tile):
-        return net(x)
-    if overlap is None:
-        overlap = receptive_radius(net, x.shape[1])
-    out = None
-    for y0 in range(0, H, tile):
-        for x0 in range(0, W, tile):
-            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
-            py0, px0 = max(0, y0 - overlap), max(0, x0 - overlap)
-            py1, px1 = min(H, y1 + overlap), min(W, x1 + overlap)
-            o = net(x[..., py0:py1, px0:px1])
-            if out is None:
-                out = o.new_zeros(x.shape[0], o.shape[1], H * scale, W * scale)
-            cy, cx = (y0 - py0) * scale, (x0 - px0) * scale
-            out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
-                o[..., cy:cy + (y1 - y0) * scale, cx:cx + (x1 - x0) * scale]
-    return out
-
-
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     a = img[None] if img.ndim == 2 else np.transpose(img, (2, 0, 1))
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
@@ -90,10 +38,10 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 def run_model(net, img_tensor: torch.Tensor, cfg: Config, tile: int = 0) -> torch.Tensor:
     """(C,H,W) in -> (C,H',W') out, clamped to [0,1], on CPU."""
-    dev = next(net.parameters()).device
     scale = cfg.task.scale if cfg.task.task == "sr" else 1
     net.eval()
-    out = tiled_forward(net, to_device(img_tensor.unsqueeze(0), dev), tile=tile, scale=scale)
+    # the image stays on the CPU; tiles go to the network's device one at a time
+    out = tiled_forward(net, img_tensor.unsqueeze(0), tile=tile, scale=scale, out_device="cpu")
     return out.float().clamp(0, 1)[0].cpu()
 
 

@@ -169,6 +169,47 @@ def test_tiled_inference_equals_whole(task, scale, channels):
     # too little context does change the result: the overlap is what makes them equal
     short = tiled_forward(net, x, tile=16, overlap=1, scale=s)
     assert (short - whole).abs().max() > 1e-4
+    # the default path (no overlap given) measures the radius itself, under no_grad too
+    with torch.no_grad():
+        auto = tiled_forward(net, x, tile=16, scale=s)
+    torch.testing.assert_close(auto, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_tiles_blend_when_the_field_exceeds_max_overlap():
+    """A network that sees further than max_overlap: tiles are blended, not cut,
+    so the result stays close to whole-image inference with no seam."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(1, 1, 3, padding=2, dilation=2) for _ in range(6)]).eval()
+    assert receptive_radius(net, 1) == 12
+    x = torch.rand(1, 1, 50, 61)
+    with torch.no_grad():
+        whole = net(x)
+    cut = tiled_forward(net, x, tile=16, overlap=4)
+    blended = tiled_forward(net, x, tile=16, max_overlap=4)
+    assert (blended - whole).abs().mean() < 2 * (cut - whole).abs().mean()  # same order of error
+
+    def seam(out):  # mean jump of the error across the tile boundary columns 15|16 and 31|32
+        d = (out - whole).diff(dim=-1).abs().mean(dim=(0, 1, 2))
+        return float(d[[15, 31]].mean() / d.median())
+
+    assert seam(blended) < 0.7 * seam(cut)
+
+
+def test_restore_cli_on_an_image_larger_than_the_tile(image_dirs, tmp_path, capsys):
+    """The default restore path (512-px tiles, radius measured) on a 600x530 photo."""
+    cfg = small_config(image_dirs, epochs=1, warmup_epochs=0)
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("dil_conv_3x3", 2), ("skip_connect", 1)))
+    Trainer(cfg, Genotype(cells=(cell, cell), path=(0, 1)), tmp_path / "m", progress=False, val_size=0).run()
+    big = tmp_path / "big.png"
+    rng = np.random.default_rng(1)
+    data.save_image(big, _smooth_image(rng, 530, 600, 1))
+    assert main(["restore", "--model", str(tmp_path / "m" / "model.pt"), str(big), str(tmp_path / "o.png")]) == 0
+    tiled = data.load_image(tmp_path / "o.png", channels=None)
+    assert tiled.shape == (530, 600)
+    assert main(["restore", "--model", str(tmp_path / "m" / "model.pt"), str(big), str(tmp_path / "w.png"),
+                 "--tile", "0"]) == 0
+    whole = data.load_image(tmp_path / "w.png", channels=None)
+    assert np.abs(tiled - whole).max() <= 1 / 255 + 1e-6  # equal up to 8-bit rounding
 
 
 def test_cli_contract(image_dirs, tmp_path, capsys):
