@@ -43,13 +43,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.search_step import batches, build, search_iteration  # noqa: E402
-from hinas_lib.cells import perf_options  # noqa: E402
+from hinas_lib.fused import PerfOptions  # noqa: E402
 from hinas_lib.config import get_preset  # noqa: E402
 from hinas_lib.genotype import default_genotype  # noqa: E402
 from hinas_lib.network import HiNASNet  # noqa: E402
 from hinas_lib.supernet import SuperNet  # noqa: E402
 
-PLAIN = dict(fuse_edges=False, channels_last=False, recompute=False)
+PLAIN = PerfOptions.plain()
 LINES: List[str] = []
 
 
@@ -87,12 +87,11 @@ def correctness(device: torch.device, tol: float) -> bool:
     for sharing in (True, False):
         cfg = get_preset("tiny").replace(space={"cell_sharing": sharing})
         torch.manual_seed(0)
-        ref_net = SuperNet(cfg).train()
+        ref_net = SuperNet(cfg, PLAIN).train()
         dev_net = SuperNet(cfg).train()
         dev_net.load_state_dict(ref_net.state_dict())
         dev_net = dev_net.to(device)
-        with perf_options(**PLAIN):
-            ref = _fwd_bwd(ref_net, x, t)
+        ref = _fwd_bwd(ref_net, x, t)
         dev = _fwd_bwd(dev_net, x.to(device), t.to(device))
         worst = max(((k, _max_rel(dev[k], ref[k])) for k in ref), key=lambda kv: kv[1])
         rows.append((f"supernet, cell_sharing={sharing}", len(ref), worst))
@@ -160,10 +159,6 @@ def search_speed(device: torch.device, preset: str, iters: int, warmup: int) -> 
             if device.type == "cuda":
                 peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
             say(f"| {variant} | {amp} | {statistics.median(ts):.3f} | {peak:.0f} |")
-            # variant switches (PERF) are process-wide: put them back
-            from hinas_lib.cells import PERF, PerfOptions
-            for k, v in vars(PerfOptions()).items():
-                setattr(PERF, k, v)
             del net, w_opt, a_opt
             if device.type == "cuda":
                 torch.cuda.empty_cache()

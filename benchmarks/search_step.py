@@ -29,7 +29,7 @@ ANCHOR = {
     "paper-sr": {"iter_s": 31.0, "peak_mem_mib": None, "max_rss_mib": 9.6 * 1024},
 }
 
-# name -> (cell_sharing, checkpoint_cells, perf options of hinas_lib.cells.PERF)
+# name -> (cell_sharing, checkpoint_cells, hinas_lib.fused.PerfOptions fields the variant changes)
 VARIANTS = {
     "default": (True, False, {}),
     "no-sharing": (False, False, {}),
@@ -54,25 +54,23 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
           device: str = "cpu"):
     import torch
 
-    from hinas_lib.cells import PERF
     from hinas_lib.config import get_preset
-    from hinas_lib.losses import make_loss
+    from hinas_lib.fused import PerfOptions
     from hinas_lib.runtime import prepare_model
     from hinas_lib.search import make_optimizers
     from hinas_lib.supernet import SuperNet
+    from hinas_lib.tasks import get_task
 
     sharing, ckpt, perf = VARIANTS[variant]
-    for k, v in perf.items():
-        setattr(PERF, k, v)
     cfg = get_preset(preset)
     space = {"cell_sharing": sharing, "checkpoint_cells": ckpt}
     if layers:
         space["layers"] = layers
     cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})
     torch.manual_seed(seed)
-    net = prepare_model(SuperNet(cfg), torch.device(device)).train()  # as Searcher does
+    net = prepare_model(SuperNet(cfg, PerfOptions(**perf)), torch.device(device)).train()  # as Searcher does
     w_opt, a_opt = make_optimizers(net, cfg)  # exactly as Searcher builds them
-    return cfg, net, make_loss(cfg.task), w_opt, a_opt
+    return cfg, net, get_task(cfg).loss(), w_opt, a_opt
 
 
 def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, amp: str = "none"):

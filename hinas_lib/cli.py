@@ -14,16 +14,24 @@ from typing import List, Optional
 
 import yaml
 
+from . import data, distributed
 from .checkpoint import CheckpointError
 from .config import Config, ConfigError, load_config
+from .demo import run_demo
+from .describe import describe, format_description
+from .evaluate import evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
+from .network import load_model
 from .runtime import TrainingError, set_threads
+from .search import Searcher
+from .tasks import TASKS
+from .train import Trainer
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="tiny | paper-denoise | paper-sr (default: tiny)")
     p.add_argument("--config", default=None, help="a YAML config file (instead of a preset)")
-    p.add_argument("--task", choices=["denoise", "sr"], default=None)
+    p.add_argument("--task", choices=sorted(TASKS), default=None)
     p.add_argument("--scale", type=int, default=None, help="SR scale: 2, 3 or 4")
     p.add_argument("--sigma", type=float, default=None, help="noise level (0-255) for training and evaluation")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
@@ -61,21 +69,20 @@ def build_config(args) -> Config:
 
 
 def cmd_describe(args) -> int:
-    from .describe import describe, format_description
     d = describe(build_config(args))
     print(json.dumps(d, indent=1) if args.json else format_description(d))
     return 0
 
 
 def cmd_search(args) -> int:
-    from .search import Searcher
     cfg = build_config(args)
     if args.resume:
         saved = Path(args.out) / "config.yaml"
         if args.preset is None and args.config is None and saved.exists():
             cfg = Config.from_yaml(saved)  # resume with the run's own config
-    s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
-                 amp=args.amp)
+    if args.amp is not None:
+        cfg = cfg.replace(search={"amp": args.amp})
+    s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress)
     res = s.run(stop_after=args.stop_after)
     if not s.main:
         return 0
@@ -88,7 +95,6 @@ def cmd_search(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import Trainer
     cfg = build_config(args)
     if args.resume and args.preset is None and args.config is None and (Path(args.out) / "config.yaml").exists():
         cfg = Config.from_yaml(Path(args.out) / "config.yaml")
@@ -106,17 +112,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from . import data, streams
-    from .evaluate import evaluate, format_table
-    from .train import load_model
     net, cfg, ckpt = load_model(args.model, args.device, task=args.task, scale=args.scale)
     if args.data:
         images = data.load_folder(args.data, channels=cfg.task.channels)
     else:
-        images = streams.image_split(cfg)[2]
+        images = data.image_split(cfg)[2]
     if args.limit:
         images = images[: args.limit]
-    res = evaluate(net, cfg, images, sigma=args.sigma, tile=args.tile, with_baseline=not args.no_baseline,
+    res = evaluate(net, cfg, images, level=args.sigma, tile=args.tile, with_baseline=not args.no_baseline,
                    progress=not args.no_progress)
     res["model"] = str(args.model)
     res["data"] = args.data or "embedded test split"
@@ -125,7 +128,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .evaluate import restore_file
     info = restore_file(args.model, args.input, args.output, device=args.device, tile=args.tile,
                         convert=args.convert)
     print(f"{args.input} -> {args.output}  ({info['task']}, {info['input_shape']} -> {info['output_shape']})")
@@ -133,7 +135,6 @@ def cmd_restore(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
     run_demo(build_config(args), Path(args.out), device=args.device, progress=not args.no_progress)
     return 0
 
@@ -152,7 +153,8 @@ def make_parser() -> argparse.ArgumentParser:
     _run_args(s)
     s.add_argument("--out", required=True)
     s.add_argument("--resume", action="store_true", help="continue the search in --out")
-    s.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="CUDA autocast")
+    s.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None,
+                   help="CUDA autocast (default: the config's search.amp)")
     s.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_search)
 
@@ -170,7 +172,7 @@ def make_parser() -> argparse.ArgumentParser:
     _run_args(e)
     e.add_argument("--model", required=True)
     e.add_argument("--data", default=None, help="folder of test images (default: the embedded test split)")
-    e.add_argument("--task", choices=["denoise", "sr"], default=None, help="check the model is for this task")
+    e.add_argument("--task", choices=sorted(TASKS), default=None, help="check the model is for this task")
     e.add_argument("--scale", type=int, default=None, help="check the model's SR scale")
     e.add_argument("--sigma", type=float, default=None, help="noise level (default: the model's)")
     e.add_argument("--tile", type=int, default=0, help="tiled inference with this tile size (0 = whole)")
@@ -197,7 +199,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from . import distributed
     args = make_parser().parse_args(argv)
     set_threads(getattr(args, "threads", None))
     ok = False

@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from .grid import DEFAULT_WIDTH_FACTORS, channel_widths
 from .ops import ACTIVATIONS, OPS, PRIMITIVES
+from .tasks import TASKS
 
 
 class ConfigError(ValueError):
@@ -51,14 +53,13 @@ def _check_types(obj, section: str) -> None:
             _require(ok, name, f"expected a list of numbers, got {v!r}")
 
 
-TASKS = ("denoise", "sr")
-SR_SCALES = (2, 3, 4)
 ALPHA_SHARING = ("layer", "tied", "cell")
+AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass
 class TaskConfig:
-    task: str = "denoise"            # denoise | sr
+    task: str = "denoise"            # a name of hinas_lib.tasks.TASKS: denoise | sr
     channels: int = 1                # 1 grey, 3 RGB
     scale: int = 2                   # SR only
     sigmas: Tuple[float, ...] = (30.0,)  # training noise levels (0-255 scale)
@@ -68,11 +69,11 @@ class TaskConfig:
 
     def __post_init__(self):
         _check_types(self, "task")
-        _require(self.task in TASKS, "task.task", f"must be one of {TASKS}, got {self.task!r}")
+        _require(self.task in TASKS, "task.task", f"must be one of {tuple(TASKS)}, got {self.task!r}")
         _require(self.channels in (1, 3), "task.channels", f"must be 1 or 3, got {self.channels}")
-        if self.task == "sr":
-            _require(self.scale in SR_SCALES, "task.scale",
-                     f"the pixel-shuffle head supports x2, x3, x4; got {self.scale}")
+        problem = TASKS[self.task].check(self)  # the task's own settings
+        if problem:
+            _require(False, *problem)
         self.sigmas = tuple(float(s) for s in self.sigmas)
         _require(len(self.sigmas) > 0 and all(0 <= s <= 255 for s in self.sigmas),
                  "task.sigmas", f"need at least one sigma in [0, 255], got {self.sigmas}")
@@ -88,7 +89,7 @@ class SpaceConfig:
     layers: int = 3
     blocks: int = 4
     filters: int = 10                 # F: channels at width factor 1 during search
-    width_factors: Tuple[float, ...] = (1.0, 1.5, 2.0)
+    width_factors: Tuple[float, ...] = DEFAULT_WIDTH_FACTORS
     # read at construction, so primitives registered later become the default too
     primitives: Tuple[str, ...] = field(default_factory=lambda: tuple(PRIMITIVES))
     activation: str = "leaky_relu"
@@ -117,8 +118,7 @@ class SpaceConfig:
                  f"must be one of {ALPHA_SHARING}, got {self.alpha_sharing!r}")
 
     def widths(self, filters: Optional[int] = None) -> List[int]:
-        f = self.filters if filters is None else filters
-        return [max(1, int(round(f * w))) for w in self.width_factors]
+        return channel_widths(self.filters if filters is None else filters, self.width_factors)
 
 
 @dataclass
@@ -137,11 +137,13 @@ class SearchConfig:
     a_weight_decay: float = 1e-3
     a_betas: Tuple[float, float] = (0.5, 0.999)
     val_batches: int = 4              # fixed validation patches per epoch for PSNR/SSIM
+    amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
 
     def __post_init__(self):
         _check_types(self, "search")
+        _require(self.amp in AMP_MODES, "search.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop", "val_batches"):
             _require(getattr(self, name) >= 1, f"search.{name}", f"must be >= 1, got {getattr(self, name)}")
         _require(0 <= self.warmup_epochs <= self.epochs, "search.warmup_epochs",
@@ -175,7 +177,7 @@ class TrainConfig:
         for name in ("filters", "epochs", "steps_per_epoch", "batch_size", "crop", "val_every"):
             _require(getattr(self, name) >= 1, f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, "train.lr", "need lr > 0 and 0 <= lr_min <= lr")
-        _require(self.amp in ("none", "bf16", "fp16"), "train.amp", f"must be none, bf16 or fp16, got {self.amp!r}")
+        _require(self.amp in AMP_MODES, "train.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
 
 
@@ -277,25 +279,27 @@ _SECTION_TYPES = {"task": TaskConfig, "space": SpaceConfig, "search": SearchConf
 # Presets
 # ---------------------------------------------------------------------------
 
+# The tiny preset's patch sides (search, retrain): input pixels, so SR crops are LR.
+_TINY_CROPS = {"denoise": (40, 48), "sr": (24, 32)}
+
+
 def _tiny(task: str, scale: int) -> Config:
-    is_sr = task == "sr"
+    search_crop, train_crop = _TINY_CROPS.get(task, (40, 48))
     return Config(
         name="tiny",
-        task=TaskConfig(task=task, channels=3 if is_sr else 1, scale=scale,
+        task=TaskConfig(task=task, channels=TASKS[task].default_channels, scale=scale,
                         sigmas=(30.0,), eval_sigma=30.0),
         space=SpaceConfig(layers=2, blocks=2, filters=8),
         # long enough a warm-up that the convolutions are trained before alpha moves (with
         # 24 warm-up steps the demo's search collapsed onto skip_connect edges)
         search=SearchConfig(epochs=10, warmup_epochs=4, steps_per_epoch=20, batch_size=4,
-                            crop=24 if is_sr else 40, val_batches=2),
+                            crop=search_crop, val_batches=2),
         train=TrainConfig(filters=16, epochs=40, steps_per_epoch=100, batch_size=8,
-                          crop=32 if is_sr else 48, lr=3e-3, lr_min=1e-5, val_every=5),
+                          crop=train_crop, lr=3e-3, lr_min=1e-5, val_every=5),
     )
 
 
 def _paper_denoise(task: str, scale: int) -> Config:
-    if task != "denoise":
-        raise ConfigError("task.task: preset 'paper-denoise' is a denoising preset; use 'paper-sr' for SR")
     return Config(
         name="paper-denoise",
         task=TaskConfig(task="denoise", channels=1, sigmas=(30.0,), eval_sigma=30.0),
@@ -307,8 +311,6 @@ def _paper_denoise(task: str, scale: int) -> Config:
 
 
 def _paper_sr(task: str, scale: int) -> Config:
-    if task != "sr":
-        raise ConfigError("task.task: preset 'paper-sr' is a super-resolution preset; use 'paper-denoise'")
     return Config(
         name="paper-sr",
         task=TaskConfig(task="sr", channels=3, scale=scale),
@@ -320,20 +322,24 @@ def _paper_sr(task: str, scale: int) -> Config:
 
 
 PRESETS = {"tiny": _tiny, "paper-denoise": _paper_denoise, "paper-sr": _paper_sr}
-DEFAULT_TASK = {"tiny": "denoise", "paper-denoise": "denoise", "paper-sr": "sr"}
+# the tasks each preset is made for (None: any task); the first is the default
+PRESET_TASKS = {"tiny": None, "paper-denoise": ("denoise",), "paper-sr": ("sr",)}
+PRESET_SCALE = {"paper-sr": 4}  # default SR scale where it is not 2
 
 
 def get_preset(name: str, task: Optional[str] = None, scale: Optional[int] = None) -> Config:
     """A named preset; ``task``/``scale`` select the variant (e.g. tiny SR x3)."""
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    task = task or DEFAULT_TASK[name]
+    allowed = PRESET_TASKS[name]
+    task = task or (allowed[0] if allowed else "denoise")
     if task not in TASKS:
-        raise ConfigError(f"task.task: must be one of {TASKS}, got {task!r}")
-    default_scale = 4 if name == "paper-sr" else 2
-    scale = default_scale if scale is None else int(scale)
-    if task == "sr" and scale not in SR_SCALES:
-        raise ConfigError(f"task.scale: the pixel-shuffle head supports x2, x3, x4; got {scale}")
+        raise ConfigError(f"task.task: must be one of {tuple(TASKS)}, got {task!r}")
+    if allowed and task not in allowed:
+        others = [p for p, ts in PRESET_TASKS.items() if ts and task in ts]
+        raise ConfigError(f"task.task: preset {name!r} is for {', '.join(allowed)}; "
+                          f"for {task} use {' or '.join(repr(p) for p in others) or 'tiny'}")
+    scale = PRESET_SCALE.get(name, 2) if scale is None else int(scale)
     return PRESETS[name](task, scale)
 
 
@@ -344,11 +350,11 @@ def load_config(preset: Optional[str] = None, config_path: Optional[str] = None,
         cfg = Config.from_yaml(config_path)
         if task and task != cfg.task.task:
             raise ConfigError(f"task.task: --task {task} contradicts the config file ({cfg.task.task})")
-        if scale and cfg.task.task == "sr" and scale != cfg.task.scale:
+        if scale and scale != cfg.task.scale:
             cfg = cfg.replace(task={"scale": scale})
         return cfg
     return get_preset(preset or "tiny", task=task, scale=scale)
 
 
 __all__ = ["Config", "TaskConfig", "SpaceConfig", "SearchConfig", "TrainConfig", "DataConfig",
-           "ConfigError", "PRESETS", "get_preset", "load_config"]
+           "ConfigError", "PRESETS", "PRESET_TASKS", "get_preset", "load_config", "ALPHA_SHARING", "AMP_MODES"]

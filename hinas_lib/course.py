@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import matplotlib.pyplot as plt
+import torch
+
+from . import data, viz
 from .config import Config, get_preset
+from .profiling import measure_search_step
+from .runtime import seed_everything
+from .search import Searcher
+from .tasks import get_task
 
 FAST_ENV = "HINAS_FAST"
 THREADS_ENV = "HINAS_THREADS"
@@ -33,7 +41,7 @@ _OFF = ("", "0", "false", "no", "off")
 # What fast mode changes: loop lengths and patch sizes only, never the space.
 FAST_SEARCH = {"epochs": 2, "warmup_epochs": 1, "steps_per_epoch": 3, "batch_size": 2, "val_batches": 1}
 FAST_TRAIN = {"epochs": 2, "steps_per_epoch": 5, "batch_size": 4}
-FAST_CROP = {"denoise": {"search": 24, "train": 24}, "sr": {"search": 12, "train": 12}}  # SR: LR pixels
+FAST_CROP = {"denoise": {"search": 24, "train": 24}, "sr": {"search": 12, "train": 12}}  # input pixels
 
 EVAL_SIZE = {True: 64, False: 256}   # side of the centre crop of each test image (HR pixels)
 VAL_SIZE = {True: 48, False: 256}    # the same for the retraining's validation images
@@ -83,9 +91,6 @@ def default_threads(fast: Optional[bool] = None) -> int:
 
 def setup(seed: int = 0, threads: Optional[int] = None) -> str:
     """Seed python/numpy/torch, set torch's CPU threads; returns a one-line summary."""
-    import torch
-    from .runtime import seed_everything
-
     n = default_threads() if threads is None else int(threads)
     torch.set_num_threads(n)
     seed_everything(seed)
@@ -97,12 +102,9 @@ def setup(seed: int = 0, threads: Optional[int] = None) -> str:
 def eval_images(cfg: Config, size: Optional[int] = None, *, fast: Optional[bool] = None) -> List[Tuple[str, object]]:
     """The held-out test images of ``cfg`` as (name, array), centre-cropped to
     ``size`` pixels (64 in fast mode, 256 otherwise); a multiple of the SR scale."""
-    from . import streams
-    from .train import centre_crop
-
     size = EVAL_SIZE[_fast(fast)] if size is None else int(size)
-    mult = cfg.task.scale if cfg.task.task == "sr" else 1
-    return [(n, centre_crop(a, size, mult)) for n, a in streams.image_split(cfg)[2]]
+    mult = get_task(cfg).scale
+    return [(n, data.centre_crop(a, size, mult)) for n, a in data.image_split(cfg)[2]]
 
 
 def val_size(fast: Optional[bool] = None) -> int:
@@ -117,22 +119,8 @@ def repo_root() -> Path:
 
 def search_panel(cfg: Config, on_run: Optional[Callable[[Config], object]] = None, preset: str = "tiny"):
     """A SearchPanel for ``cfg``'s task whose controls start at ``cfg``'s values."""
-    from .widgets import SearchPanel
-
-    panel = SearchPanel(preset, task=cfg.task.task, on_run=on_run)
-    sp, se, tk = cfg.space, cfg.search, cfg.task
-    values = {"layers": sp.layers, "blocks": sp.blocks, "filters": sp.filters,
-              "width_factors": ", ".join(f"{w:g}" for w in sp.width_factors),
-              "alpha_sharing": sp.alpha_sharing, "cell_sharing": sp.cell_sharing,
-              "w_lr": se.w_lr, "a_lr": se.a_lr, "warmup_epochs": se.warmup_epochs, "epochs": se.epochs,
-              "steps_per_epoch": se.steps_per_epoch, "batch_size": se.batch_size, "crop": se.crop}
-    if tk.task == "denoise":
-        values["sigma"] = tk.sigmas[0]
-    else:
-        values["scale"] = tk.scale
-    for k, v in values.items():
-        panel.controls[k].value = v
-    return panel
+    from .widgets import SearchPanel  # noqa: PLC0415 (ipywidgets is an optional extra)
+    return SearchPanel(preset, on_run=on_run, config=cfg)
 
 
 class LivePlot:
@@ -151,14 +139,12 @@ class LivePlot:
         self.handles: Dict[str, object] = {}
 
     def figure(self, kind: str):
-        from . import viz
         if kind == "losses":
             return viz.plot_losses(self.history)
         return viz.plot_trajectories(self.history, kind, primitives=self.cfg.space.primitives)
 
     def __call__(self, rec: Dict) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+        from IPython.display import display  # noqa: PLC0415 (only inside a notebook)
 
         self.history.append(rec)
         for kind in self.kinds:
@@ -175,9 +161,6 @@ def run_ablation(cfg: Config, variants: Mapping[str, Mapping], *, measure: bool 
     """Search ``cfg`` once per variant (``name -> space changes``) and collect what
     each one costs and finds: architecture parameters, final validation PSNR,
     search time, one-step time and activation memory, the derived genotype."""
-    from .profiling import measure_search_step
-    from .search import Searcher
-
     rows = []
     for name, space in variants.items():
         c = cfg.replace(space=dict(space))

@@ -1,7 +1,8 @@
-"""Images, datasets and loaders for denoising and super-resolution.
+"""Images: files, folders, the embedded pictures and which images a run uses.
 
 Images are float32 numpy arrays in [0, 1], ``HxW`` (grey) or ``HxWx3`` (RGB);
-datasets hand out float32 torch tensors ``C,H,W``.
+:func:`to_tensor` / :func:`to_numpy` convert to and from ``C,H,W`` tensors.
+(Training pairs are made by :mod:`hinas_lib.datasets` and the tasks.)
 
 Colour conversion: grey from RGB is BT.601 luma ``0.299 R + 0.587 G + 0.114 B``
 (full range, what MATLAB ``rgb2gray`` and PIL ``convert('L')`` use), kept in
@@ -27,14 +28,9 @@ hubble_deep_field (mostly black background), text (mostly flat), clock
 checkerboard, logo, shepp_logan_phantom (synthetic), microaneurysms and
 lfw_subset (too small), and every image that scikit-image would download.
 
-Randomness: patch datasets draw crops, flips, noise levels and noise from
-``torch`` (their ``generator`` attribute, or the global RNG when it is None).
-:func:`make_loader` seeds that, so a loader's ``seed`` fixes the whole stream;
-evaluation noise is seeded per image by :func:`hinas_lib.degrade.noise_seed`.
 """
 from __future__ import annotations
 
-import random
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -44,11 +40,7 @@ import numpy as np
 import skimage.data
 import skimage.io
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from .degrade import add_gaussian_noise, bicubic_downscale, modcrop, noise_seed
-
-TASKS = ("denoise", "sr")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 EMBEDDED_IMAGES: Dict[str, Tuple[str, ...]] = {
@@ -182,17 +174,11 @@ def load_folder(folder: Union[str, Path], channels: int, recursive: bool = False
             for p in list_images(folder, recursive)]
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
-def embedded_split(task: str, channels: int) -> Dict[str, NamedImages]:
+def embedded_split(channels: int) -> Dict[str, NamedImages]:
     """The fixed embedded split as ``{'train', 'val', 'test'}`` lists of (name, image).
 
-    The same pictures serve both tasks; ``task`` is checked so callers pass it explicitly.
+    The same pictures serve every task.
     """
-    _check_task(task)
     keys = {"train": "search_train", "val": "search_val", "test": "test"}
     return {k: [(n, load_embedded(n, channels)) for n in EMBEDDED_IMAGES[src]] for k, src in keys.items()}
 
@@ -216,162 +202,50 @@ def folder_split(train_dir: Union[str, Path], val_dir: Optional[Union[str, Path]
             "val": [x for i, x in enumerate(train) if i in val_idx]}
 
 
-# ----------------------------------------------------------------------------- augmentation
+def image_split(cfg) -> Tuple[NamedImages, NamedImages, NamedImages]:
+    """(train, val, test) lists of (name, image) for a config's ``data`` section.
 
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th of the 8 flips/rotations (k in 0..7) of the last two dims:
-    rotate by ``k % 4`` quarter turns, then mirror left-right when ``k >= 4``."""
-    if not 0 <= k < 8:
-        raise ValueError(f"dihedral index must be in 0..7, got {k}")
-    y = torch.rot90(x, k % 4, dims=(-2, -1))
-    return torch.flip(y, dims=(-1,)) if k >= 4 else y
-
-
-def dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Undo :func:`dihedral` (e.g. for self-ensemble at test time)."""
-    if not 0 <= k < 8:
-        raise ValueError(f"dihedral index must be in 0..7, got {k}")
-    y = torch.flip(x, dims=(-1,)) if k >= 4 else x
-    return torch.rot90(y, -(k % 4), dims=(-2, -1))
-
-
-# ----------------------------------------------------------------------------- datasets
-
-def _as_tensors(images: Sequence[np.ndarray], names: Sequence[str], channels: int) -> List[torch.Tensor]:
-    if len(images) != len(names):
-        raise ValueError(f"got {len(images)} images but {len(names)} names")
-    if not images:
-        raise ValueError("no images given")
-    return [torch.from_numpy(np.ascontiguousarray(
-        np.atleast_3d(to_channels(im, channels, source=f"image {n!r}")).transpose(2, 0, 1)))
-        for im, n in zip(images, names)]
-
-
-class PatchDataset(Dataset):
-    """Random training patches: ``(noisy, clean)`` for denoising, ``(lr, hr)`` for SR.
-
-    ``crop`` is the HR patch side for denoising and the LR patch side for SR (the
-    HR patch is ``crop * scale``; LR comes from :func:`bicubic_downscale` of it,
-    on 8-bit levels when ``quantize_lr``, like the benchmark LR files). Sample i
-    uses image ``i % len(images)`` at a random position and one of the 8
-    flips/rotations. Noise sigma (0-255 scale) is drawn from ``sigmas``, or
-    uniformly from ``sigma_range`` (blind models) when given. ``length`` is the
-    virtual epoch length (default 32 patches per image).
+    Without ``data.train_dir`` this is the embedded scikit-image split. With it,
+    validation is ``data.val_dir`` or a fixed ``val_fraction`` of the train
+    folder, and test is ``data.test_dir`` (or the validation images when no
+    test folder is given). Images have ``cfg.task.channels`` channels.
     """
-
-    def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], task: str, crop: int, *,
-                 sigmas: Sequence[float] = (30,), sigma_range: Optional[Tuple[float, float]] = None,
-                 scale: int = 2, augment: bool = True, length: Optional[int] = None, channels: int = 1,
-                 quantize_lr: bool = True, generator: Optional[torch.Generator] = None):
-        _check_task(task)
-        if crop < 1 or (task == "sr" and scale < 1):
-            raise ValueError(f"crop and scale must be >= 1, got crop={crop}, scale={scale}")
-        if task == "denoise" and sigma_range is None and not sigmas:
-            raise ValueError("denoising needs at least one sigma (or a sigma_range)")
-        if sigma_range is not None and not 0 <= sigma_range[0] <= sigma_range[1]:
-            raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo <= hi, got {sigma_range}")
-        self.task, self.crop, self.scale = task, int(crop), int(scale)
-        self.hr_crop = self.crop * self.scale if task == "sr" else self.crop
-        self.names = list(names)
-        self.images = _as_tensors(images, names, channels)
-        for name, im in zip(self.names, self.images):
-            h, w = im.shape[-2:]
-            if h < self.hr_crop or w < self.hr_crop:
-                what = f"{self.hr_crop}x{self.hr_crop} crop" + (
-                    f" (LR {self.crop} x scale {self.scale})" if task == "sr" else "")
-                raise ValueError(f"image {name!r} is {h}x{w}, smaller than the {what}")
-        self.sigmas = tuple(float(s) for s in sigmas)
-        self.sigma_range = None if sigma_range is None else (float(sigma_range[0]), float(sigma_range[1]))
-        self.augment, self.quantize_lr = augment, quantize_lr
-        self.length = int(length) if length is not None else 32 * len(self.images)
-        self.generator = generator
-
-    def __len__(self) -> int:
-        return self.length
-
-    def _randint(self, high: int) -> int:
-        return int(torch.randint(high, (1,), generator=self.generator))
-
-    def _sigma(self) -> float:
-        if self.sigma_range is not None:
-            lo, hi = self.sigma_range
-            return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
-        return self.sigmas[self._randint(len(self.sigmas))]
-
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} samples")
-        img = self.images[index % len(self.images)]
-        h, w = img.shape[-2:]
-        top, left = self._randint(h - self.hr_crop + 1), self._randint(w - self.hr_crop + 1)
-        patch = img[:, top:top + self.hr_crop, left:left + self.hr_crop]
-        if self.augment:
-            patch = dihedral(patch, self._randint(8))
-        patch = patch.contiguous()
-        if self.task == "denoise":
-            return add_gaussian_noise(patch, self._sigma(), generator=self.generator), patch
-        return bicubic_downscale(patch, self.scale, emulate_uint8=self.quantize_lr).contiguous(), patch
+    d, c = cfg.data, cfg.task.channels
+    if d.train_dir is None:
+        sp = embedded_split(c)
+        train, val, test = sp["train"], sp["val"], sp["test"]
+        if d.val_dir is not None:
+            val = load_folder(d.val_dir, c)
+    else:
+        sp = folder_split(d.train_dir, d.val_dir, d.val_fraction, channels=c)
+        train, val = sp["train"], sp["val"]
+        test = val
+    if d.test_dir is not None:
+        test = load_folder(d.test_dir, c)
+    return train, val, test
 
 
-class EvalDataset(Dataset):
-    """Whole images with a deterministic degradation: ``(input, target, name)``.
-
-    Denoising: noise seeded by ``noise_seed(name, sigma, base_seed)``, so every
-    construction, process and machine sees the same noisy image. SR: the HR is
-    modcropped to a multiple of ``scale`` and LR made by :func:`bicubic_downscale`
-    (8-bit levels when ``quantize_lr``: equal to the benchmark LR files).
-    Images differ in size: use batch size 1.
-    """
-
-    def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], task: str, *,
-                 sigma: float = 30, scale: int = 2, channels: int = 1, base_seed: int = 0,
-                 quantize_lr: bool = True):
-        _check_task(task)
-        self.task, self.sigma, self.scale = task, float(sigma), int(scale)
-        self.base_seed, self.quantize_lr = base_seed, quantize_lr
-        self.names = list(names)
-        self.images = _as_tensors(images, names, channels)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, str]:
-        clean, name = self.images[index], self.names[index]
-        if self.task == "denoise":
-            g = torch.Generator().manual_seed(noise_seed(name, self.sigma, self.base_seed))
-            return add_gaussian_noise(clean, self.sigma, generator=g), clean, name
-        hr = modcrop(clean, self.scale).contiguous()
-        return bicubic_downscale(hr, self.scale, emulate_uint8=self.quantize_lr).contiguous(), hr, name
+def centre_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
+    """Centre crop of at most ``size`` pixels per side, a multiple of ``multiple`` (0 = whole)."""
+    if size <= 0:
+        return img
+    h, w = img.shape[:2]
+    ch = min(h, size) // multiple * multiple
+    cw = min(w, size) // multiple * multiple
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return img[y:y + ch, x:x + cw]
 
 
-# ----------------------------------------------------------------------------- loaders
+# ----------------------------------------------------------------------------- tensors
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader seeds each worker's torch RNG from the loader's generator; give
-    numpy and ``random`` the same per-worker seed."""
-    s = torch.initial_seed() % 2 ** 32
-    np.random.seed(s)
-    random.seed(s)
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxW or HxWxC float array -> (C,H,W) float32 tensor."""
+    a = img[None] if img.ndim == 2 else np.transpose(img, (2, 0, 1))
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0,
-                device: Union[str, torch.device] = "cpu", drop_last: bool = True) -> DataLoader:
-    """A seeded DataLoader: the same ``seed`` gives the same batches.
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """(C,H,W) tensor -> HxW or HxWxC float32 array, clamped to [0, 1]."""
+    a = x.detach().float().clamp(0, 1).cpu().numpy()
+    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
 
-    With ``num_workers == 0`` the dataset's ``generator`` (if it has one) is
-    replaced by one seeded from ``seed``; with workers it is cleared so that each
-    worker uses its own torch RNG, which DataLoader seeds from the loader's
-    generator. ``pin_memory`` only when ``device`` is CUDA.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if drop_last and len(dataset) < batch_size:
-        raise ValueError(f"dataset has {len(dataset)} samples, fewer than one batch of {batch_size} "
-                         "(drop_last=True would yield nothing)")
-    g = torch.Generator().manual_seed(int(seed))
-    if hasattr(dataset, "generator"):
-        # Separate stream from the sampler's, offset so the two are not identical.
-        dataset.generator = torch.Generator().manual_seed(int(seed) + 1_000_003) if num_workers == 0 else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=g, worker_init_fn=seed_worker if num_workers > 0 else None,
-                      pin_memory=torch.device(device).type == "cuda", drop_last=drop_last)

@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
+from . import data, viz
 from .checkpoint import atomic_write_text
 from .config import Config
+from .evaluate import evaluate, format_table
+from .search import Searcher
+from .tasks import get_task
+from .train import Trainer
 
 
 def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: bool = True) -> Dict:
-    from . import streams, viz
-    from .evaluate import evaluate, format_table
-    from .search import Searcher
-    from .train import Trainer
-
+    """Search, derive, render, retrain and evaluate ``cfg`` into ``out``; returns the evaluation."""
     out = Path(out)
     t0 = time.time()
     print(f"[1/4] search ({cfg.name}, {cfg.task.task}) -> {out / 'search'}")
@@ -40,12 +41,13 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
 
     print("[4/4] evaluate on the held-out test images")
     t2 = time.time()
-    test = streams.image_split(cfg)[2]
+    test = data.image_split(cfg)[2]
     ev = evaluate(trained.net, cfg, test, progress=progress, keep_images=True)
     t_eval = time.time() - t2
     kept = ev.pop("restored")
-    fig = viz.image_grid([streams.stack_to_numpy(kept[0][k]) for k in ("input", "baseline", "ours", "target")],
-                         ["degraded", ev["baseline"], "HiNAS (ours)", "clean"])
+    shown = [k for k in ("input", "baseline", "ours", "target") if k in kept[0]]
+    titles = {"input": "degraded", "baseline": ev["baseline"], "ours": "HiNAS (ours)", "target": "clean"}
+    fig = viz.image_grid([data.to_numpy(kept[0][k]) for k in shown], [titles[k] for k in shown])
     (out / "figures").mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "figures" / "comparison.png", dpi=100)
 
@@ -54,7 +56,7 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     atomic_write_text(out / "results.json", json.dumps(ev, indent=1))
     table = format_table(ev)
     atomic_write_text(out / "results.md", "```\n" + table + "\n```\n")
-    what = f"sigma={ev['sigma']:g}" if cfg.task.task == "denoise" else f"x{cfg.task.scale}"
+    what = get_task(cfg).describe_level(ev[ev["level_name"]])
     print(f"\nResults on the held-out test images ({what}, {ev['metric']}):\n{table}")
     print(f"\ntimes: search {t_search:.0f}s, retrain {t_train:.0f}s, eval {t_eval:.0f}s")
     print(f"figures: {out / 'search' / 'figures'} (cells, alpha, beta, losses), {out / 'figures' / 'comparison.png'}")

@@ -35,16 +35,9 @@ def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> 
 
 def derive_genotype(net) -> Genotype:
     """The genotype of a :class:`~hinas_lib.supernet.SuperNet` (or anything with
-    the same ``alpha``, ``beta``, ``mask`` and config)."""
+    the same ``alpha_for``, ``beta``, ``mask`` and config): each layer's cell from
+    the alpha its node on the Viterbi path reads."""
     sp = net.cfg.space
     path, _ = viterbi(net.beta, net.mask)
-    cells: List = []
-    for l in range(sp.layers):
-        if sp.alpha_sharing == "layer":
-            a = net.alpha[l]
-        elif sp.alpha_sharing == "tied":
-            a = net.alpha[0]
-        else:
-            a = net.alpha[l, path[l]]  # the cell of the node the path goes through
-        cells.append(derive_cell(a, sp.primitives, sp.blocks))
+    cells: List = [derive_cell(net.alpha_for(l, path[l]), sp.primitives, sp.blocks) for l in range(sp.layers)]
     return Genotype(cells=tuple(cells), path=tuple(path), width_factors=sp.width_factors)

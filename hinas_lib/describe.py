@@ -6,9 +6,10 @@ from typing import Dict
 
 from .config import Config
 from .genotype import default_genotype, edges_per_cell
-from .grid import count_paths, reachable
+from .grid import MOVES, count_paths, reachable
 from .network import HiNASNet
 from .supernet import SuperNet
+from .tasks import get_task
 
 
 def cell_space_size(blocks: int, n_ops: int) -> int:
@@ -33,7 +34,7 @@ def describe(cfg: Config) -> Dict:
     return {
         "preset": cfg.name,
         "task": cfg.task.task,
-        "scale": cfg.task.scale if cfg.task.task == "sr" else None,
+        "scale": get_task(cfg).scale if get_task(cfg).scale > 1 else None,
         "channels": cfg.task.channels,
         "layers": sp.layers,
         "blocks": sp.blocks,
@@ -66,7 +67,7 @@ def format_description(d: Dict) -> str:
         ("widths (F x factors)", f"{d['widths']}"),
         ("primitives", ", ".join(d["primitives"])),
         ("alpha sharing", f"{d['alpha_sharing']}  -> alpha shape {tuple(d['alpha_shape'])}"),
-        ("beta shape", f"{tuple(d['beta_shape'])}  (layers x widths x raise/keep/lower)"),
+        ("beta shape", f"{tuple(d['beta_shape'])}  (layers x widths x {'/'.join(MOVES)})"),
         ("cell sharing", f"{'on' if d['cell_sharing'] else 'off'}  ({d['cells_in_supernet']} cells on "
                          f"{d['grid_nodes']} grid nodes)"),
         ("candidate cells", f"{d['candidate_cells']:.3e}"),

@@ -39,14 +39,12 @@ import inspect
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from . import streams
 from .runtime import pick_device
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -143,38 +141,8 @@ def check_batch(batch_size: int, info: DistInfo, name: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Data: this rank's slice of every global batch
+# Evaluation work split over the ranks (training batches: hinas_lib.streams)
 # ---------------------------------------------------------------------------
-
-class ShardSampler(Sampler):
-    """Sample indices of rank ``r``'s contiguous slice of global batches
-    ``start .. start+steps-1`` (global batch ``t`` is samples ``tB .. tB+B-1``)."""
-
-    def __init__(self, start_step: int, steps: int, global_batch: int, rank: int, world_size: int):
-        self.start, self.steps, self.B = start_step, steps, global_batch
-        self.b = global_batch // world_size
-        self.offset = rank * self.b
-
-    def __iter__(self):
-        for t in range(self.start, self.start + self.steps):
-            first = t * self.B + self.offset
-            yield from range(first, first + self.b)
-
-    def __len__(self):
-        return self.steps * self.b
-
-
-def batch_stream(base: Dataset, seed: int, global_batch: int, start_step: int, steps: int,
-                 device: torch.device, num_workers: int, info: DistInfo) -> Iterator:
-    """:func:`streams.batch_stream`, restricted to this rank's slice of each batch."""
-    if not info.enabled:
-        return streams.batch_stream(base, seed, global_batch, start_step, steps, device, num_workers)
-    sampler = ShardSampler(start_step, steps, global_batch, info.rank, info.world_size)
-    loader = DataLoader(streams.SeededSamples(base, seed), batch_size=sampler.b, sampler=sampler,
-                        num_workers=num_workers, pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=False)
-    return iter(loader)
-
 
 def shard(items: Sequence, info: DistInfo) -> List:
     """Items ``r, r+W, r+2W, ...`` (evaluation work split over the ranks)."""
@@ -202,30 +170,6 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def open_run_dir(out, info: DistInfo, *, resume: bool, state_file: str, read: Callable[[], Any],
-                 what: str) -> Optional[Any]:
-    """Rank 0 alone reads the run folder (other machines need not share it) and hands
-    every rank the checkpoint ``read()`` returns (``None`` for a fresh run) or the same
-    ``CheckpointError``; a fresh run refuses a folder that already holds ``state_file``."""
-    from .checkpoint import CheckpointError
-
-    payload = {}
-    if info.is_main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            if resume:
-                payload["ckpt"] = read()
-            elif (out / state_file).exists():
-                raise CheckpointError(f"{out} already holds a {what} checkpoint; pass --resume to "
-                                      "continue it or choose another --out")
-        except CheckpointError as e:
-            payload["error"] = str(e)
-    payload = broadcast_object(payload, info)
-    if "error" in payload:
-        raise CheckpointError(payload["error"])
-    return payload.get("ckpt")
 
 
 def _flat_collective(tensors: Sequence[torch.Tensor], fn) -> None:
@@ -344,16 +288,10 @@ def sync_batchnorm_(module: nn.Module, device: torch.device) -> nn.Module:
     (cells.MixedOp._bodies), which would go on calling the old, unsynchronised
     BN. Torch's SyncBatchNorm on CUDA, :class:`SyncBatchNormCPU` elsewhere.
 
-    Also switches off the search cells' fused edges (``cells.PERF.fuse_edges``,
-    which never changes the function computed): that path calls
-    ``F.batch_norm`` on concatenated buffers, bypassing the BN modules and so
-    their synchronisation. This process only runs distributed work, so the
-    global switch is fine.
+    A supernet must be built with ``PerfOptions(fuse_edges=False)`` first: the
+    fused cells call ``F.batch_norm`` on concatenated buffers, past the BN
+    modules and so past their synchronisation.
     """
-    from . import cells
-    perf = getattr(cells, "PERF", None)
-    if perf is not None and hasattr(perf, "fuse_edges"):
-        perf.fuse_edges = False
     for m in module.modules():
         if not isinstance(m, nn.modules.batchnorm._BatchNorm) or isinstance(m, (nn.SyncBatchNorm, SyncBatchNormCPU)):
             continue
@@ -389,6 +327,6 @@ def wrap_ddp(module: nn.Module, device: torch.device, info: DistInfo,
         module, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
 
-__all__ = ["DistInfo", "init", "shutdown", "check_batch", "ShardSampler", "batch_stream", "shard", "unshard",
+__all__ = ["DistInfo", "init", "shutdown", "check_batch", "shard", "unshard",
            "broadcast_object", "broadcast_", "average_", "gather", "GlobalBatchLoss", "SyncBatchNormCPU",
            "sync_batchnorm_", "wrap_ddp", "timeout_s"]

@@ -1,9 +1,11 @@
-"""Evaluation and inference: metrics tables, baselines, tiled inference, restore.
+"""Evaluation tables and restoring image files with a trained model.
 
-Conventions: denoising is measured on the grey (or RGB) image as is; SR on
-the Y channel (BT.601) with ``scale`` border pixels shaved, as SR papers do.
-Every table also shows the degraded input and a classical baseline
-(scikit-image non-local means for denoising, bicubic for SR).
+The task decides the conventions (:mod:`hinas_lib.tasks`): denoising is
+measured on the grey (or RGB) image as is; SR on the Y channel (BT.601) with
+``scale`` border pixels shaved, as SR papers do. Every table also shows the
+degraded input and the task's classical baseline (scikit-image non-local means
+for denoising, bicubic for SR). Inference goes through
+:func:`hinas_lib.inference.tiled_forward`, so any image size fits in memory.
 """
 from __future__ import annotations
 
@@ -14,89 +16,63 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import data, streams
+from . import data
 from .config import Config
-from .degrade import bicubic_upscale
+from .inference import tiled_forward
 from .metrics import psnr, ssim
-from .inference import receptive_radius, tiled_forward  # noqa: F401 (re-exported)
-
-
-def metric_kwargs(cfg: Config) -> Dict:
-    if cfg.task.task == "sr":
-        return {"crop_border": cfg.task.scale, "test_y_channel": cfg.task.channels == 3}
-    return {"crop_border": 0, "test_y_channel": False}
+from .network import load_model
+from .tasks import get_task
 
 
 # ---------------------------------------------------------------------------
 # Inference
 # ---------------------------------------------------------------------------
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    a = img[None] if img.ndim == 2 else np.transpose(img, (2, 0, 1))
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-
 def run_model(net, img_tensor: torch.Tensor, cfg: Config, tile: int = 0) -> torch.Tensor:
     """(C,H,W) in -> (C,H',W') out, clamped to [0,1], on CPU."""
-    scale = cfg.task.scale if cfg.task.task == "sr" else 1
     net.eval()
     # the image stays on the CPU; tiles go to the network's device one at a time
-    out = tiled_forward(net, img_tensor.unsqueeze(0), tile=tile, scale=scale, out_device="cpu")
+    out = tiled_forward(net, img_tensor.unsqueeze(0), tile=tile, scale=get_task(cfg).scale, out_device="cpu")
     return out.float().clamp(0, 1)[0].cpu()
-
-
-def baseline(inp: torch.Tensor, cfg: Config, sigma: float) -> torch.Tensor:
-    """Non-local means (denoising, known sigma) or bicubic upscaling (SR)."""
-    if cfg.task.task == "sr":
-        return bicubic_upscale(inp, cfg.task.scale).clamp(0, 1)
-    from skimage.restoration import denoise_nl_means
-    img = streams.stack_to_numpy(inp)
-    s = sigma / 255.0
-    # skimage's recommended setting for a known noise level (fast mode, h = 0.8 sigma)
-    out = denoise_nl_means(img, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6,
-                           channel_axis=-1 if img.ndim == 3 else None)
-    return to_tensor(out.astype(np.float32)).clamp(0, 1)
-
-
-def bm3d_denoise(inp: torch.Tensor, sigma: float) -> torch.Tensor:
-    """BM3D (the ``bm3d`` package from PyPI, optional) at a known noise level, grey or RGB."""
-    try:
-        import bm3d
-    except ImportError as e:
-        raise ImportError("the BM3D baseline needs the optional 'bm3d' package: pip install bm3d") from e
-    img = streams.stack_to_numpy(inp).astype(np.float64)
-    s = sigma / 255.0
-    out = bm3d.bm3d_rgb(img, s) if img.ndim == 3 else bm3d.bm3d(img, s)
-    return to_tensor(np.asarray(out, dtype=np.float32)).clamp(0, 1)
 
 
 # ---------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------
 
-def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = None, tile: int = 0,
+def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[float] = None, tile: int = 0,
              with_baseline: bool = True, progress: bool = True, keep_images: bool = False,
              bm3d: bool = False) -> Dict:
     """Per-image and mean PSNR/SSIM for the degraded input, the baseline and the model.
 
-    ``bm3d=True`` (denoising only) adds a ``bm3d`` column; it needs ``pip install bm3d``
-    and takes seconds per image.
+    Args:
+        net, cfg: the trained network and its config (the task decides the
+            degradation, the metric conventions and the baseline).
+        images: ``(name, array)`` pairs of clean images.
+        level: evaluate at another level than the model's (e.g. another noise
+            sigma); ``sigma`` is the same for denoising.
+        tile: tiled inference with this tile size (0 = whole images).
+        with_baseline: add the task's classical baseline (NLM, bicubic).
+        keep_images: also return the images (``res["restored"]``).
+        bm3d: add BM3D (denoising; needs ``pip install bm3d``; seconds per image).
+
+    Returns:
+        ``{"task", "level_name", <level_name>, "baseline", "labels", "metric", "images", "mean"}``.
     """
-    if bm3d and cfg.task.task != "denoise":
-        raise ValueError("bm3d: BM3D is a denoising baseline; this model is for " + cfg.task.task)
-    sigma = cfg.task.eval_sigma if sigma is None else float(sigma)
-    ds = streams.eval_dataset(images, cfg, sigma=sigma)
-    kw = metric_kwargs(cfg)
+    task = get_task(cfg)
+    if bm3d and "bm3d" not in task.extra_baselines:
+        raise ValueError(f"bm3d: BM3D is a denoising baseline; this model is for {task.name}")
+    level = task.level(sigma if level is None else level)
+    ds = task.eval_dataset(images, level)
+    kw = task.metric_kwargs
     rows: List[Dict] = []
     kept = []
     for inp, target, name in tqdm(ds, desc="eval", disable=not progress):
-        ours = run_model(net, inp, cfg, tile=tile)
-        cands = {"input": bicubic_upscale(inp, cfg.task.scale).clamp(0, 1) if cfg.task.task == "sr" else inp.clamp(0, 1),
-                 "ours": ours}
+        cands = {"input": task.input_view(inp), "ours": run_model(net, inp, cfg, tile=tile)}
         if with_baseline:
-            cands["baseline"] = baseline(inp, cfg, sigma)
+            cands["baseline"] = task.baseline(inp, level)
         if bm3d:
-            cands["bm3d"] = bm3d_denoise(inp, sigma)
+            cands["bm3d"] = task.extra_baselines["bm3d"](inp, level)
         row = {"image": name}
         for k, v in cands.items():
             row[f"{k}_psnr"] = psnr(v, target, **kw)
@@ -106,23 +82,22 @@ def evaluate(net, cfg: Config, images: Sequence, *, sigma: Optional[float] = Non
             kept.append({"name": name, "target": target, **cands})
     keys = [k for k in rows[0] if k != "image"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    res = {"task": cfg.task.task, "sigma": sigma if cfg.task.task == "denoise" else None,
-           "scale": cfg.task.scale if cfg.task.task == "sr" else None,
-           "baseline": ("bicubic" if cfg.task.task == "sr" else "non-local means") if with_baseline else None,
-           "metric": "Y channel, shave %d" % cfg.task.scale if cfg.task.task == "sr" and cfg.task.channels == 3
-           else "full image", "images": rows, "mean": mean}
+    res = {"task": task.name, "level_name": task.level_name, task.level_name: level,
+           "baseline": task.baseline_label if with_baseline else None,
+           "labels": {"input": task.input_label, "baseline": task.baseline_label, "bm3d": "BM3D", "ours": "HiNAS"},
+           # the baseline is the input itself (bicubic SR): tables show it once
+           "baseline_is_input": task.baseline_is_input,
+           "metric": task.metric_label, "images": rows, "mean": mean}
     if keep_images:
         res["restored"] = kept
     return res
 
 
 def format_table(res: Dict) -> str:
-    cols = [c for c in ("input", "baseline", "bm3d", "ours") if f"{c}_psnr" in res["mean"]]
-    label = {"input": "noisy" if res["task"] == "denoise" else "bicubic-in",
-             "baseline": "NLM" if res["task"] == "denoise" else "bicubic", "bm3d": "BM3D", "ours": "HiNAS"}
-    if res["task"] == "sr":
-        label["input"] = "bicubic"
-        cols = [c for c in cols if c != "baseline"]  # bicubic input == bicubic baseline
+    """The result of :func:`evaluate` as a plain-text table (PSNR / SSIM per image and the mean)."""
+    label = res["labels"]
+    cols = [c for c in ("input", "baseline", "bm3d", "ours") if f"{c}_psnr" in res["mean"]
+            and not (c == "baseline" and res.get("baseline_is_input"))]
     head = f"{'image':<24}" + "".join(f"{label[c] + ' PSNR/SSIM':>22}" for c in cols)
     lines = [head, "-" * len(head)]
     for r in res["images"] + [{"image": "MEAN", **res["mean"]}]:
@@ -134,7 +109,6 @@ def format_table(res: Dict) -> str:
 def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, device: Optional[str] = None,
                  tile: int = 512, convert: bool = False) -> Dict:
     """Apply a trained model to an image file and write the result."""
-    from .train import load_model
     net, cfg, _ = load_model(model_path, device)
     c = cfg.task.channels
     img = data.load_image(src, channels=None)
@@ -145,6 +119,6 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
             raise ValueError(f"{src}: the model expects {kind[c]} images but the file is {kind.get(have, have)}; "
                              "pass --convert to convert it")
         img = data.load_image(src, channels=c)
-    out = run_model(net, to_tensor(img), cfg, tile=tile)
-    data.save_image(dst, streams.stack_to_numpy(out))
+    out = run_model(net, data.to_tensor(img), cfg, tile=tile)
+    data.save_image(dst, data.to_numpy(out))
     return {"input_shape": list(img.shape), "output_shape": list(out.shape), "task": cfg.task.task}

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+from .checkpoint import atomic_write_text
+from .grid import DEFAULT_WIDTH_FACTORS, path_error
 from .ops import OPS
 
 FORMAT = "hinas-genotype"
@@ -37,7 +39,7 @@ def input_name(idx: int) -> str:
 class Genotype:
     cells: Tuple[Tuple[Block, ...], ...]
     path: Tuple[int, ...]
-    width_factors: Tuple[float, ...] = (1.0, 1.5, 2.0)
+    width_factors: Tuple[float, ...] = DEFAULT_WIDTH_FACTORS
 
     def __post_init__(self):
         # Normalise lists (e.g. from JSON) into hashable tuples, then validate.
@@ -98,14 +100,9 @@ class Genotype:
                     if not 0 <= idx < 2 + i:
                         raise GenotypeError(f"genotype: layer {l} block {i}: input index {idx} out of "
                                             f"range [0, {2 + i})")
-        n_levels = len(self.width_factors)
-        prev = 0  # the stem sits at level 0
-        for l, s in enumerate(self.path):
-            if not 0 <= s < n_levels:
-                raise GenotypeError(f"genotype: path[{l}] = {s} is not a width level (0..{n_levels - 1})")
-            if abs(s - prev) > 1:
-                raise GenotypeError(f"genotype: path[{l}] = {s} jumps more than one level from {prev}")
-            prev = s
+        err = path_error(self.path, len(self.width_factors))
+        if err:
+            raise GenotypeError(f"genotype: {err}")
 
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -131,7 +128,7 @@ class Genotype:
         missing = [k for k in ("cells", "path") if k not in d]
         if missing:
             raise GenotypeError(f"genotype: missing key(s) {missing}")
-        return cls(cells=d["cells"], path=d["path"], width_factors=d.get("width_factors", (1.0, 1.5, 2.0)))
+        return cls(cells=d["cells"], path=d["path"], width_factors=d.get("width_factors", DEFAULT_WIDTH_FACTORS))
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
@@ -142,7 +139,6 @@ class Genotype:
         return cls.from_dict(d)
 
     def save(self, path: str | Path) -> None:
-        from .checkpoint import atomic_write_text
         atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
@@ -171,7 +167,7 @@ class Genotype:
         return "\n".join(lines)
 
 
-def default_genotype(layers: int, blocks: int, width_factors: Sequence[float] = (1.0, 1.5, 2.0)) -> Genotype:
+def default_genotype(layers: int, blocks: int, width_factors: Sequence[float] = DEFAULT_WIDTH_FACTORS) -> Genotype:
     """A hand-made reference architecture (a plain chain of 3x3 convs with skips at
     width 1x), used to size the discrete network before any search has run."""
     cell = []

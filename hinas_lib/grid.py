@@ -19,11 +19,20 @@ reachable at layer l are 0 .. min(l+1, S-1). Impossible moves are masked to
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+# The one definition of the move order: beta[..., k] is the weight of MOVES[k].
 MOVES = ("lower", "keep", "raise")
+
+# Width levels as multiples of F (the paper's 1x, 1.5x, 2x).
+DEFAULT_WIDTH_FACTORS = (1.0, 1.5, 2.0)
+
+
+def channel_widths(filters: int, factors: Sequence[float]) -> List[int]:
+    """Channels of each width level: ``round(F * factor)``, at least 1."""
+    return [max(1, int(round(filters * w))) for w in factors]
 
 
 def reachable(layer: int, levels: int) -> List[int]:
@@ -89,14 +98,29 @@ def masked_log_softmax(beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _valid_moves(mask: torch.Tensor, path) -> List[Tuple[int, int]]:
     """(source level, k) of each step of ``path``, or [] if the path is impossible."""
+    if len(path) != mask.shape[0] or path_error(path, mask.shape[1]) is not None:
+        return []
     prev, steps = 0, []
-    for l, s in enumerate(path):
-        k = move_index(prev, s)
-        if not (0 <= k < 3 and 0 <= s < mask.shape[1]) or not mask[l, prev, k]:
-            return []
-        steps.append((prev, k))
+    for s in path:
+        steps.append((prev, move_index(prev, s)))
         prev = s
     return steps
+
+
+def path_error(path: Sequence[int], levels: int) -> Optional[str]:
+    """Why ``path`` is not a legal width path through ``levels`` levels (None if it is).
+
+    The one statement of the rule: the stem is at level 0 and every layer moves
+    at most one level from the previous one, staying within 0 .. levels-1.
+    """
+    prev = 0
+    for l, s in enumerate(path):
+        if not 0 <= s < levels:
+            return f"path[{l}] = {s} is not a width level (0..{levels - 1})"
+        if abs(s - prev) > 1:
+            return f"path[{l}] = {s} jumps more than one level from {prev}"
+        prev = s
+    return None
 
 
 def path_log_prob(beta: torch.Tensor, mask: torch.Tensor, path) -> float:

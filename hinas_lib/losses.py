@@ -3,6 +3,8 @@
 * denoising: MSE + w * -log((1 + SSIM) / 2)
 * super-resolution: L1 + w * -log((1 + SSIM) / 2)
 
+(Each task picks its pixel loss: :meth:`hinas_lib.tasks.Task.loss`.)
+
 (1 + SSIM)/2 maps SSIM from [-1, 1] into [0, 1] so the log stays finite.
 """
 from __future__ import annotations
@@ -11,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TaskConfig
 from .metrics import ssim_torch
 
 
@@ -29,7 +30,3 @@ class RestorationLoss(nn.Module):
             return pix
         s = ssim_torch(pred, target, data_range=1.0)
         return pix + self.ssim_weight * -torch.log((1.0 + s).clamp_min(1e-8) / 2.0)
-
-
-def make_loss(task: TaskConfig) -> RestorationLoss:
-    return RestorationLoss("mse" if task.task == "denoise" else "l1", task.ssim_weight)

@@ -1,19 +1,33 @@
-"""The discrete network a genotype describes, trained from scratch.
+"""The discrete network a genotype describes, and its self-describing checkpoint.
 
 Same design as the supernet, with one node per layer: stem -> for each layer a
 fixed cell at the path's width (1x1 routers where the width changes) -> 1x1
-projection back to F plus a long skip from the stem -> task head.
+projection back to F plus a long skip from the stem -> the task's head.
+
+A trained network is stored as ``model.pt``: its config, genotype and weights
+(tensors and plain data only, so ``torch.load(weights_only=True)`` reads it).
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from .cells import FixedCell
+from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 from .config import Config
 from .genotype import Genotype
+from .grid import channel_widths
 from .ops import count_params, router
-from .supernet import make_head
+from .runtime import pick_device
+from .tasks import get_task
+from .zoo import resolve_model
+
+MODEL_FORMAT = 1
+MODEL_NAME = "model.pt"
 
 
 class HiNASNet(nn.Module):
@@ -24,7 +38,7 @@ class HiNASNet(nn.Module):
         F0 = cfg.train.filters if filters is None else filters
         act = cfg.space.activation
         # widths come from the genotype's own factors, so a genotype is self-contained
-        widths = [max(1, int(round(F0 * w))) for w in genotype.width_factors]
+        widths = channel_widths(F0, genotype.width_factors)
         self.widths = [widths[s] for s in genotype.path]
         self.stem = nn.Conv2d(cfg.task.channels, F0, 3, padding=1)
         self.routers = nn.ModuleList()
@@ -35,7 +49,7 @@ class HiNASNet(nn.Module):
             self.cells.append(FixedCell(c_prev2, C, C, genotype.cells[l], act=act, affine=True))
             c_prev2, c_prev = c_prev, C
         self.proj = nn.Conv2d(c_prev, F0, 1)
-        self.head = make_head(cfg, F0)
+        self.head = get_task(cfg).head(F0)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         stem = self.stem(x)
@@ -49,3 +63,52 @@ class HiNASNet(nn.Module):
 
     def num_params(self) -> int:
         return count_params(self)
+
+
+# ---------------------------------------------------------------------------
+# model.pt
+# ---------------------------------------------------------------------------
+
+def model_checkpoint(net: HiNASNet, cfg: Config, genotype: Genotype, metrics: Dict,
+                     filters: Optional[int] = None) -> Dict:
+    """The content of a ``model.pt``: config, genotype, filters, weights, metrics."""
+    return {"kind": "model", "format": MODEL_FORMAT, "config": cfg.to_dict(), "genotype": genotype.to_dict(),
+            "filters": cfg.train.filters if filters is None else int(filters),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "metrics": json.dumps(metrics)}
+
+
+def save_model(path: str | Path, net: HiNASNet, cfg: Config, genotype: Genotype, metrics: Dict) -> None:
+    """Write ``model.pt`` atomically (a crash leaves the previous file intact)."""
+    atomic_save(model_checkpoint(net, cfg, genotype, metrics), path)
+
+
+def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional[str] = None,
+               scale: Optional[int] = None) -> Tuple[HiNASNet, Config, Dict]:
+    """Rebuild a trained network from its self-describing checkpoint.
+
+    Args:
+        path: a ``model.pt``, a folder holding one, or a zoo name (``denoise-s30``).
+        device: where to put it (default: CUDA when available).
+        task, scale: refuse a model made for another task or SR scale.
+
+    Returns:
+        ``(net, config, checkpoint dict)``, the network in eval mode.
+    """
+    path = resolve_model(path)
+    ckpt = load_checkpoint(path, kind="model")
+    cfg = Config.from_dict(ckpt["config"])
+    if task is not None and task != cfg.task.task:
+        raise CheckpointError(f"{path} holds a {cfg.task.task!r} model, but task {task!r} was asked for")
+    if scale is not None and scale != get_task(cfg).scale:
+        raise CheckpointError(f"{path} is an x{get_task(cfg).scale} model, but x{scale} was asked for")
+    net = HiNASNet(Genotype.from_dict(ckpt["genotype"]), cfg, filters=int(ckpt["filters"]))
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not match the stored genotype/config ({e})") from None
+    net = net.to(pick_device(device)).eval()
+    return net, cfg, ckpt
+
+
+__all__ = ["HiNASNet", "MODEL_FORMAT", "MODEL_NAME", "model_checkpoint", "save_model", "load_model"]

@@ -16,10 +16,11 @@ from typing import Dict, Optional
 import torch
 
 from .config import Config
-from .losses import make_loss
+from .fused import PerfOptions
 from .runtime import pick_device, prepare_model
 from .search import arch_step, make_optimizers, weight_step
 from .supernet import SuperNet
+from .tasks import get_task
 
 
 @contextmanager
@@ -42,29 +43,26 @@ def saved_tensor_meter():
 
 
 def random_batch(cfg: Config, batch_size: int, crop: int, device, generator=None):
-    """(input, target) at the search's shapes: for denoising a random HR crop with
-    noise at the config's first sigma; for SR a random HR crop of ``crop * scale``
-    and its ``scale`` x ``scale`` average as the LR input."""
-    c, t = cfg.task.channels, cfg.task
-    if t.task == "sr":
-        hr = torch.rand(batch_size, c, crop * t.scale, crop * t.scale, generator=generator)
-        return torch.nn.functional.avg_pool2d(hr, t.scale).to(device), hr.to(device)
-    clean = torch.rand(batch_size, c, crop, crop, generator=generator)
-    noisy = clean + t.sigmas[0] / 255.0 * torch.randn(clean.shape, generator=generator)
-    return noisy.to(device), clean.to(device)
+    """(input, target) at the search's shapes, for timing: a random target patch
+    of ``task.gt_crop(crop)`` pixels and its degradation by the task."""
+    task = get_task(cfg)
+    s = task.gt_crop(crop)
+    gt = torch.rand(batch_size, task.channels, s, s, generator=generator)
+    lq = torch.stack([task.degrade(g, generator) for g in gt])
+    return lq.to(device), gt.to(device)
 
 
 def measure_search_step(cfg: Config, *, batch_size: Optional[int] = None, crop: Optional[int] = None,
                         iters: int = 3, warmup: int = 1, device: Optional[str] = None, amp: str = "none",
-                        seed: int = 0) -> Dict:
+                        seed: int = 0, perf: PerfOptions = PerfOptions()) -> Dict:
     """Median seconds per search iteration (architecture step + weight step, each
     forward and backward) and activation memory, for ``cfg``'s supernet."""
     dev = pick_device(device)
     torch.manual_seed(seed)
     b = batch_size or cfg.search.batch_size
     c = crop or cfg.search.crop
-    net = prepare_model(SuperNet(cfg), dev).train()
-    loss_fn = make_loss(cfg.task)
+    net = prepare_model(SuperNet(cfg, perf), dev).train()
+    loss_fn = get_task(cfg).loss()
     w_opt, a_opt = make_optimizers(net, cfg)
     g = torch.Generator().manual_seed(seed)
     xt, yt = random_batch(cfg, b, c, dev, g)

@@ -20,32 +20,29 @@ see :mod:`hinas_lib.distributed`.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import matplotlib.pyplot as plt
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, streams
-from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
+from . import data, distributed, streams, viz
 from .config import Config
 from .derive import derive_genotype
+from .fused import PerfOptions
 from .genotype import Genotype
-from .losses import make_loss
-from .metrics import psnr, ssim
-from .runtime import (autocast, check_finite, memory_mib, prepare_model, seed_everything,
-                      to_device)
+from .runs import RunDir
+from .runtime import autocast, check_finite, memory_mib, prepare_model, seed_everything, to_device
+from .schedules import cosine
 from .supernet import SuperNet
+from .tasks import get_task
+from .validation import validate
 
 CKPT_NAME = "checkpoint.pt"
-
-
-def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
-    return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
 
 
 @dataclass
@@ -55,31 +52,6 @@ class SearchResult:
     history: List[Dict]
     out_dir: Optional[Path]
     net: SuperNet
-
-
-def evaluate_patches(net, batches, loss_fn, device, amp="none",
-                     dist: Optional[distributed.DistInfo] = None) -> Dict[str, float]:
-    """Mean loss, PSNR and SSIM of ``net`` over fixed (input, target) batches.
-    With ``dist`` the batches are split over the ranks and the per-batch scores
-    put back in order, so every rank gets the single-process numbers."""
-    dist = dist or distributed.DistInfo()
-    was_training = net.training
-    net.eval()
-    scores = []  # per batch: (loss, [psnr per image], [ssim per image])
-    with torch.no_grad():
-        for x, y in distributed.shard(batches, dist):
-            x, y = to_device(x, device), to_device(y, device)
-            with autocast(device, amp):
-                out = net(x)
-            out = out.float()
-            pairs = list(zip(out.clamp(0, 1), y))
-            scores.append((float(loss_fn(out, y)), [psnr(o, t) for o, t in pairs], [ssim(o, t) for o, t in pairs]))
-    net.train(was_training)
-    scores = distributed.unshard(scores, len(batches), dist)
-    losses = [l for l, _, _ in scores]
-    ps = [p for _, b, _ in scores for p in b]
-    ss = [q for _, _, b in scores for q in b]
-    return {"val_loss": sum(losses) / len(losses), "val_psnr": sum(ps) / len(ps), "val_ssim": sum(ss) / len(ss)}
 
 
 def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None, reduce_grads=None) -> float:
@@ -135,55 +107,60 @@ def make_optimizers(net, cfg: Config):
 
 
 class Searcher:
-    """Runs (and resumes) one search. ``run()`` returns a :class:`SearchResult`."""
+    """Runs (and resumes) one search. ``run()`` returns a :class:`SearchResult`.
+
+    Args:
+        cfg: the whole configuration (``cfg.search`` drives the loop).
+        out_dir: the run folder (see :mod:`hinas_lib.runs`), or None for no files.
+        device: ``cuda``, ``cpu``, ... (default: CUDA when available).
+        resume: continue the search in ``out_dir``.
+        progress: show a progress bar.
+        on_epoch: called with each epoch's log record (rank 0).
+        write_figures: render cells, width path and curves into ``out_dir/figures``.
+        perf: how the supernet computes (default: the fast path; unfused when distributed).
+    """
 
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
-                 resume: bool = False, progress: bool = True, amp: str = "none",
-                 on_epoch: Optional[Callable[[Dict], None]] = None, write_figures: bool = True):
+                 resume: bool = False, progress: bool = True, on_epoch: Optional[Callable[[Dict], None]] = None,
+                 write_figures: bool = True, perf: Optional[PerfOptions] = None):
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before
         self.dist, self.device = distributed.init(device)
         self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
-        self.progress, self.amp, self.on_epoch = progress, amp, on_epoch
-        self.write_figures = write_figures
+        self.progress, self.on_epoch, self.write_figures = progress, on_epoch, write_figures
         s = cfg.search
         distributed.check_batch(s.batch_size, self.dist, "search.batch_size")
+        self.task = get_task(cfg)
 
         seed_everything(s.seed)
-        self.net = prepare_model(SuperNet(cfg), self.device)
+        if perf is None:  # distributed BN must see every forward: no fused edges
+            perf = PerfOptions(fuse_edges=not self.dist.enabled)
+        self.net = prepare_model(SuperNet(cfg, perf), self.device)
         if self.dist.enabled:
             distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
-        self.loss_fn = make_loss(cfg.task)
+        self.loss_fn = self.task.loss()
         # training losses see the whole global batch (per-rank outputs gathered)
         self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
         self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
-        train_imgs, val_imgs, _ = streams.image_split(cfg)
-        self.train_ds = streams.patch_dataset(train_imgs, cfg, s.crop)
-        self.val_ds = streams.patch_dataset(val_imgs, cfg, s.crop)
+        train_imgs, val_imgs, _ = data.image_split(cfg)
+        self.train_ds = self.task.patch_dataset(train_imgs, s.crop)
+        self.val_ds = self.task.patch_dataset(val_imgs, s.crop)
         # fixed validation patches (separate seed), the same every epoch
         self.val_batches = streams.fixed_batches(self.val_ds, s.seed + 7919, s.batch_size, s.val_batches)
 
         self.step, self.history = 0, []
         self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
         self.best = {"val_psnr": -float("inf"), "epoch": -1, "genotype": None}
-        if self.out is not None:
-            self._open_run_dir(resume)
-        elif resume:
-            raise ValueError("resume needs an output directory")
+        self.run_dir = RunDir(self.out, self.dist, state_file=CKPT_NAME, kind="search")
+        state = self.run_dir.open(cfg, resume=resume)
+        if state is not None:
+            self._apply_checkpoint(state)
         # DDP over the weights only (alpha/beta have their own step); built after
         # loading, it starts every rank from rank 0's weights, and alpha/beta too
         self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
         distributed.broadcast_(self.net.arch_parameters(), self.dist)
-
-    def _open_run_dir(self, resume: bool) -> None:
-        ckpt = distributed.open_run_dir(self.out, self.dist, resume=resume, state_file=CKPT_NAME, what="search",
-                                        read=lambda: self._read_checkpoint(self.out / CKPT_NAME))
-        if ckpt is not None:
-            self._apply_checkpoint(ckpt)
-        if self.main:
-            atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
 
     # ------------------------------------------------------------------
     @property
@@ -206,19 +183,7 @@ class Searcher:
         }
 
     def save(self) -> None:
-        if self.out is not None and self.main:
-            atomic_save(self._state(), self.out / CKPT_NAME)
-
-    def _load(self, path: Path) -> None:
-        self._apply_checkpoint(self._read_checkpoint(path))
-
-    def _read_checkpoint(self, path: Path) -> Dict:
-        ckpt = load_checkpoint(path, kind="search")
-        if ckpt["config"] != self.cfg.to_dict():
-            raise CheckpointError(f"{path} was written by a search with another configuration "
-                                  f"(preset {ckpt['config'].get('name')!r}, task "
-                                  f"{ckpt['config']['task']['task']!r}); resume it with that config")
-        return ckpt
+        self.run_dir.save_state(self._state())
 
     def _apply_checkpoint(self, ckpt: Dict) -> None:
         written_by = int(ckpt.get("world_size", 1))
@@ -235,36 +200,38 @@ class Searcher:
         self.history = json.loads(ckpt["history"])
         self.sums = json.loads(ckpt["sums"])
         self.best = json.loads(ckpt["best"])
-        self._rewrite_log()
-
-    def _rewrite_log(self) -> None:
-        if self.out is not None and self.main:
-            atomic_write_text(self.out / "log.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        self.run_dir.rewrite_log(self.history)
 
     # ------------------------------------------------------------------
     def _arch_step(self, xv, yv) -> float:
         # every rank sees the same global loss, so a NaN stops all ranks alike
         reduce = (lambda g: distributed.average_(g, self.dist)) if self.dist.enabled else None
-        return arch_step(self.net, self.a_opt, self.batch_loss, xv, yv, device=self.device, amp=self.amp,
-                         on_loss=lambda l: check_finite(l, "architecture", self.step, self._ckpt_hint()),
-                         reduce_grads=reduce)
+        return arch_step(self.net, self.a_opt, self.batch_loss, xv, yv, device=self.device,
+                         amp=self.cfg.search.amp, reduce_grads=reduce,
+                         on_loss=lambda l: check_finite(l, "architecture", self.step, self.run_dir.hint()))
 
     def _weight_step(self, x, y) -> float:
         return weight_step(self.net, self.w_opt, self.batch_loss, x, y, grad_clip=self.cfg.search.grad_clip,
-                           device=self.device, amp=self.amp, model=self.model,
-                           on_loss=lambda l: check_finite(l, "training", self.step, self._ckpt_hint()))
+                           device=self.device, amp=self.cfg.search.amp, model=self.model,
+                           on_loss=lambda l: check_finite(l, "training", self.step, self.run_dir.hint()))
 
-    def _ckpt_hint(self) -> str:
-        if self.out is None:
-            return "no checkpoint (no output directory)"
-        return f"the last checkpoint ({self.out / CKPT_NAME}, step {self._saved_step}) is intact"
+    def _stream(self, ds, seed: int, n: int):
+        # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
+        s = self.cfg.search
+        return streams.batch_stream(ds, seed, s.batch_size, self.step, n, self.device, self.cfg.data.num_workers,
+                                    rank=self.dist.rank, world_size=self.dist.world_size)
 
     # ------------------------------------------------------------------
     def run(self, stop_after: Optional[int] = None) -> SearchResult:
         """Search to the end (or only until global step ``stop_after``, to
         simulate an interruption: the checkpoint is then written as usual)."""
+        try:
+            return self._run(stop_after)
+        finally:
+            self.run_dir.close()
+
+    def _run(self, stop_after: Optional[int]) -> SearchResult:
         s = self.cfg.search
-        self._saved_step = self.step
         end = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
                    desc=f"search {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
@@ -274,15 +241,12 @@ class Searcher:
             epoch = self.step // s.steps_per_epoch
             in_epoch = self.step % s.steps_per_epoch
             n = min(s.steps_per_epoch - in_epoch, end - self.step)
-            lr = cosine_lr(epoch, s.epochs, s.w_lr, s.w_lr_min)
+            lr = cosine(epoch, s.epochs, s.w_lr, s.w_lr_min)
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             arch_on = epoch >= s.warmup_epochs
-            # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
-            train_it = distributed.batch_stream(self.train_ds, s.seed, s.batch_size, self.step, n, self.device,
-                                                self.cfg.data.num_workers, self.dist)
-            val_it = (distributed.batch_stream(self.val_ds, s.seed + 1, s.batch_size, self.step, n, self.device,
-                                               self.cfg.data.num_workers, self.dist) if arch_on else None)
+            train_it = self._stream(self.train_ds, s.seed, n)
+            val_it = self._stream(self.val_ds, s.seed + 1, n) if arch_on else None
             sums = self.sums
             for _ in range(n):
                 x, y = (to_device(t, self.device) for t in next(train_it))
@@ -295,26 +259,27 @@ class Searcher:
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums['train_loss'] / sums['n']:.4f}", lr=f"{lr:.4f}",
                                 mem=f"{memory_mib(self.device):.0f}MiB", arch="on" if arch_on else "warmup")
-                if s.checkpoint_every and self.step % s.checkpoint_every == 0 and self.step < end:
+                # never at an epoch's last step: that checkpoint is written after the epoch's record
+                if (s.checkpoint_every and self.step % s.checkpoint_every == 0 and self.step < end
+                        and self.step % s.steps_per_epoch):
                     self.save()
-                    self._saved_step = self.step
             if self.step % s.steps_per_epoch == 0:
                 self._end_epoch(epoch, lr, arch_on, time.time() - t0)
                 self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}
             self.save()
-            self._saved_step = self.step
         bar.close()
         return self._finish()
 
     def _end_epoch(self, epoch: int, lr: float, arch_on: bool, elapsed: float) -> None:
         sums, n = self.sums, max(1, self.sums["n"])
-        val = evaluate_patches(self.net, self.val_batches, self.loss_fn, self.device, self.amp, self.dist)
+        val = validate(self.net, self.val_batches, self.task, self.device, amp=self.cfg.search.amp,
+                       loss_fn=self.loss_fn, dist=self.dist)
         geno = derive_genotype(self.net)
         rec = {
             "epoch": epoch, "step": self.step, "lr": lr,
             "train_loss": sums["train_loss"] / n,
             "arch_loss": sums["arch_loss"] / n if arch_on else None,
-            **val,
+            "val_loss": val["val_loss"], "val_psnr": val["val_psnr"], "val_ssim": val["val_ssim"],
             "alpha": self.net.alpha.detach().cpu().tolist(),
             "beta": self.net.beta.detach().cpu().tolist(),
             "genotype": geno.to_dict(),
@@ -325,9 +290,7 @@ class Searcher:
         # the best epoch is chosen among those that searched the architecture
         if arch_on and val["val_psnr"] > self.best["val_psnr"]:
             self.best = {"val_psnr": val["val_psnr"], "epoch": epoch, "genotype": geno.to_dict()}
-        if self.out is not None and self.main:
-            with open(self.out / "log.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
+        self.run_dir.append_log(rec)
         if self.on_epoch is not None and self.main:
             self.on_epoch(rec)
 
@@ -344,8 +307,6 @@ class Searcher:
                             net=self.net)
 
     def _figures(self, geno: Genotype) -> None:
-        import matplotlib.pyplot as plt
-        from . import viz
         fig_dir = self.out / "figures"
         fig_dir.mkdir(exist_ok=True)
         for l in range(geno.layers):

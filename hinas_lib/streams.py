@@ -1,20 +1,19 @@
 """Deterministic batch streams for search and training.
 
-Sample ``i`` of a stream is drawn with a generator seeded by ``(seed, i)``, so
-batch ``t`` is the same whatever the number of worker processes and whether
-the run was interrupted and resumed: a resumed run starts the stream at the
-step it stopped at and sees exactly the batches an uninterrupted run would.
+Sample ``i`` of a stream is drawn with a generator seeded by ``(seed, i)``, and
+global batch ``t`` is samples ``t*B .. t*B+B-1``. So batch ``t`` is the same
+whatever the number of worker processes, whether the run was interrupted and
+resumed (a resumed run starts the stream at the step it stopped at), and
+however many ranks share it: rank ``r`` of ``W`` takes the contiguous slice
+``r*B/W .. (r+1)*B/W - 1`` of every global batch, so the ranks' slices put
+together are exactly the single-process batch.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-
-from . import data
-from .config import Config
 
 
 def _mix(seed: int, i: int) -> int:
@@ -40,25 +39,45 @@ class SeededSamples(Dataset):
             return self.base[i % len(self.base)]
 
 
-class _RangeSampler(Sampler):
-    def __init__(self, start: int, stop: int):
-        self.start, self.stop = start, stop
+class ShardSampler(Sampler):
+    """Sample indices of rank ``rank``'s slice of global batches ``start .. start+steps-1``."""
+
+    def __init__(self, start_step: int, steps: int, global_batch: int, rank: int = 0, world_size: int = 1):
+        if global_batch % world_size:
+            raise ValueError(f"batch {global_batch} does not split evenly over {world_size} processes")
+        self.start, self.steps, self.B = start_step, steps, global_batch
+        self.b = global_batch // world_size
+        self.offset = rank * self.b
 
     def __iter__(self):
-        return iter(range(self.start, self.stop))
+        for t in range(self.start, self.start + self.steps):
+            first = t * self.B + self.offset
+            yield from range(first, first + self.b)
 
     def __len__(self):
-        return self.stop - self.start
+        return self.steps * self.b
 
 
 def batch_stream(base: Dataset, seed: int, batch_size: int, start_step: int, steps: int,
-                 device: torch.device, num_workers: int = 0) -> Iterator:
-    """Batches ``start_step .. start_step+steps-1`` of the stream."""
-    ds = SeededSamples(base, seed)
-    sampler = _RangeSampler(start_step * batch_size, (start_step + steps) * batch_size)
-    loader = DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=False)
+                 device: torch.device, num_workers: int = 0, *, rank: int = 0, world_size: int = 1) -> Iterator:
+    """Batches ``start_step .. start_step+steps-1`` of the stream (this rank's slice of each).
+
+    Args:
+        base: a dataset of random pairs (e.g. :class:`~hinas_lib.datasets.PatchDataset`).
+        seed: the stream's seed; the same seed gives the same batches.
+        batch_size: the *global* batch.
+        start_step, steps: which batches.
+        device: pins memory when it is a GPU.
+        num_workers: DataLoader workers (the stream does not depend on them).
+        rank, world_size: this process's slice of each global batch.
+
+    Returns:
+        An iterator of ``(lq, gt)`` batches of ``batch_size // world_size`` samples.
+    """
+    sampler = ShardSampler(start_step, steps, batch_size, rank, world_size)
+    loader = DataLoader(SeededSamples(base, seed), batch_size=sampler.b, sampler=sampler,
+                        num_workers=num_workers, pin_memory=torch.device(device).type == "cuda",
+                        drop_last=True, persistent_workers=False)
     return iter(loader)
 
 
@@ -67,50 +86,4 @@ def fixed_batches(base: Dataset, seed: int, batch_size: int, n_batches: int) -> 
     return list(batch_stream(base, seed, batch_size, 0, n_batches, torch.device("cpu")))
 
 
-# ---------------------------------------------------------------------------
-# Which images a run uses
-# ---------------------------------------------------------------------------
-
-def image_split(cfg: Config) -> Tuple[List, List, List]:
-    """(train, val, test) lists of (name, image array) for the config's data.
-
-    Without ``data.train_dir`` this is the embedded scikit-image split (see
-    :mod:`hinas_lib.data`). With it, validation is ``data.val_dir`` or a fixed
-    ``val_fraction`` of the train folder, and test is ``data.test_dir`` (or the
-    validation images when no test folder is given).
-    """
-    d, c = cfg.data, cfg.task.channels
-    if d.train_dir is None:
-        sp = data.embedded_split(cfg.task.task, c)
-        train, val, test = sp["train"], sp["val"], sp["test"]
-        if d.val_dir is not None:
-            val = data.load_folder(d.val_dir, c)
-    else:
-        sp = data.folder_split(d.train_dir, d.val_dir, d.val_fraction, channels=c)
-        train, val = sp["train"], sp["val"]
-        test = val
-    if d.test_dir is not None:
-        test = data.load_folder(d.test_dir, c)
-    return train, val, test
-
-
-def patch_dataset(images: Sequence, cfg: Config, crop: int, augment: bool = True) -> Dataset:
-    t = cfg.task
-    names = [n for n, _ in images]
-    arrays = [a for _, a in images]
-    return data.PatchDataset(arrays, names, t.task, crop, sigmas=t.sigmas, sigma_range=t.sigma_range,
-                             scale=t.scale, augment=augment, channels=t.channels)
-
-
-def eval_dataset(images: Sequence, cfg: Config, sigma: Optional[float] = None) -> Dataset:
-    t = cfg.task
-    names = [n for n, _ in images]
-    arrays = [a for _, a in images]
-    return data.EvalDataset(arrays, names, t.task, sigma=t.eval_sigma if sigma is None else sigma,
-                            scale=t.scale, channels=t.channels)
-
-
-def stack_to_numpy(x: torch.Tensor) -> np.ndarray:
-    """(C,H,W) tensor in [0,1] -> HxW or HxWxC numpy array."""
-    a = x.detach().float().clamp(0, 1).cpu().numpy()
-    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+__all__ = ["SeededSamples", "ShardSampler", "batch_stream", "fixed_batches"]

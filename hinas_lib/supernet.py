@@ -20,48 +20,16 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .cells import PERF, SearchCell
+from .cells import SearchCell
 from .config import Config
+from .fused import FusedSearchCell, PerfOptions
 from .genotype import edges_per_cell
 from .grid import incoming, masked_softmax, move_mask, reachable
 from .ops import router
-
-
-class DenoiseHead(nn.Module):
-    """Residual learning: the network predicts the noise, output = x - noise."""
-
-    def __init__(self, filters: int, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(filters, channels, 3, padding=1)
-
-    def forward(self, feat, x):
-        return x - self.conv(feat)
-
-
-class SRHead(nn.Module):
-    """Sub-pixel (pixel-shuffle) upsampling, plus a bicubic skip of the LR input
-    so the network learns the high-frequency residual."""
-
-    def __init__(self, filters: int, channels: int, scale: int):
-        super().__init__()
-        self.scale = scale
-        self.conv = nn.Conv2d(filters, channels * scale * scale, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(scale)
-
-    def forward(self, feat, x):
-        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return self.shuffle(self.conv(feat)) + up
-
-
-def make_head(cfg: Config, filters: int) -> nn.Module:
-    t = cfg.task
-    if t.task == "denoise":
-        return DenoiseHead(filters, t.channels)
-    return SRHead(filters, t.channels, t.scale)
+from .tasks import get_task
 
 
 def _key(l: int, s: int, k: Optional[int] = None) -> str:
@@ -69,9 +37,11 @@ def _key(l: int, s: int, k: Optional[int] = None) -> str:
 
 
 class SuperNet(nn.Module):
-    def __init__(self, cfg: Config):
+    """The supernet of ``cfg``; ``perf`` chooses how it computes (never what)."""
+
+    def __init__(self, cfg: Config, perf: PerfOptions = PerfOptions()):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.perf = cfg, perf
         sp = cfg.space
         self.L, self.S = sp.layers, len(sp.width_factors)
         self.widths = sp.widths()
@@ -94,12 +64,11 @@ class SuperNet(nn.Module):
                     self.routers[_key(l, src, k)] = router(self.widths[src], C, affine=False, act=sp.activation)
             n_cells = 1 if sp.cell_sharing else len(incoming(self.mask, l, s))
             for c in range(n_cells):
-                self.cells[_key(l, s, c)] = SearchCell(c_pp, C, C, sp.blocks, self.primitives,
-                                                       act=sp.activation, affine=False)
+                self.cells[_key(l, s, c)] = self._make_cell(c_pp, C, sp)
         # every last-layer node is projected back to F and summed
         self.proj = nn.ModuleDict({str(s): nn.Conv2d(self.widths[s], F0, 1)
                                    for s in reachable(self.L - 1, self.S)})
-        self.head = make_head(cfg, F0)
+        self.head = get_task(cfg).head(F0)
 
         if sp.alpha_sharing == "layer":
             a_shape = (self.L, self.E, self.O)
@@ -109,6 +78,12 @@ class SuperNet(nn.Module):
             a_shape = (self.L, self.S, self.E, self.O)
         self.alpha = nn.Parameter(1e-3 * torch.randn(a_shape))
         self.beta = nn.Parameter(1e-3 * torch.randn(self.L, self.S, 3))
+
+    def _make_cell(self, c_pp: int, C: int, sp) -> SearchCell:
+        if self.perf.fuse_edges:
+            return FusedSearchCell(c_pp, C, C, sp.blocks, self.primitives, act=sp.activation, affine=False,
+                                   perf=self.perf)
+        return SearchCell(c_pp, C, C, sp.blocks, self.primitives, act=sp.activation, affine=False)
 
     # ------------------------------------------------------------------
     def _prev_prev_width(self, l: int, s: int) -> int:
@@ -133,13 +108,13 @@ class SuperNet(nn.Module):
     def beta_weights(self) -> torch.Tensor:
         return masked_softmax(self.beta, self.mask)
 
-    def _cell_weights(self, aw: torch.Tensor, l: int, s: int) -> torch.Tensor:
-        mode = self.cfg.space.alpha_sharing
-        if mode == "layer":
-            return aw[l]
-        if mode == "tied":
-            return aw[0]
-        return aw[l, s]
+    def alpha_for(self, layer: int, level: int, alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The alpha (edges, ops) that the cell of grid node (layer, level) reads:
+        its layer's (LWAS), the single shared one (tied) or its own (cell).
+        ``alpha`` may be a transform of ``self.alpha`` of the same shape (its softmax)."""
+        a = self.alpha if alpha is None else alpha
+        return {"layer": lambda: a[layer], "tied": lambda: a[0],
+                "cell": lambda: a[layer, level]}[self.cfg.space.alpha_sharing]()
 
     def _run_cell(self, cell: SearchCell, s0, s1, w, naive: bool):
         if self.cfg.space.checkpoint_cells and self.training and torch.is_grad_enabled():
@@ -150,7 +125,7 @@ class SuperNet(nn.Module):
     def features(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
         aw, bw = self.alpha_weights(), self.beta_weights()
         stem = self.stem(x)
-        if PERF.channels_last:
+        if self.perf.channels_last:
             # every conv/BN after this inherits NHWC; the 1-channel input would not pass it on
             stem = stem.contiguous(memory_format=torch.channels_last)
         prev: Dict[int, torch.Tensor] = {0: stem}   # layer l-1
@@ -159,7 +134,7 @@ class SuperNet(nn.Module):
             cur: Dict[int, torch.Tensor] = {}
             for s in reachable(l, self.S):
                 s0 = prev2[min(s, max(prev2))]
-                w = self._cell_weights(aw, l, s)
+                w = self.alpha_for(l, s, aw)
                 inputs = []
                 for src, k in incoming(self.mask, l, s):
                     key = _key(l, src, k)
@@ -213,4 +188,4 @@ class _RecomputeKeepsBNStats:
                     b.copy_(v)
 
 
-__all__ = ["SuperNet", "DenoiseHead", "SRHead", "make_head"]
+__all__ = ["SuperNet"]

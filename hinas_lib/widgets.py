@@ -15,10 +15,30 @@ except ImportError as e:  # an optional extra: say how to get it
     raise ImportError("hinas_lib.widgets needs ipywidgets: pip install 'ipywidgets>=8' "
                       "(or pip install 'hinas[notebooks]')") from e
 
-from .config import ALPHA_SHARING, SR_SCALES, Config, ConfigError, get_preset, DEFAULT_TASK
+from .config import ALPHA_SHARING, PRESET_TASKS, Config, ConfigError, get_preset
+from .tasks import task_class
 
 _STYLE = {"description_width": "150px"}
 _LAYOUT = W.Layout(width="320px")
+
+# The one list of what the panel controls: (section, field, label, kind); a tuple
+# as kind is a dropdown's options. The task's level (noise sigma, SR scale) is
+# added per task by SearchPanel.
+FIELDS = (
+    ("space", "layers", "layers L", int),
+    ("space", "blocks", "blocks per cell B", int),
+    ("space", "filters", "filters F", int),
+    ("space", "width_factors", "width factors", "floats"),
+    ("space", "alpha_sharing", "alpha sharing", ALPHA_SHARING),
+    ("space", "cell_sharing", "cell sharing (HiNAS)", bool),
+    ("search", "w_lr", "weight lr", float),
+    ("search", "a_lr", "arch lr", float),
+    ("search", "warmup_epochs", "warm-up epochs", int),
+    ("search", "epochs", "epochs", int),
+    ("search", "steps_per_epoch", "steps per epoch", int),
+    ("search", "batch_size", "batch size", int),
+    ("search", "crop", "crop (px)", int),
+)
 
 
 def parse_widths(text: str) -> tuple:
@@ -29,62 +49,61 @@ def parse_widths(text: str) -> tuple:
         raise ConfigError(f"space.width_factors: expected numbers separated by commas, got {text!r}") from None
 
 
+def _control(kind, value, label) -> W.Widget:
+    if isinstance(kind, tuple):
+        return W.Dropdown(options=list(kind), value=value, description=label, style=_STYLE, layout=_LAYOUT)
+    if kind is bool:
+        return W.Checkbox(value=value, description=label, indent=False)
+    if kind == "floats":
+        return W.Text(value=", ".join(f"{w:g}" for w in value), description=label, style=_STYLE, layout=_LAYOUT)
+    cls = {int: W.IntText, float: W.FloatText}[kind]
+    return cls(value=value, description=label, style=_STYLE, layout=_LAYOUT)
+
+
+def _value(kind, widget):
+    if kind == "floats":
+        return parse_widths(widget.value)
+    return bool(widget.value) if kind is bool else widget.value
+
+
 class SearchPanel:
     """Controls for the search space and loop, a "Run search" button and an output area.
 
     ``on_run(config)`` is called with a validated Config when the button is
     clicked; with invalid settings the error is shown and nothing runs.
+    ``config`` (optional) is where the controls start, e.g. a notebook's own config.
     """
 
     def __init__(self, preset: str = "tiny", task: Optional[str] = None,
-                 on_run: Optional[Callable[[Config], object]] = None):
+                 on_run: Optional[Callable[[Config], object]] = None, config: Optional[Config] = None):
         self.preset = preset
-        self.task = task or DEFAULT_TASK.get(preset, "denoise")
+        allowed = PRESET_TASKS.get(preset)
+        self.task = config.task.task if config is not None else (task or (allowed[0] if allowed else "denoise"))
         self.on_run = on_run
         self.last_config: Optional[Config] = None
         self.message = ""
-        base = get_preset(preset, task=self.task)  # fails early on a bad preset/task pair
-        sp, se, tk = base.space, base.search, base.task
-
-        def ctl(cls, value, desc):
-            return cls(value=value, description=desc, style=_STYLE, layout=_LAYOUT)
-
+        # fails early on a bad preset/task pair
+        base = config if config is not None else get_preset(preset, task=self.task)
+        self.base = base
+        self.task_cls = task_class(self.task)
+        lv = self.task_cls(base.task).level()
+        self.level_name = self.task_cls.level_name
+        choices = self.task_cls.level_choices
         self.controls: Dict[str, W.Widget] = {
-            "layers": ctl(W.IntText, sp.layers, "layers L"),
-            "blocks": ctl(W.IntText, sp.blocks, "blocks per cell B"),
-            "filters": ctl(W.IntText, sp.filters, "filters F"),
-            "width_factors": ctl(W.Text, ", ".join(f"{w:g}" for w in sp.width_factors), "width factors"),
-            "alpha_sharing": W.Dropdown(options=list(ALPHA_SHARING), value=sp.alpha_sharing,
-                                        description="alpha sharing", style=_STYLE, layout=_LAYOUT),
-            "cell_sharing": W.Checkbox(value=sp.cell_sharing, description="cell sharing (HiNAS)",
-                                       indent=False),
-        }
-        if self.task == "denoise":
-            self.controls["sigma"] = ctl(W.FloatText, tk.sigmas[0], "noise sigma (0-255)")
-        else:
-            self.controls["scale"] = W.Dropdown(options=list(SR_SCALES), value=tk.scale, description="SR scale",
-                                                style=_STYLE, layout=_LAYOUT)
-        self.controls.update({
-            "w_lr": ctl(W.FloatText, se.w_lr, "weight lr"),
-            "a_lr": ctl(W.FloatText, se.a_lr, "arch lr"),
-            "warmup_epochs": ctl(W.IntText, se.warmup_epochs, "warm-up epochs"),
-            "epochs": ctl(W.IntText, se.epochs, "epochs"),
-            "steps_per_epoch": ctl(W.IntText, se.steps_per_epoch, "steps per epoch"),
-            "batch_size": ctl(W.IntText, se.batch_size, "batch size"),
-            "crop": ctl(W.IntText, se.crop, "crop (px)"),
-        })
+            self.level_name: _control(tuple(choices) if choices else float, lv, self.task_cls.level_label)}
+        for sec, name, label, kind in FIELDS:
+            self.controls[name] = _control(kind, getattr(getattr(base, sec), name), label)
         self.button = W.Button(description="Run search", button_style="primary", icon="play")
         self.button.on_click(self._on_click)
         self.output = W.Output(layout=W.Layout(border="1px solid #ddd", min_height="2em"))
 
         c = self.controls
-        space = [c[k] for k in ("layers", "blocks", "filters", "width_factors", "alpha_sharing", "cell_sharing")]
-        loop = [c[k] for k in ("w_lr", "a_lr", "warmup_epochs", "epochs", "steps_per_epoch", "batch_size", "crop")]
-        task_ctl = [c["sigma" if self.task == "denoise" else "scale"]]
+        space = [c[n] for sec, n, _, _ in FIELDS if sec == "space"]
+        loop = [c[n] for sec, n, _, _ in FIELDS if sec == "search"]
         self.widget = W.VBox([
             W.HTML(f"<b>HiNAS search</b> &mdash; preset <code>{preset}</code>, task <code>{self.task}</code>"),
             W.HBox([W.VBox([W.HTML("<i>search space</i>"), *space]),
-                    W.VBox([W.HTML("<i>task</i>"), *task_ctl, W.HTML("<i>search loop</i>"), *loop])]),
+                    W.VBox([W.HTML("<i>task</i>"), c[self.level_name], W.HTML("<i>search loop</i>"), *loop])]),
             self.button,
             self.output,
         ])
@@ -92,21 +111,15 @@ class SearchPanel:
     # ------------------------------------------------------------------
     def config(self) -> Config:
         """The Config the controls describe; ConfigError (naming the field) if invalid."""
-        v = {k: w.value for k, w in self.controls.items()}
-        scale = v.get("scale") if self.task == "sr" else None
-        base = get_preset(self.preset, task=self.task, scale=scale)
-        task = {"sigmas": [v["sigma"]], "eval_sigma": v["sigma"]} if self.task == "denoise" else {}
-        return base.replace(
-            task=task,
-            space={"layers": v["layers"], "blocks": v["blocks"], "filters": v["filters"],
-                   "width_factors": parse_widths(v["width_factors"]),
-                   "alpha_sharing": v["alpha_sharing"], "cell_sharing": bool(v["cell_sharing"])},
-            search={"w_lr": v["w_lr"], "a_lr": v["a_lr"],
-                    # keep the cosine floor below a lowered lr instead of refusing it
-                    "w_lr_min": min(base.search.w_lr_min, v["w_lr"]) if v["w_lr"] > 0 else base.search.w_lr_min,
-                    "warmup_epochs": v["warmup_epochs"], "epochs": v["epochs"],
-                    "steps_per_epoch": v["steps_per_epoch"], "batch_size": v["batch_size"], "crop": v["crop"]},
-        )
+        changes: Dict[str, Dict] = {"space": {}, "search": {}}
+        for sec, name, _, kind in FIELDS:
+            changes[sec][name] = _value(kind, self.controls[name])
+        changes["task"] = self.task_cls.level_changes(self.controls[self.level_name].value)
+        w_lr = changes["search"]["w_lr"]
+        # keep the cosine floor below a lowered lr instead of refusing it
+        if w_lr > 0:
+            changes["search"]["w_lr_min"] = min(self.base.search.w_lr_min, w_lr)
+        return self.base.replace(**changes)
 
     def _say(self, text: str) -> None:
         # append_stdout records the text even without a running kernel (tests)

@@ -20,12 +20,12 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from hinas_lib import cells, data, distributed
+from hinas_lib import data, distributed, streams
 from hinas_lib.checkpoint import load_checkpoint
 from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
 from hinas_lib.genotype import Genotype
 from hinas_lib.search import Searcher
-from hinas_lib.train import load_model
+from hinas_lib.network import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -38,15 +38,15 @@ RUN_TIMEOUT = 150  # s: a hung run fails the test instead of hanging it
 # that rank. With FAULT=raise|kill rank 1 fails at step 1.
 WORKER = textwrap.dedent('''
     import json, os, signal, sys, torch
-    from hinas_lib import cli, distributed, search
+    from hinas_lib import cli, distributed, runs, search
     from hinas_lib.genotype import Genotype
 
     dump, fault, commands = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     rank = int(os.environ["RANK"])
     writes = []
-    _save, _text, _geno = search.atomic_save, search.atomic_write_text, Genotype.save
-    search.atomic_save = lambda obj, p: (writes.append(str(p)), _save(obj, p))[1]
-    search.atomic_write_text = lambda p, t: (writes.append(str(p)), _text(p, t))[1]
+    _save, _text, _geno = runs.atomic_save, runs.atomic_write_text, Genotype.save
+    runs.atomic_save = lambda obj, p: (writes.append(str(p)), _save(obj, p))[1]
+    runs.atomic_write_text = lambda p, t: (writes.append(str(p)), _text(p, t))[1]
     Genotype.save = lambda self, p: (writes.append(str(p)), _geno(self, p))[1]
     _run = search.Searcher.run
 
@@ -73,7 +73,8 @@ WORKER = textwrap.dedent('''
             self._weight_step = failing
         res = _run(self, stop_after)
         torch.save({"grads": grads, "state": self.net.state_dict(), "alpha": self.net.alpha.detach(),
-                    "beta": self.net.beta.detach(), "writes": list(writes), "history": self.history},
+                    "beta": self.net.beta.detach(), "writes": list(writes), "history": self.history,
+                    "fused": any(type(c).__name__ == "FusedSearchCell" for c in self.net.cells.values())},
                    os.path.join(dump, f"{os.path.basename(self.out)}_rank{rank}.pt"))
         return res
 
@@ -190,6 +191,8 @@ def test_ranks_identical_and_files_written_once(runs):
         assert torch.equal(v, r1["state"][k]), k  # BN running statistics included
     strip = lambda h: [{k: v for k, v in r.items() if k not in ("elapsed_s", "mem_mib")} for r in h]
     assert strip(r0["history"]) == strip(r1["history"])  # same losses and validation scores on both ranks
+    # distributed BN must see every forward: the search built unfused cells on its own
+    assert not r0["fused"] and not r1["fused"]
     # rank 0 alone writes: one genotype, checkpoints, config; rank 1 nothing
     assert r1["writes"] == []
     names = [Path(w).name for w in r0["writes"]]
@@ -261,7 +264,7 @@ def test_failing_rank_ends_the_run(cfg_path, tmp_path, fault):
 # ---------------------------------------------------------------------------
 
 def test_shards_make_up_the_global_batch():
-    per_rank = [list(distributed.ShardSampler(3, 2, 6, r, 3)) for r in range(3)]
+    per_rank = [list(streams.ShardSampler(3, 2, 6, r, 3)) for r in range(3)]
     assert per_rank[0] == [18, 19, 24, 25] and per_rank[2] == [22, 23, 28, 29]
     # batch t of each rank, concatenated in rank order = global batch t
     for t in range(2):
@@ -277,12 +280,7 @@ def test_batch_must_divide_and_single_process_is_untouched():
     # the CPU SyncBatchNorm is plain BatchNorm without a process group
     bn = torch.nn.BatchNorm2d(3, affine=False)
     ref = torch.nn.BatchNorm2d(3, affine=False)
-    fused = cells.PERF.fuse_edges
-    try:
-        distributed.sync_batchnorm_(bn, torch.device("cpu"))
-        assert not cells.PERF.fuse_edges  # the fused path would bypass the BN modules
-    finally:
-        cells.PERF.fuse_edges = fused  # a process-wide switch: leave it as the other tests expect
+    distributed.sync_batchnorm_(bn, torch.device("cpu"))
     assert isinstance(bn, distributed.SyncBatchNormCPU) and not dist.is_initialized()
     x = torch.randn(4, 3, 5, 5)
     torch.testing.assert_close(bn(x), ref(x))

@@ -11,12 +11,14 @@ from hinas_lib import data
 from hinas_lib.checkpoint import CheckpointError, load_checkpoint
 from hinas_lib.cli import main
 from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
-from hinas_lib.evaluate import evaluate, receptive_radius, tiled_forward
+from hinas_lib.evaluate import evaluate
+from hinas_lib.inference import receptive_radius, tiled_forward
 from hinas_lib.genotype import Genotype
 from hinas_lib.network import HiNASNet
 from hinas_lib.runtime import TrainingError
 from hinas_lib.search import Searcher
-from hinas_lib.train import Trainer, load_model
+from hinas_lib.network import load_model
+from hinas_lib.train import Trainer
 
 
 def _smooth_image(rng, h, w, channels):

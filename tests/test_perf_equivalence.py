@@ -1,9 +1,10 @@
 """The optimised search path computes the same function as the straightforward one.
 
-Optimised (``hinas_lib.cells.PERF`` defaults): edges fused per input state,
-channels_last activations, conv outputs recomputed in backward (``_ConvsBN``).
-Straightforward: one mixed op per edge in NCHW (``fuse_edges=False,
-channels_last=False, recompute=False``) and the textbook ``naive=True`` sum.
+Optimised (``hinas_lib.fused.PerfOptions()`` defaults): edges fused per input
+state (``FusedSearchCell``), channels_last activations, conv outputs recomputed
+in backward (``_ConvsBN``). Straightforward: one mixed op per edge in NCHW
+(``PerfOptions.plain()``, the teaching ``SearchCell``) and the textbook
+``naive=True`` sum. The options are per model instance: nothing global.
 
 Tolerances: float64 runs must agree to rtol 1e-9 / atol 1e-10 (the same maths
 up to summation order); float32 runs to rtol 1e-4 / atol 1e-4 times the
@@ -15,13 +16,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hinas_lib.cells import PERF, SearchCell, _ConvsBN, perf_options
+from hinas_lib.cells import SearchCell
 from hinas_lib.config import get_preset
+from hinas_lib.fused import FusedSearchCell, PerfOptions, _ConvsBN
 from hinas_lib.ops import PRIMITIVES
 from hinas_lib.supernet import SuperNet
 
-PLAIN = dict(fuse_edges=False, channels_last=False, recompute=False)
-OPTIMISED = dict(fuse_edges=True, channels_last=True, recompute=True, recompute_dense=True)
+PLAIN = PerfOptions.plain()
+OPTIMISED = PerfOptions()
+
+
+def _cell(perf, *args):
+    """The cell a supernet with ``perf`` builds."""
+    return FusedSearchCell(*args, perf=perf) if perf.fuse_edges else SearchCell(*args)
 
 
 def _close(a, b, dtype, what):
@@ -48,7 +55,7 @@ def _cell_run(cell, s0, s1, alpha, naive, channels_last):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("opts", [OPTIMISED, dict(OPTIMISED, recompute=False), dict(OPTIMISED, channels_last=False)],
+@pytest.mark.parametrize("opts", [OPTIMISED, PerfOptions(recompute=False), PerfOptions(channels_last=False)],
                          ids=["all", "no-recompute", "nchw"])
 def test_cell_fused_matches_per_edge_and_naive(dtype, opts):
     """Train mode: outputs, gradients w.r.t. both inputs, alpha and every weight,
@@ -61,9 +68,9 @@ def test_cell_fused_matches_per_edge_and_naive(dtype, opts):
     start = {k: v.clone() for k, v in cell.state_dict().items()}
     runs = []
     for o, naive in ((PLAIN, True), (PLAIN, False), (opts, False)):
-        cell.load_state_dict(start)
-        with perf_options(**o):
-            runs.append(_cell_run(cell, s0, s1, alpha, naive, o["channels_last"]))
+        c = _cell(o, 6, 9, 8, 3, PRIMITIVES).to(dtype).train()
+        c.load_state_dict(start)
+        runs.append(_cell_run(c, s0, s1, alpha, naive, o.channels_last))
     ref = runs[0]
     for y, g, st in runs[1:]:
         _close(y, ref[0], dtype, "output")
@@ -84,11 +91,11 @@ def test_cell_eval_mode_matches():
     cell.eval()
     s0, s1 = torch.randn(2, 5, 9, 9), torch.randn(2, 5, 9, 9)
     w = torch.softmax(torch.randn(9, 7), -1)
+    fused = FusedSearchCell(5, 5, 6, 3, PRIMITIVES, perf=OPTIMISED).eval()
+    fused.load_state_dict(cell.state_dict())
     with torch.no_grad():
-        with perf_options(**PLAIN):
-            ref = cell(s0, s1, w)
-        with perf_options(**OPTIMISED):
-            out = cell(s0.contiguous(memory_format=torch.channels_last), s1, w)
+        ref = cell(s0, s1, w)
+        out = fused(s0.contiguous(memory_format=torch.channels_last), s1, w)
     _close(out, ref, torch.float32, "eval output")
 
 
@@ -115,18 +122,17 @@ def test_supernet_optimised_matches_plain(cell_sharing, ckpt, dtype):
     architecture step's autograd.grad (which lets _ConvsBN skip weight grads)."""
     cfg = get_preset("tiny").replace(space={"cell_sharing": cell_sharing, "checkpoint_cells": ckpt})
     torch.manual_seed(0)
-    net = SuperNet(cfg).to(dtype).train()
-    start = {k: v.clone() for k, v in net.state_dict().items()}
+    start = {k: v.clone() for k, v in SuperNet(cfg).to(dtype).state_dict().items()}
     x = torch.rand(2, 1, 16, 16, dtype=dtype, requires_grad=True)
     target = torch.rand(2, 1, 16, 16, dtype=dtype)
     res = {}
     for name, opts in (("plain", PLAIN), ("opt", OPTIMISED)):
-        with perf_options(**opts):
-            net.load_state_dict(start)
-            x.grad = None
-            res[name] = _net_step(net, x, target, arch_only=False)
-            net.load_state_dict(start)
-            res[name + "_arch"] = _net_step(net, x.detach(), target, arch_only=True)
+        net = SuperNet(cfg, opts).to(dtype).train()
+        net.load_state_dict(start)
+        x.grad = None
+        res[name] = _net_step(net, x, target, arch_only=False)
+        net.load_state_dict(start)
+        res[name + "_arch"] = _net_step(net, x.detach(), target, arch_only=True)
     y0, g0, st0 = res["plain"]
     y1, g1, st1 = res["opt"]
     _close(y1, y0, dtype, "output")
@@ -144,11 +150,11 @@ def test_optimised_path_saves_fewer_activations():
     """The point of the recomputation: the tensors autograd keeps for backward
     (bytes, counted with saved_tensors_hooks) drop by more than half."""
     cfg = get_preset("tiny")
-    torch.manual_seed(0)
-    net = SuperNet(cfg).train()
     x = torch.rand(2, 1, 24, 24)
 
-    def saved_bytes():
+    def saved_bytes(perf):
+        torch.manual_seed(0)
+        net = SuperNet(cfg, perf).train()
         seen, total = set(), 0
 
         def pack(t):
@@ -163,10 +169,7 @@ def test_optimised_path_saves_fewer_activations():
             net(x).square().mean()
         return total
 
-    with perf_options(**PLAIN):
-        plain = saved_bytes()
-    with perf_options(**OPTIMISED):
-        opt = saved_bytes()
+    plain, opt = saved_bytes(PLAIN), saved_bytes(OPTIMISED)
     assert opt < 0.5 * plain, (opt, plain)
 
 
@@ -190,11 +193,15 @@ def test_convs_bn_gradcheck():
     assert torch.autograd.gradcheck(f, (inp, gamma, w_dw, w_pw), eps=1e-6, atol=1e-6)
 
 
-def test_perf_options_restore():
-    before = dict(vars(PERF))
-    with perf_options(fuse_edges=False, channels_last=False):
-        assert not PERF.fuse_edges and not PERF.channels_last
-    assert dict(vars(PERF)) == before
-    with pytest.raises(AttributeError):
-        with perf_options(no_such_option=True):
-            pass
+def test_perf_options_are_per_instance():
+    """Two supernets with different options side by side: each keeps its own path,
+    and neither changes what a third, default one does."""
+    cfg = get_preset("tiny")
+    plain, fast, default = SuperNet(cfg, PLAIN), SuperNet(cfg, OPTIMISED), SuperNet(cfg)
+    assert not any(isinstance(c, FusedSearchCell) for c in plain.cells.values())
+    assert all(isinstance(c, FusedSearchCell) for c in fast.cells.values())
+    assert all(isinstance(c, FusedSearchCell) for c in default.cells.values()) and default.perf == PerfOptions()
+    # the same parameters and state_dict keys: checkpoints move between the two
+    assert plain.state_dict().keys() == fast.state_dict().keys()
+    with pytest.raises(Exception):
+        PLAIN.fuse_edges = True  # frozen: an instance's options cannot be flipped under it

@@ -16,7 +16,7 @@ from hinas_lib.data import load_image, save_image
 from hinas_lib.genotype import Genotype
 from hinas_lib.metrics import psnr
 from hinas_lib.network import HiNASNet
-from hinas_lib.train import load_model
+from hinas_lib.network import load_model
 
 ENTRIES = sorted(zoo.available())
 EXPECTED = {"denoise-s30", "denoise-s50", "denoise-s70", "sr-x2", "sr-x3", "sr-x4"}
@@ -90,7 +90,7 @@ def test_results_page_lists_every_entry():
     page = (zoo.ZOO_DIR / "RESULTS.md").read_text()
     for name in ENTRIES:
         assert f"`{name}`" in page
-    assert page.endswith(zoo.results_table())  # regenerated from the entries' info.json
+    assert page.endswith(_script("zootools").results_table())  # regenerated from the entries' info.json
 
 
 def test_unknown_zoo_name_is_a_clear_error(capsys):
@@ -111,7 +111,8 @@ def test_build_entry_writes_a_complete_entry(tmp_path):
     test_dir = tmp_path / "test"
     test_dir.mkdir()
     save_image(test_dir / "cam.png", data.load_embedded("camera", 1)[:64, :64])
-    info = zoo.build_entry("toy-s30", cfg, geno, work_dir=tmp_path / "runs", test_sets={"toy": test_dir},
+    tools = _script("zootools")
+    info = tools.build_entry("toy-s30", cfg, geno, work_dir=tmp_path / "runs", test_sets={"toy": test_dir},
                            recipe={"data": "embedded", "search": "none", "train": "toy"}, zoo_dir=tmp_path / "zoo",
                            progress=False)
     entry = tmp_path / "zoo" / "toy-s30"
@@ -122,15 +123,16 @@ def test_build_entry_writes_a_complete_entry(tmp_path):
     m = info["results"]["toy"]["mean"]
     assert {"input_psnr", "baseline_psnr", "ours_psnr"} <= set(m)
     assert json.loads((entry / "info.json").read_text())["results"]["toy"]["mean"] == m
-    table = zoo.results_table(tmp_path / "zoo")
+    table = tools.results_table(tmp_path / "zoo")
     assert "`toy-s30`" in table and f"{m['ours_psnr']:.2f}" in table
 
 
 def test_train_seconds_adds_up_resumed_stretches(tmp_path):
     rows = [{"elapsed_s": 10}, {"elapsed_s": 20}, {"elapsed_s": 5}, {"elapsed_s": 12}]  # resumed after 20
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    assert zoo.run_seconds(tmp_path) == 32
-    assert zoo.run_seconds(tmp_path / "missing") == 0
+    tools = _script("zootools")
+    assert tools.run_seconds(tmp_path) == 32
+    assert tools.run_seconds(tmp_path / "missing") == 0
 
 
 def test_bm3d_baseline_beats_the_noisy_input_and_is_denoise_only():
@@ -138,10 +140,11 @@ def test_bm3d_baseline_beats_the_noisy_input_and_is_denoise_only():
     from hinas_lib import data, evaluate
     from hinas_lib.config import get_preset
     from hinas_lib.degrade import add_gaussian_noise
+    from hinas_lib.tasks import bm3d_denoise
 
-    clean = evaluate.to_tensor(data.load_embedded("camera", 1)[200:264, 200:264])
+    clean = data.to_tensor(data.load_embedded("camera", 1)[200:264, 200:264])
     noisy = add_gaussian_noise(clean, 30, generator=torch.Generator().manual_seed(0))
-    out = evaluate.bm3d_denoise(noisy, 30)
+    out = bm3d_denoise(noisy, 30)
     assert out.shape == clean.shape
     assert psnr(out, clean) > psnr(noisy.clamp(0, 1), clean) + 5
     with pytest.raises(ValueError, match="BM3D is a denoising baseline"):

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "zoo")]
 
-from hinas_lib import zoo  # noqa: E402
+import zootools  # noqa: E402 (beside this script)
 from hinas_lib.config import get_preset  # noqa: E402
 
 # One place for the settings of this family (typed Config, from the tiny preset).
@@ -42,7 +42,7 @@ def configs(shared: str, sigmas):
 
 
 def main(argv=None) -> int:
-    return zoo.family_main(argv, description=__doc__.split("\n")[0], configs=configs, level="sigmas",
+    return zootools.family_main(argv, description=__doc__.split("\n")[0], configs=configs, level="sigmas",
                            level_type=float, levels=[30, 50, 70], needs=["data/Train400", "data/Set12"],
                            test_sets={"Set12": "data/Set12"}, data_note="Train400 (400 grey BSD crops)",
                            script="zoo/make_denoise.py", bm3d=True)

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "zoo")]
 
-from hinas_lib import zoo  # noqa: E402
+import zootools  # noqa: E402 (beside this script)
 from hinas_lib.config import get_preset  # noqa: E402
 
 SEARCH = dict(space=dict(layers=2, blocks=3, filters=8),
@@ -40,7 +40,7 @@ def configs(shared: str, scales):
 
 
 def main(argv=None) -> int:
-    return zoo.family_main(argv, description=__doc__.split("\n")[0], configs=configs, level="scales",
+    return zootools.family_main(argv, description=__doc__.split("\n")[0], configs=configs, level="scales",
                            level_type=int, levels=[2, 3, 4], needs=["data/LIVE1", "data/Set5/HR", "data/Set14"],
                            test_sets={"Set5": "data/Set5/HR", "Set14": "data/Set14"}, data_note="LIVE1 (29 RGB photographs)",
                            script="zoo/make_sr.py")
