@@ -11,15 +11,19 @@ import argparse
 import errno
 import io
 import os
-import pickle
+import signal
 import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from hinas_lib import cli, data
+from hinas_lib import cli
 from hinas_lib.checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from hinas_lib.checks import MAX_BLOCKS, MAX_LAYERS, expect
 from hinas_lib.cli import (EXIT_FILES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NUMERIC, EXIT_USAGE, classify,
@@ -36,6 +40,7 @@ from hinas_lib.train import load_model, model_checkpoint
 CELL = ((("conv_3x3", 1), ("skip_connect", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
 GENO = Genotype(cells=(CELL, CELL), path=(0, 0))
 WIRED_LATER = "wired in by the redesign"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(channels: int = 1) -> Config:
@@ -310,8 +315,6 @@ def test_interrupted_messages(tmp_path):
 def test_unexpected_errors_are_one_line_unless_hinas_debug(capsys, monkeypatch):
     def bug(args):
         raise RuntimeError("something nobody anticipated")
-    monkeypatch.setattr(cli, "cmd_describe", bug)
-    monkeypatch.setattr(cli.argparse.ArgumentParser, "set_defaults", cli.argparse.ArgumentParser.set_defaults)
     parser = cli.make_parser
     monkeypatch.setattr(cli, "make_parser", lambda: _with_fn(parser(), "describe", bug))
     code, err = run_cli(capsys, "describe")
@@ -330,7 +333,7 @@ def _with_fn(parser, cmd, fn):
 def test_exit_codes_are_distinct_and_documented():
     codes = [cli.EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_FILES, EXIT_NUMERIC, cli.EXIT_MEMORY, EXIT_INTERRUPTED]
     assert len(set(codes)) == len(codes) and set(codes) == set(cli.EXIT_CODES)
-    readme = (__import__("pathlib").Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     for c in codes[1:]:
         assert f"| {c} |" in readme, f"exit code {c} missing from the README table"
 
@@ -588,18 +591,9 @@ def test_non_image_files_get_a_clear_message(tmp_path, capsys, model):
     assert code == EXIT_USAGE and "notes.png: not an image file" in err and "pip" not in err
 
 
-def test_pickle_module_untouched():
-    # the checkpoint module catches pickle.UnpicklingError; make sure it is the real class
-    assert issubclass(pickle.UnpicklingError, Exception)
-
-
 # ----------------------------------------------------------------------------- Ctrl-C
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
 def _hinas(*argv):
-    import sys
     return [sys.executable, "-m", "hinas_lib", *[str(a) for a in argv]]
 
 
@@ -607,9 +601,6 @@ def _hinas(*argv):
 def test_ctrl_c_during_search_then_resume(tmp_path):
     """SIGINT after the first checkpoint: exit 130, one line saying how to resume, an intact
     checkpoint, and ``--resume`` finishes the search."""
-    import signal
-    import subprocess
-    import time
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     for i in range(4):
