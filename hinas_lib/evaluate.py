@@ -158,7 +158,7 @@ def _check_eval_args(net, images, sigma, tile) -> None:
     if not images:
         raise ValueError("images: the list is empty; nothing to evaluate")
     for i, item in enumerate(images):
-        ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], np.ndarray)
+        ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], (np.ndarray, torch.Tensor))
         if not ok:
             raise TypeError(f"images[{i}]: expected a (name, image array) pair, got {type(item).__name__}")
     expect(sigma, (numbers.Real, type(None)), "sigma")
