@@ -4,8 +4,10 @@
     python data_scripts/prepare_div2k.py --src ~/Downloads/DIV2K_train_HR.zip \\
         [--valid ~/Downloads/DIV2K_valid_HR.zip]
 
-Writes ``<out>/train_HR/*.png`` and ``<out>/valid_HR/*.png`` (``--out`` defaults
-to ``data/DIV2K``). PNGs are copied byte for byte unless ``--channels 1``.
+Writes ``<out>/train/*.png`` and ``<out>/valid/*.png`` (``--out`` defaults
+to ``data/DIV2K``), the same ``train`` layout as ``prepare_bsd500.py``, so that
+``--set data.train_dir=data/DIV2K/train`` reads it. PNGs are copied byte for
+byte unless ``--channels 1``.
 Low-resolution inputs are not needed: the library makes them with its
 MATLAB-compatible bicubic (``hinas_lib.degrade``).
 """
@@ -52,13 +54,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if path is not None and not path.exists():
             return report_missing(path, what, SOURCES)
     protect_output(args.out)
-    n_train = copy_split(args.src, args.out / "train_HR", args.channels, 800, "the training set")
+    n_train = copy_split(args.src, args.out / "train", args.channels, 800, "the training set")
     if n_train == 0:
         return report_missing(args.src, "any image inside the DIV2K training source", SOURCES)
-    msg = f"wrote {n_train} training images to {args.out / 'train_HR'}"
+    msg = f"wrote {n_train} training images to {args.out / 'train'}"
     if args.valid is not None:
-        n_valid = copy_split(args.valid, args.out / "valid_HR", args.channels, 100, "the validation set")
-        msg += f" and {n_valid} validation images to {args.out / 'valid_HR'}"
+        n_valid = copy_split(args.valid, args.out / "valid", args.channels, 100, "the validation set")
+        msg += f" and {n_valid} validation images to {args.out / 'valid'}"
     print(msg)
     return EXIT_OK
 

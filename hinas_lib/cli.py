@@ -2,24 +2,31 @@
 
 ``search`` and ``train`` also run as several processes under ``torchrun``
 (``torchrun --nproc_per_node=N -m hinas_lib search ...``); rank 0 prints.
+
+Errors end in one line on stderr (``error: ...``, naming the file or setting)
+and an exit code that says what kind of failure it was (``EXIT_CODES``; the
+README has the same table). ``HINAS_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, NoReturn, Optional
 
 import yaml
 
 from . import data, distributed
 from .checkpoint import CheckpointError
+from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
 from .demo import run_demo
 from .describe import describe, format_description
-from .evaluate import evaluate, format_table, restore_file
+from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
 from .network import load_model
 from .runtime import TrainingError, set_threads
@@ -27,34 +34,91 @@ from .search import Searcher
 from .tasks import TASKS
 from .train import Trainer
 
+# Exit codes, one per kind of failure (documented in README.md, "Failure modes handled").
+EXIT_OK = 0
+EXIT_INTERNAL = 1      # a bug: an exception nobody anticipated (HINAS_DEBUG=1 shows where)
+EXIT_USAGE = 2         # bad input: arguments, config or --set values, image, genotype or checkpoint files
+EXIT_FILES = 3         # the file system refused: permissions, disk full, not a folder, read-only, ...
+EXIT_NUMERIC = 4       # training diverged (NaN/inf loss) or a model produced NaN/inf
+EXIT_MEMORY = 5        # out of memory (CPU or GPU)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell convention)
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "internal error (a bug; rerun with HINAS_DEBUG=1 for the traceback)",
+    EXIT_USAGE: "bad input: arguments, config, --set value, device, image, genotype or checkpoint",
+    EXIT_FILES: "file system error: permission denied, disk full, not a folder, is a folder, read-only",
+    EXIT_NUMERIC: "training diverged (NaN/inf loss) or the model produced NaN/inf",
+    EXIT_MEMORY: "out of memory",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); search/train resume with --resume",
+}
+
+
+# ---------------------------------------------------------------------------
+# Argument types: argparse turns their ValueError/ArgumentTypeError into a usage error
+# ---------------------------------------------------------------------------
+
+def _int_in(lo: int, hi: Optional[int], what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer ({what}), got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"must be {bound} ({what}), got {v}")
+        return v
+    return parse
+
+
+def _sigma(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (noise level, 0-255), got {text!r}") from None
+    if not (math.isfinite(v) and 0 <= v <= 255):
+        raise argparse.ArgumentTypeError(f"must be a noise level in 0..255, got {text}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its default prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="tiny | paper-denoise | paper-sr (default: tiny)")
     p.add_argument("--config", default=None, help="a YAML config file (instead of a preset)")
     p.add_argument("--task", choices=sorted(TASKS), default=None)
     p.add_argument("--scale", type=int, default=None, help="SR scale: 2, 3 or 4")
-    p.add_argument("--sigma", type=float, default=None, help="noise level (0-255) for training and evaluation")
+    p.add_argument("--sigma", type=_sigma, default=None, help="noise level (0-255) for training and evaluation")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config value, e.g. --set search.epochs=3 (repeatable)")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 (default: CUDA if available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
+                   help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_config(args) -> Config:
+    """The run's config: preset or ``--config`` file, then ``--sigma`` and every ``--set``.
+
+    Raises:
+        ConfigError: naming the ``--set`` item or the field at fault.
+    """
     cfg = load_config(args.preset, args.config, task=args.task, scale=args.scale)
     changes = {}
     if getattr(args, "sigma", None) is not None:
         changes.setdefault("task", {}).update({"sigmas": [args.sigma], "eval_sigma": args.sigma})
-    for item in getattr(args, "set", []):
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. search.epochs=3")
-        key, val = item.split("=", 1)
-        sec, fld = key.split(".", 1)
-        changes.setdefault(sec, {})[fld] = yaml.safe_load(val)
+    items = getattr(args, "set", [])
+    for item in items:
+        sec, fld, value = _parse_set(item)
+        changes.setdefault(sec, {})[fld] = value
     if changes:
         unknown = set(changes) - {"task", "space", "search", "train", "data"}
         if unknown:
@@ -64,8 +128,40 @@ def build_config(args) -> Config:
             bad = set(vals) - set(d[sec])
             if bad:
                 raise ConfigError(f"{sec}: unknown field(s) {sorted(bad)}; known: {sorted(d[sec])}")
-        cfg = cfg.replace(**changes)
+        try:
+            cfg = cfg.replace(**changes)
+        except ConfigError:
+            raise  # already names the field
+        except (TypeError, ValueError) as e:  # a check that did not expect this kind of value
+            raise ConfigError(f"{_culprit(cfg, items)}: invalid value ({e})") from None
     return cfg
+
+
+def _parse_set(item: str):
+    """``SECTION.FIELD=VALUE`` -> (section, field, value parsed as YAML)."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. search.epochs=3")
+    key, val = item.split("=", 1)
+    sec, fld = key.split(".", 1)
+    try:
+        value = yaml.safe_load(val)
+    except yaml.YAMLError as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"--set {key}: {val!r} is not a valid value ({detail})") from None
+    return sec.strip(), fld.strip(), value
+
+
+def _culprit(cfg: Config, items: List[str]) -> str:
+    """The ``--set`` item that breaks the config on its own (else all of them)."""
+    for item in items:
+        sec, fld, value = _parse_set(item)
+        try:
+            cfg.replace(**{sec: {fld: value}})
+        except ConfigError:
+            continue  # may be fine together with the other items
+        except (TypeError, ValueError):
+            return f"--set {item}"
+    return "--set " + " --set ".join(items) if items else "config"
 
 
 def cmd_describe(args) -> int:
@@ -129,7 +225,7 @@ def cmd_eval(args) -> int:
 
 def cmd_restore(args) -> int:
     info = restore_file(args.model, args.input, args.output, device=args.device, tile=args.tile,
-                        convert=args.convert)
+                        convert=args.convert, overwrite_input=args.overwrite_input)
     print(f"{args.input} -> {args.output}  ({info['task']}, {info['input_shape']} -> {info['output_shape']})")
     return 0
 
@@ -140,8 +236,9 @@ def cmd_demo(args) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hinas_lib", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="python -m hinas_lib", description=__doc__,
+                epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     d = sub.add_parser("describe", help="print the search space of a preset")
     _config_args(d)
@@ -164,7 +261,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--genotype", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--val-size", type=int, default=256, help="centre crop of val images (0 = whole)")
+    t.add_argument("--val-size", type=_int_in(0, None, "pixels"), default=256,
+                   help="centre crop of val images (0 = whole)")
     t.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     t.set_defaults(fn=cmd_train)
 
@@ -174,9 +272,11 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default=None, help="folder of test images (default: the embedded test split)")
     e.add_argument("--task", choices=sorted(TASKS), default=None, help="check the model is for this task")
     e.add_argument("--scale", type=int, default=None, help="check the model's SR scale")
-    e.add_argument("--sigma", type=float, default=None, help="noise level (default: the model's)")
-    e.add_argument("--tile", type=int, default=0, help="tiled inference with this tile size (0 = whole)")
-    e.add_argument("--limit", type=int, default=0, help="only the first N images")
+    e.add_argument("--sigma", type=_sigma, default=None, help="noise level (default: the model's)")
+    e.add_argument("--tile", type=_int_in(0, None, "tile size in pixels"), default=0,
+                   help="tiled inference with this tile size (0 = whole)")
+    e.add_argument("--limit", type=_int_in(0, None, "number of images"), default=0,
+                   help="only the first N images (0 = all)")
     e.add_argument("--no-baseline", action="store_true")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_eval)
@@ -186,8 +286,11 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", required=True, help="a model.pt path or a zoo name (e.g. denoise-s30)")
     r.add_argument("input")
     r.add_argument("output")
-    r.add_argument("--tile", type=int, default=512)
+    r.add_argument("--tile", type=_int_in(0, None, "tile size in pixels"), default=512,
+                   help="tile size for inference (0 = the whole image at once)")
     r.add_argument("--convert", action="store_true", help="convert grey<->RGB to what the model expects")
+    r.add_argument("--overwrite-input", action="store_true",
+                   help="allow OUTPUT to be INPUT itself (the original is replaced)")
     r.set_defaults(fn=cmd_restore)
 
     m = sub.add_parser("demo", help="the main job: search, derive, render, retrain, evaluate")
@@ -199,23 +302,76 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = make_parser().parse_args(argv)
-    set_threads(getattr(args, "threads", None))
+    """Run one command; return its exit code (``EXIT_CODES``) instead of raising."""
+    try:
+        args = make_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     ok = False
     try:
+        set_threads(getattr(args, "threads", None))
         code = args.fn(args)
         ok = code == 0
         return code
-    except (ConfigError, GenotypeError, CheckpointError, TrainingError, ValueError, FileNotFoundError) as e:
-        if os.environ.get("HINAS_DEBUG"):
+    except BaseException as e:  # noqa: B902 -- every failure becomes one line and an exit code
+        if os.environ.get("HINAS_DEBUG", "") not in ("", "0") or isinstance(e, SystemExit):
             raise
+        code, message = classify(e, args)
         rank = os.environ.get("RANK", "0")
-        print(f"error: {e}" if rank == "0" else f"error (rank {rank}): {e}", file=sys.stderr)
-        return 2
+        print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr)
+        return code
     finally:
         # several processes: leave the process group (after the others on success, at once on
         # failure, so that torchrun or the peers' collectives see this rank go and stop the run)
         distributed.shutdown(ok)
+
+
+def classify(e: BaseException, args=None) -> "tuple[int, str]":
+    """An exception -> (exit code, one-line message)."""
+    if isinstance(e, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, _interrupted_message(args)
+    if isinstance(e, (TrainingError, NonFiniteOutputError)):
+        return EXIT_NUMERIC, _one_line(e)
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return EXIT_MEMORY, ("out of memory; use a smaller batch_size/crop, or --tile for eval/restore "
+                             f"({_one_line(e) or type(e).__name__})")
+    if isinstance(e, FileNotFoundError):  # a missing input: the user named the wrong file
+        return EXIT_USAGE, _os_message(e) if e.errno is not None else _one_line(e)
+    if isinstance(e, OSError):
+        return EXIT_FILES, _os_message(e)
+    if isinstance(e, (ConfigError, GenotypeError, CheckpointError, ValueError)):
+        return EXIT_USAGE, _one_line(e)
+    # anything else (TypeError included: the CLI passes the right types) is a missing check, i.e. a bug
+    return EXIT_INTERNAL, (f"internal error: {type(e).__name__}: {_one_line(e)} "
+                           "(rerun with HINAS_DEBUG=1 for the traceback, and please report it)")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _os_message(e: OSError) -> str:
+    """``PATH: what went wrong``; a full disk says so plainly."""
+    what = e.strerror or _one_line(e) or type(e).__name__
+    if e.errno == errno.ENOSPC:
+        what = "no space left on device (disk full); nothing was replaced"
+    elif e.errno == errno.EROFS:
+        what = "read-only file system"
+    where = e.filename if e.filename is not None else None
+    if e.filename2 is not None:
+        where = f"{e.filename} -> {e.filename2}"
+    return f"{where}: {what}" if where is not None else what
+
+
+def _interrupted_message(args) -> str:
+    """Ctrl-C: for search/train, whether there is a checkpoint to resume from (and only then say so)."""
+    cmd = getattr(args, "cmd", None)
+    if cmd not in ("search", "train") or getattr(args, "out", None) is None:
+        return "interrupted"
+    state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")
+    if state.is_file():
+        return f"interrupted; resume with --resume (the last checkpoint, {state}, is intact)"
+    return f"interrupted before the first checkpoint; nothing to resume in {args.out} (start again)"
 
 
 if __name__ == "__main__":

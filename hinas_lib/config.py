@@ -11,12 +11,15 @@ Every dataclass validates itself on construction and names the bad field.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from .checks import (expect, MAX_BATCH, MAX_BLOCKS, MAX_CROP, MAX_EPOCHS, MAX_FILTERS, MAX_LAYERS,
+                     MAX_STEPS_PER_EPOCH, MAX_VAL_BATCHES, MAX_WIDTH_FACTOR, MAX_WORKERS)
 from .grid import DEFAULT_WIDTH_FACTORS, channel_widths
 from .ops import ACTIVATIONS, OPS, PRIMITIVES
 from .tasks import TASKS
@@ -71,6 +74,7 @@ class TaskConfig:
         _check_types(self, "task")
         _require(self.task in TASKS, "task.task", f"must be one of {tuple(TASKS)}, got {self.task!r}")
         _require(self.channels in (1, 3), "task.channels", f"must be 1 or 3, got {self.channels}")
+        _require(0 <= self.eval_sigma <= 255, "task.eval_sigma", f"must be in [0, 255], got {self.eval_sigma}")
         problem = TASKS[self.task].check(self)  # the task's own settings
         if problem:
             _require(False, *problem)
@@ -102,11 +106,18 @@ class SpaceConfig:
         _require(isinstance(self.layers, int) and self.layers >= 1, "space.layers", f"must be >= 1, got {self.layers}")
         _require(isinstance(self.blocks, int) and self.blocks >= 1, "space.blocks", f"must be >= 1, got {self.blocks}")
         _require(isinstance(self.filters, int) and self.filters >= 1, "space.filters", f"must be >= 1, got {self.filters}")
+        # upper limits: past them the supernet takes forever to build (layers=100000 hung)
+        for name, top in (("layers", MAX_LAYERS), ("blocks", MAX_BLOCKS), ("filters", MAX_FILTERS)):
+            _require(getattr(self, name) <= top, f"space.{name}", f"must be <= {top}, got {getattr(self, name)}")
         self.width_factors = tuple(float(w) for w in self.width_factors)
         _require(len(self.width_factors) >= 1, "space.width_factors", "need at least one width level")
         _require(all(w > 0 for w in self.width_factors), "space.width_factors", "factors must be positive")
+        _require(all(w <= MAX_WIDTH_FACTOR for w in self.width_factors), "space.width_factors",
+                 f"factors must be numbers up to {MAX_WIDTH_FACTOR:g}, got {list(self.width_factors)}")
         _require(all(b > a for a, b in zip(self.width_factors, self.width_factors[1:])),
                  "space.width_factors", f"must be strictly increasing, got {self.width_factors}")
+        _require(isinstance(self.primitives, (list, tuple)) and all(isinstance(p, str) for p in self.primitives),
+                 "space.primitives", f"expected a list of op names, got {self.primitives!r}")
         self.primitives = tuple(self.primitives)
         unknown = [p for p in self.primitives if p not in OPS]
         _require(not unknown, "space.primitives", f"unknown primitive(s) {unknown}; registered: {sorted(OPS)}")
@@ -146,6 +157,9 @@ class SearchConfig:
         _require(self.amp in AMP_MODES, "search.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop", "val_batches"):
             _require(getattr(self, name) >= 1, f"search.{name}", f"must be >= 1, got {getattr(self, name)}")
+        for name, top in (("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS_PER_EPOCH), ("batch_size", MAX_BATCH),
+                          ("crop", MAX_CROP), ("val_batches", MAX_VAL_BATCHES)):
+            _require(getattr(self, name) <= top, f"search.{name}", f"must be <= {top}, got {getattr(self, name)}")
         _require(0 <= self.warmup_epochs <= self.epochs, "search.warmup_epochs",
                  f"must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         _require(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "search.w_lr",
@@ -153,6 +167,8 @@ class SearchConfig:
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
         _require(self.checkpoint_every >= 0, "search.checkpoint_every", "must be >= 0")
         self.a_betas = tuple(float(b) for b in self.a_betas)
+        _require(len(self.a_betas) == 2 and all(0 <= b < 1 for b in self.a_betas), "search.a_betas",
+                 f"need two Adam betas in [0, 1), got {list(self.a_betas)}")
 
 
 @dataclass
@@ -176,6 +192,9 @@ class TrainConfig:
         _check_types(self, "train")
         for name in ("filters", "epochs", "steps_per_epoch", "batch_size", "crop", "val_every"):
             _require(getattr(self, name) >= 1, f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
+        for name, top in (("filters", MAX_FILTERS), ("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS_PER_EPOCH),
+                          ("batch_size", MAX_BATCH), ("crop", MAX_CROP), ("val_every", MAX_EPOCHS)):
+            _require(getattr(self, name) <= top, f"train.{name}", f"must be <= {top}, got {getattr(self, name)}")
         _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, "train.lr", "need lr > 0 and 0 <= lr_min <= lr")
         _require(self.amp in AMP_MODES, "train.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
@@ -192,7 +211,14 @@ class DataConfig:
     def __post_init__(self):
         _check_types(self, "data")
         _require(0 < self.val_fraction < 1, "data.val_fraction", "must be in (0, 1)")
-        _require(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+        _require(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers",
+                 f"must be in [0, {MAX_WORKERS}], got {self.num_workers}")
+        for name in ("train_dir", "val_dir", "test_dir"):  # Optional[str]: _check_types skips them
+            v = getattr(self, name)
+            _require(v is None or isinstance(v, (str, os.PathLike)), f"data.{name}",
+                     f"expected a folder path, got {v!r}")
+            if v is not None:
+                setattr(self, name, os.fspath(v))  # a Path would not survive config.yaml
 
 
 @dataclass
@@ -270,6 +296,28 @@ class Config:
                 d[sec].update(vals)
         return Config.from_dict(d)
 
+    def validate(self) -> "Config":
+        """Check every section again and return ``self``.
+
+        The sections check themselves when built, but their fields can be
+        changed afterwards (``cfg.search.epochs = 0``); searches and trainings
+        call this before they start, so such a change fails naming the field
+        instead of running with it.
+
+        Raises:
+            ConfigError: naming the first bad section or field.
+        """
+        _require(isinstance(self.name, str), "name", f"expected a string, got {self.name!r}")
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            section, want = getattr(self, f.name), _SECTION_TYPES.get(f.name)
+            if want is not None:
+                _require(isinstance(section, want), f.name,
+                         f"expected a {want.__name__}, got {type(section).__name__}")
+            section.__post_init__()
+        return self
+
 
 _SECTION_TYPES = {"task": TaskConfig, "space": SpaceConfig, "search": SearchConfig,
                   "train": TrainConfig, "data": DataConfig}
@@ -329,6 +377,9 @@ PRESET_SCALE = {"paper-sr": 4}  # default SR scale where it is not 2
 
 def get_preset(name: str, task: Optional[str] = None, scale: Optional[int] = None) -> Config:
     """A named preset; ``task``/``scale`` select the variant (e.g. tiny SR x3)."""
+    expect(name, str, "name")
+    expect(task, (str, type(None)), "task")
+    expect(scale, (int, type(None)), "scale")
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     allowed = PRESET_TASKS[name]

@@ -31,15 +31,17 @@ lfw_subset (too small), and every image that scikit-image would download.
 """
 from __future__ import annotations
 
-import warnings
+import io
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import skimage.data
-import skimage.io
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .checkpoint import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -90,9 +92,13 @@ def _to_unit_float(a: np.ndarray, source: str) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.float64) / np.iinfo(a.dtype).max
     if np.issubdtype(a.dtype, np.floating):
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        # NaN/inf would flow through the network and the metrics as NaN; refuse them here.
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise ImageError(f"{source}: float image with {int(bad.sum())} NaN or infinite pixel value(s)")
+        lo, hi = float(a.min()), float(a.max())
         # Float files carry no scale; only accept the [0, 1] convention.
-        if lo < -1e-3 or hi > 1 + 1e-3 or np.isnan(lo):
+        if lo < -1e-3 or hi > 1 + 1e-3:
             raise ImageError(f"{source}: float image with values in [{lo:g}, {hi:g}], expected [0, 1]")
         return np.clip(a, 0.0, 1.0)
     raise ImageError(f"{source}: unsupported pixel type {a.dtype}")
@@ -119,25 +125,35 @@ def load_embedded(name: str, channels: int) -> np.ndarray:
 
 
 def load_image(path: Union[str, Path], channels: Optional[int]) -> np.ndarray:
-    """Read PNG / JPEG / BMP / TIFF into float32 [0, 1] ``HxW`` or ``HxWx3``.
+    """Read an image file into float32 [0, 1] ``HxW`` or ``HxWx3``.
 
-    ``channels=None`` keeps the file's own colour (grey stays ``HxW``, colour
-    becomes ``HxWx3``), so callers can check it against what a model expects.
+    Pillow reads it (PNG, JPEG, BMP, TIFF and the rest of Pillow's formats), so
+    the picture comes out as it displays: EXIF orientation applied, CMYK
+    converted to RGB by Pillow (which knows Adobe's inverted CMYK JPEGs),
+    palette images expanded (to grey when the palette is grey), alpha dropped,
+    1-bit images as 0/1. 16-bit grey PNG/TIFF and 16-bit or float TIFF keep
+    their precision (multi-channel 16-bit and float TIFFs are read with
+    ``tifffile``, which Pillow cannot do); 16-bit *RGB* PNGs come at 8-bit
+    precision (Pillow's limit).
 
-    8- and 16-bit files are scaled by their maximum (Pillow reads 16-bit *RGB*
-    PNGs at 8-bit precision; 16-bit grey PNG and TIFF keep 16 bits). Raises
-    :class:`ImageError` naming the file when it is missing or unreadable.
+    Args:
+        path: the image file.
+        channels: 1 (grey), 3 (RGB) or None to keep the file's own colour
+            (grey stays ``HxW``, colour becomes ``HxWx3``), so callers can check
+            it against what a model expects.
+
+    Returns:
+        float32 array in [0, 1].
+
+    Raises:
+        ImageError: naming the file, when it is missing, not an image, or holds
+            NaN/inf or out-of-range float values.
+        OSError: when the file exists but cannot be opened (e.g. permissions).
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
-    try:
-        with warnings.catch_warnings():
-            # imageio probes its plugins on unknown data and some warn about their own deprecation.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            a = np.asarray(skimage.io.imread(str(path)))
-    except Exception as e:  # the readers raise many types; all mean "not an image"
-        raise ImageError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    a = _read_pixels(path)
     if a.ndim not in (2, 3) or a.size == 0:
         raise ImageError(f"{path}: expected a single 2-D image, got array of shape {a.shape}")
     if channels is None:
@@ -145,14 +161,181 @@ def load_image(path: Union[str, Path], channels: Optional[int]) -> np.ndarray:
     return to_channels(a, channels, source=str(path))
 
 
-def save_image(path: Union[str, Path], img: np.ndarray) -> None:
-    """Write a float [0, 1] ``HxW`` / ``HxWx3`` image as 8-bit (PNG/BMP/TIFF/JPEG by extension)."""
+def _not_an_image(path: Path, why: str) -> ImageError:
+    return ImageError(f"{path}: not an image file (or an unsupported format: {why})")
+
+
+def _read_pixels(path: Path) -> np.ndarray:
+    """The pixels of ``path`` as displayed, in the file's own dtype (see :func:`load_image`)."""
+    with open(path, "rb") as fh:  # OSError (permissions, ...) passes through as a file-system error
+        try:
+            im = Image.open(fh)
+            im.load()
+        except UnidentifiedImageError:
+            if path.suffix.lower() in (".tif", ".tiff"):
+                return _read_tiff(path, orientation=None)  # e.g. float RGB, which Pillow cannot open
+            raise _not_an_image(path, "Pillow cannot identify it") from None
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{path}: image too large to read safely ({e})") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt data
+            raise ImageError(f"{path}: cannot read image, the file is damaged or truncated "
+                             f"({type(e).__name__}: {e})") from None
+        if im.format == "TIFF" and _tiff_needs_tifffile(im):
+            return _read_tiff(path, orientation=im.getexif().get(_EXIF_ORIENTATION))
+        im = ImageOps.exif_transpose(im)
+        return _pillow_pixels(im, path)
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _tiff_needs_tifffile(im: Image.Image) -> bool:
+    """Pillow reduces multi-channel 16-bit TIFFs to 8 bits; tifffile keeps them."""
+    bits = im.tag_v2.get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return len(bits) > 1 and max(bits) > 8
+
+
+def _read_tiff(path: Path, orientation: Optional[int]) -> np.ndarray:
+    try:
+        import tifffile
+    except ImportError:
+        raise _not_an_image(path, "a TIFF Pillow cannot read; `pip install tifffile` reads it") from None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            a = page.asarray()
+            if orientation is None:
+                tag = page.tags.get(274)
+                orientation = tag.value if tag is not None else 1
+            planar = page.planarconfig == 2 and a.ndim == 3
+    except Exception as e:  # tifffile raises many types for a damaged file
+        raise _not_an_image(path, f"{type(e).__name__}: {e}") from None
+    if planar:  # separate colour planes are stored (C, H, W)
+        a = np.moveaxis(a, 0, -1)
+    return _orient(a, int(orientation or 1))
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to ``HxW[xC]``, as ``ImageOps.exif_transpose`` does."""
+    ops = {
+        1: lambda x: x,
+        2: lambda x: x[:, ::-1],               # mirror left-right
+        3: lambda x: x[::-1, ::-1],            # rotate 180
+        4: lambda x: x[::-1],                  # mirror top-bottom
+        5: lambda x: x.swapaxes(0, 1),         # transpose
+        6: lambda x: np.rot90(x, -1),          # rotate 90 clockwise
+        7: lambda x: x.swapaxes(0, 1)[::-1, ::-1],  # transverse
+        8: lambda x: np.rot90(x, 1),           # rotate 90 anticlockwise
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(a))
+
+
+def _pillow_pixels(im: Image.Image, path: Path) -> np.ndarray:
+    """A Pillow image -> numpy in a dtype that :func:`to_channels` scales right."""
+    mode = im.mode
+    if mode in ("P", "PA"):
+        # expand the palette; grey palettes give grey, not three equal channels
+        im = im.convert("L" if _grey_palette(im) else "RGB")
+    elif mode in ("LA", "La"):
+        im = im.getchannel("L")
+    elif mode in ("1", "L", "RGB", "F") or mode.startswith("I;16"):
+        pass
+    elif mode == "I":
+        # 32-bit integer: old Pillow versions read 16-bit grey PNGs this way
+        a = np.asarray(im)
+        if a.min() < 0 or a.max() > 65535:
+            raise ImageError(f"{path}: 32-bit integer image with values in [{a.min()}, {a.max()}], "
+                             "expected 16-bit data (0..65535)")
+        return a.astype(np.uint16)
+    else:  # RGBA, RGBX, CMYK (Pillow undoes Adobe's inverted CMYK), YCbCr, LAB, HSV, ...
+        try:
+            im = im.convert("RGB")
+        except (ValueError, OSError) as e:
+            raise _not_an_image(path, f"Pillow cannot convert mode {mode} to RGB: {e}") from None
+    a = np.asarray(im)
+    if a.dtype.byteorder == ">":  # I;16B
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _grey_palette(im: Image.Image) -> bool:
+    """Whether every palette entry the image uses has R == G == B."""
+    pal = im.getpalette("RGB")
+    if pal is None:
+        return False
+    pal = np.asarray(pal, dtype=np.int32).reshape(-1, 3)
+    idx = np.asarray(im)
+    used = np.unique(idx[..., 0] if idx.ndim == 3 else idx)  # PA: index and alpha
+    used = used[used < len(pal)]
+    rgb = pal[used]
+    return bool(np.all(rgb[:, 0] == rgb[:, 1]) and np.all(rgb[:, 1] == rgb[:, 2]))
+
+
+# Pillow format names for the extensions we write.
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def check_output_format(path: Union[str, Path]) -> str:
+    """The Pillow format for an output path's extension.
+
+    Args:
+        path: the output file.
+
+    Returns:
+        ``'PNG'``, ``'JPEG'``, ``'BMP'`` or ``'TIFF'``.
+
+    Raises:
+        ImageError: for any other extension, naming the file.
+    """
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ImageError(f"{path}: unsupported output format; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    a = np.round(np.clip(np.asarray(img, dtype=np.float64), 0, 1) * 255).astype(np.uint8)
-    skimage.io.imsave(str(path), a, check_contrast=False)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unsupported output format {path.suffix or '(no extension)'!r}; "
+                         f"use one of {', '.join(IMAGE_EXTENSIONS)}")
+    return fmt
+
+
+def encode_image(img: np.ndarray, fmt: str, *, source: str = "image") -> bytes:
+    """A float [0, 1] ``HxW`` / ``HxWx3`` image as the bytes of an 8-bit file of format ``fmt``.
+
+    Args:
+        img: the picture; NaN/inf are refused.
+        fmt: a Pillow format name (``'PNG'``, ``'JPEG'``, ...).
+        source: what to call the image in messages.
+
+    Returns:
+        The encoded file.
+    """
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise ImageError(f"{source}: expected an image HxW or HxWx3 to save, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ImageError(f"{source}: refusing to save an image with NaN or infinite values")
+    a8 = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    # JPEG: Pillow's default quality 75 visibly blurs a restored picture; 95 keeps it
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    Image.fromarray(a8, "L" if a8.ndim == 2 else "RGB").save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def save_image(path: Union[str, Path], img: np.ndarray) -> None:
+    """Write a float [0, 1] ``HxW`` / ``HxWx3`` image as 8-bit (PNG/BMP/TIFF/JPEG by extension).
+
+    The file is encoded in memory first and written atomically (temporary file
+    in the same folder, fsync, rename), so a full disk or a crash never leaves a
+    truncated picture, and never destroys the file it replaces.
+
+    Args:
+        path: the output file; its folder is created when missing.
+        img: the picture, float in [0, 1].
+    """
+    path = Path(path)
+    blob = encode_image(img, check_output_format(path), source=str(path))
+    atomic_write_bytes(path, blob)
 
 
 def list_images(folder: Union[str, Path], recursive: bool = False) -> List[Path]:

@@ -9,6 +9,10 @@ for denoising, bicubic for SR). Inference goes through
 """
 from __future__ import annotations
 
+import errno
+import numbers
+import os
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -17,11 +21,17 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data
+from .checks import CONFIG_HINT, PATH_TYPES, expect
 from .config import Config
 from .inference import tiled_forward
 from .metrics import psnr, ssim
 from .network import load_model
 from .tasks import get_task
+from .zoo import resolve_model
+
+
+class NonFiniteOutputError(ValueError):
+    """The model produced NaN or infinite values: its weights (or the input) are broken."""
 
 
 # ---------------------------------------------------------------------------
@@ -29,11 +39,35 @@ from .tasks import get_task
 # ---------------------------------------------------------------------------
 
 def run_model(net, img_tensor: torch.Tensor, cfg: Config, tile: int = 0) -> torch.Tensor:
-    """(C,H,W) in -> (C,H',W') out, clamped to [0,1], on CPU."""
+    """Apply a network to one image, tile by tile when ``tile`` > 0.
+
+    Args:
+        net: the network (any device).
+        img_tensor: ``(C, H, W)`` float in [0, 1], on the CPU.
+        cfg: the model's config (task and scale).
+        tile: tile side in input pixels; 0 runs the whole image at once.
+
+    Returns:
+        ``(C, H', W')`` clamped to [0, 1], on the CPU.
+
+    Raises:
+        NonFiniteOutputError: when the network produced NaN or inf (clamping
+            would silently turn them into black or white pixels).
+    """
     net.eval()
     # the image stays on the CPU; tiles go to the network's device one at a time
     out = tiled_forward(net, img_tensor.unsqueeze(0), tile=tile, scale=get_task(cfg).scale, out_device="cpu")
+    if not torch.isfinite(out).all():
+        raise NonFiniteOutputError(f"the model produced NaN/inf values{_broken_weights(net)}")
     return out.float().clamp(0, 1)[0].cpu()
+
+
+def _broken_weights(net) -> str:
+    """Why a network's output may be non-finite: its own weights, if they are."""
+    if any(not torch.isfinite(p).all() for p in net.parameters()) or \
+            any(b.is_floating_point() and not torch.isfinite(b).all() for b in net.buffers()):
+        return " because its weights contain NaN/inf: the model file is corrupted"
+    return " (the model file may be corrupted)"
 
 
 # ---------------------------------------------------------------------------
@@ -59,9 +93,11 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
     Returns:
         ``{"task", "level_name", <level_name>, "baseline", "labels", "metric", "images", "mean"}``.
     """
+    expect(cfg, Config, "cfg", CONFIG_HINT)
     task = get_task(cfg)
     if bm3d and "bm3d" not in task.extra_baselines:
         raise ValueError(f"bm3d: BM3D is a denoising baseline; this model is for {task.name}")
+    _check_eval_args(net, images, sigma if level is None else level, tile)
     level = task.level(sigma if level is None else level)
     ds = task.eval_dataset(images, level)
     kw = task.metric_kwargs
@@ -93,6 +129,22 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
     return res
 
 
+def _check_eval_args(net, images, sigma, tile) -> None:
+    """TypeError/ValueError naming the argument, before anything runs."""
+    expect(net, torch.nn.Module, "net", "pass the network, e.g. load_model(path)[0]")
+    expect(images, (list, tuple), "images", "pass a list of (name, image array) pairs")
+    if not images:
+        raise ValueError("images: the list is empty; nothing to evaluate")
+    for i, item in enumerate(images):
+        ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], (np.ndarray, torch.Tensor))
+        if not ok:
+            raise TypeError(f"images[{i}]: expected a (name, image array) pair, got {type(item).__name__}")
+    expect(sigma, (numbers.Real, type(None)), "sigma")
+    expect(tile, numbers.Integral, "tile")
+    if tile < 0:
+        raise ValueError(f"tile: must be >= 0 (0 = the whole image at once), got {tile}")
+
+
 def format_table(res: Dict) -> str:
     """The result of :func:`evaluate` as a plain-text table (PSNR / SSIM per image and the mean)."""
     label = res["labels"]
@@ -107,18 +159,89 @@ def format_table(res: Dict) -> str:
 
 
 def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, device: Optional[str] = None,
-                 tile: int = 512, convert: bool = False) -> Dict:
-    """Apply a trained model to an image file and write the result."""
+                 tile: int = 512, convert: bool = False, overwrite_input: bool = False) -> Dict:
+    """Apply a trained model to an image file and write the result.
+
+    Everything that can be checked is checked before the model runs: the
+    input is read, the output's format, folder and writability are tried, and
+    writing over the input itself is refused unless asked for. The output is
+    written atomically, so a full disk or a crash never leaves a truncated
+    file and never destroys the file it would replace (the input included).
+
+    Args:
+        model_path: a ``model.pt``, a folder holding one, or a zoo name.
+        src: the input image file.
+        dst: the output file (``.png``, ``.jpg``, ``.bmp``, ``.tif``); its folder is created.
+        device: where to run (None: CUDA when available).
+        tile: tile side for tiled inference (0: the whole image at once).
+        convert: convert grey <-> RGB to what the model expects.
+        overwrite_input: allow ``dst`` to be ``src`` (the same file, through any link).
+
+    Returns:
+        ``{'input_shape', 'output_shape', 'task'}``.
+    """
+    for value, name in ((model_path, "model_path"), (src, "src"), (dst, "dst")):
+        expect(value, PATH_TYPES, name)
+    expect(tile, numbers.Integral, "tile")
+    if tile < 0:
+        raise ValueError(f"tile: must be >= 0 (0 = the whole image at once), got {tile}")
+    src, dst = Path(src), Path(dst)
+    model_path = resolve_model(model_path)  # a wrong model name fails first; loading comes last
+    check_output_path(dst, src=src, overwrite_input=overwrite_input)
+    img = data.load_image(src, channels=None)
     net, cfg, _ = load_model(model_path, device)
     c = cfg.task.channels
-    img = data.load_image(src, channels=None)
     have = 1 if img.ndim == 2 else img.shape[2]
     if have != c:
         if not convert:
             kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
             raise ValueError(f"{src}: the model expects {kind[c]} images but the file is {kind.get(have, have)}; "
                              "pass --convert to convert it")
-        img = data.load_image(src, channels=c)
-    out = run_model(net, data.to_tensor(img), cfg, tile=tile)
+        img = data.to_channels(img, c, source=str(src))
+    try:
+        out = run_model(net, data.to_tensor(img), cfg, tile=tile)
+    except NonFiniteOutputError as e:
+        raise NonFiniteOutputError(f"{model_path}: on {src}, {e}") from None
     data.save_image(dst, data.to_numpy(out))
     return {"input_shape": list(img.shape), "output_shape": list(out.shape), "task": cfg.task.task}
+
+
+def check_output_path(dst: str | Path, *, src: Optional[str | Path] = None, overwrite_input: bool = False) -> None:
+    """Fail now, not after minutes of inference, if ``dst`` cannot be written.
+
+    Creates ``dst``'s folder when missing and tries writing a temporary file in it.
+
+    Args:
+        dst: the output image file.
+        src: the input file, to refuse writing over it.
+        overwrite_input: allow ``dst`` to be ``src``.
+
+    Raises:
+        ImageError: unsupported extension, or ``dst`` is the input.
+        OSError: (IsADirectoryError, NotADirectoryError, PermissionError, ...)
+            naming the path, when the output cannot be written there.
+    """
+    dst = Path(dst)
+    data.check_output_format(dst)
+    if dst.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give the output file's name", str(dst))
+    if dst.exists() and not dst.is_file():
+        # os.replace would swap out a device node or a FIFO (e.g. /dev/null) for a regular file
+        raise OSError(errno.EINVAL, "exists and is not a regular file; give another output name", str(dst))
+    if src is not None and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
+        if not overwrite_input:
+            raise data.ImageError(f"{dst}: this is the input file {src}; writing the result there would "
+                                  "replace the original. Choose another output, or pass --overwrite-input "
+                                  "(overwrite_input=True) to replace it")
+    folder = dst.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where the folder should be
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder, so the output cannot go there",
+                                 str(folder)) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write the output in this folder ({e.strerror})", str(folder)) from None
+    os.close(fd)
+    os.unlink(probe)

@@ -18,6 +18,7 @@ from typing import List, Sequence, Tuple
 
 from .checkpoint import atomic_write_text
 from .grid import DEFAULT_WIDTH_FACTORS, path_error
+from .checks import MAX_BLOCKS, MAX_LAYERS, MAX_WIDTH_FACTOR
 from .ops import OPS
 
 FORMAT = "hinas-genotype"
@@ -84,9 +85,18 @@ class Genotype:
             raise GenotypeError("genotype: 'width_factors' is empty")
         if any(b <= a for a, b in zip(self.width_factors, self.width_factors[1:])) or min(self.width_factors) <= 0:
             raise GenotypeError(f"genotype: 'width_factors' must be positive and increasing, got {self.width_factors}")
+        # a width factor of 1000 builds layers of F*1000 channels: it hangs instead of failing
+        # (written so that NaN fails too)
+        if not all(w <= MAX_WIDTH_FACTOR for w in self.width_factors):
+            raise GenotypeError(f"genotype: 'width_factors' must be numbers up to {MAX_WIDTH_FACTOR:g}, "
+                                f"got {list(self.width_factors)}")
+        if len(self.cells) > MAX_LAYERS:
+            raise GenotypeError(f"genotype: {len(self.cells)} layers; at most {MAX_LAYERS} are supported")
         nb = len(self.cells[0])
         if nb == 0:
             raise GenotypeError("genotype: cell of layer 0 has no blocks")
+        if nb > MAX_BLOCKS:
+            raise GenotypeError(f"genotype: {nb} blocks per cell; at most {MAX_BLOCKS} are supported")
         for l, cell in enumerate(self.cells):
             if len(cell) != nb:
                 raise GenotypeError(f"genotype: layer {l} has {len(cell)} blocks, layer 0 has {nb}")

@@ -16,17 +16,44 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .checks import MAX_THREADS, expect
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN); the last checkpoint is intact."""
 
 
-def pick_device(device: Optional[str] = None) -> torch.device:
+def pick_device(device: Optional[str | torch.device] = None) -> torch.device:
+    """The torch device for ``device``: None/'auto' picks CUDA when available, else the CPU.
+
+    Args:
+        device: None, 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a ``torch.device``.
+
+    Returns:
+        The device, checked to exist on this machine.
+
+    Raises:
+        ValueError: naming the device when it is unknown or not on this machine.
+    """
+    expect(device, (str, torch.device, type(None)), "device")
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:  # torch's message lists every device type it knows; ours says what works
+        raise ValueError(f"device {str(device)!r}: unknown device; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use cpu or auto)")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {str(device)!r}: this machine has {n} CUDA device(s), "
+                             f"numbered 0..{n - 1}")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device {str(device)!r}: Apple MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {str(device)!r}: not supported; use cpu, cuda, cuda:N or auto")
     return dev
 
 
@@ -91,6 +118,14 @@ def check_finite(loss: torch.Tensor, what: str, step: int, ckpt_hint: str) -> No
 
 
 def set_threads(n: Optional[int]) -> None:
-    if n:
-        torch.set_num_threads(int(n))
-        os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    """Use ``n`` CPU threads for torch (None or 0: leave torch's default).
+
+    Raises:
+        ValueError: when ``n`` is not an integer in 1..MAX_THREADS.
+    """
+    if n is None or n == 0:
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"threads: expected an integer in 1..{MAX_THREADS}, got {n!r}")
+    torch.set_num_threads(n)
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data, distributed, streams, viz
+from .checks import CONFIG_HINT, PATH_OR_NONE, expect
 from .config import Config
 from .derive import derive_genotype
 from .fused import PerfOptions
@@ -123,6 +124,8 @@ class Searcher:
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
                  resume: bool = False, progress: bool = True, on_epoch: Optional[Callable[[Dict], None]] = None,
                  write_figures: bool = True, perf: Optional[PerfOptions] = None):
+        expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
+        expect(out_dir, PATH_OR_NONE, "out_dir")
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import data, distributed, streams
 from .checkpoint import CheckpointError, load_checkpoint
+from .checks import CONFIG_HINT, GENOTYPE_HINT, PATH_OR_NONE, expect
 from .config import Config
 from .genotype import Genotype
 from .network import MODEL_NAME, HiNASNet, save_model
@@ -59,6 +60,9 @@ class Trainer:
     def __init__(self, cfg: Config, genotype: Genotype, out_dir: Optional[str | Path] = None, *,
                  device: Optional[str] = None, resume: bool = False, progress: bool = True,
                  val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None):
+        expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
+        expect(genotype, Genotype, "genotype", GENOTYPE_HINT)
+        expect(out_dir, PATH_OR_NONE, "out_dir")
         self.cfg, self.genotype = cfg, genotype
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before

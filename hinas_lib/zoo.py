@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Dict
 
+from .checks import PATH_TYPES, expect
+
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
 
@@ -30,7 +32,13 @@ def available(zoo_dir: Path = ZOO_DIR) -> Dict[str, Path]:
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
-    """A ``model.pt`` path from a file, a folder holding one, or a zoo name."""
+    """A model file from a ``model.pt`` path, a folder holding one, or a zoo name.
+
+    Raises:
+        TypeError: when ``name_or_path`` is not a string or path (``load_model(123)``).
+        FileNotFoundError: naming it, when it is none of the three.
+    """
+    expect(name_or_path, PATH_TYPES, "path", "give a model.pt path, a run folder or a zoo name")
     p = Path(name_or_path)
     if p.is_file():
         return p

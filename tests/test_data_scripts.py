@@ -84,9 +84,10 @@ def test_div2k_round_trip_from_zip(tmp_path):
     write_image(valid / "0801.png", seed=9)
     out = tmp_path / "DIV2K"
     assert prepare_div2k.main(["--src", str(archive), "--valid", str(valid), "--out", str(out)]) == 0
-    assert pngs(out / "train_HR") == ["0001.png", "0002.png"]
-    assert (out / "train_HR" / "0001.png").read_bytes() == src[0].read_bytes()  # copied unchanged
-    assert pngs(out / "valid_HR") == ["0801.png"]
+    # data/DIV2K/train, as the README's commands read it (it was train_HR: issue 11)
+    assert pngs(out / "train") == ["0001.png", "0002.png"]
+    assert (out / "train" / "0001.png").read_bytes() == src[0].read_bytes()  # copied unchanged
+    assert pngs(out / "valid") == ["0801.png"]
 
 
 def make_testsets(root: Path):
