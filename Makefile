@@ -13,7 +13,7 @@ else
 TORCH ?= torch
 endif
 
-.PHONY: setup demo test test-lib test-notebooks bench bench-all zoo lab clean
+.PHONY: setup demo test test-fast test-lib test-notebooks bench bench-all zoo lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: setup
 
 test-lib: setup
 	$(PY) -m pytest -q tests
+
+# contributors' quick loop (a few minutes): the library without the slow tests, no notebooks
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: setup
 	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --json benchmarks/results/search_step_denoise.json

@@ -220,7 +220,6 @@ def main(argv=None) -> int:
         say("**CUDA is not available: the CUDA checks are skipped.** A small CPU smoke run of the "
             "same code paths follows (tiny preset, few steps); its numbers are not GPU figures.")
         say("")
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
         search_speed(device, "tiny", iters=2, warmup=1)
         say("### Retraining (smoke)")
         say("")

@@ -7,6 +7,7 @@ import pytest
 from benchmarks import report, search_step
 
 
+@pytest.mark.slow
 def test_search_step_writes_the_documented_json(tmp_path):
     out = tmp_path / "search_step_denoise.json"
     res = search_step.main(["--preset", "tiny", "--threads", "1", "--iters", "1", "--warmup", "0",
@@ -32,6 +33,7 @@ def test_unknown_variant_is_refused():
         search_step.main(["--preset", "tiny", "--variants", "default,turbo"])
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_its_cpu_smoke_path(tmp_path, monkeypatch):
     import torch
     if torch.cuda.is_available():

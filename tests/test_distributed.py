@@ -183,6 +183,7 @@ def runs(cfg_path):
     return {"root": root, "one": one, "ranks": ranks, "stdout": p.stdout, "stderr": p.stderr}
 
 
+@pytest.mark.slow
 def test_ranks_identical_and_files_written_once(runs):
     run, (r0, r1) = runs["root"] / "RUN", runs["ranks"]["RUN"]
     # after 4 search steps (arch + weight each) both ranks hold bit-identical alpha, beta and weights
@@ -205,6 +206,7 @@ def test_ranks_identical_and_files_written_once(runs):
     assert runs["stdout"].count("genotype written to") == 2  # rank 0 prints, once per search
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process(runs):
     """2 ranks x batch 2 == 1 process x batch 4 (synchronised BN, global-batch loss).
 
@@ -226,6 +228,7 @@ def test_two_ranks_match_one_process(runs):
         torch.testing.assert_close(r0["state"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
 
 
+@pytest.mark.slow
 def test_resume_with_another_process_count(runs):
     """A 1-process checkpoint (step 1) resumed by 2 ranks ends where the 1-process run does."""
     half = runs["root"] / "HALF"
@@ -236,6 +239,7 @@ def test_resume_with_another_process_count(runs):
     assert len((half / "log.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_train_under_torchrun(runs):
     out = runs["root"] / "TRAIN"
     assert runs["stdout"].count("model written to") == 1
@@ -244,6 +248,7 @@ def test_train_under_torchrun(runs):
     assert len((out / "log.jsonl").read_text().splitlines()) == cfg.train.epochs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["raise", "kill"])
 def test_failing_rank_ends_the_run(cfg_path, tmp_path, fault):
     """Rank 1 raises (or is SIGKILLed) at step 1 while rank 0 waits in a collective:
