@@ -1,10 +1,16 @@
 """Mixed ops and cells: the search cell (every edge a softmax-weighted mixture)
 and the fixed cell a genotype describes.
 
-A cell has two inputs ``s0`` (layer l-2) and ``s1`` (layer l-1), each mapped to
-the cell width ``C`` by a 1x1 preprocessing conv, then ``B`` blocks: block i sums
-its incoming edges from ``s0, s1, b_0 .. b_{i-1}``. The cell's output is a 1x1
-conv over the concatenated blocks, back to ``C`` channels.
+A cell has two inputs ``s0`` (the older one, from layer l-2) and ``s1`` (the
+newer one, layer l-1), then ``B`` blocks: block i sums its incoming edges from
+``s0, s1, b_0 .. b_{i-1}``. Two interfaces (``preprocess``):
+
+* compact (our variant): each input is mapped to the cell width ``C`` by a 1x1
+  preprocessing conv, and the output is a 1x1 conv over the concatenated
+  blocks, back to ``C`` channels;
+* the authors': the inputs already have ``C`` channels (the network's routers
+  made them so) and the output is the concatenation of the blocks, ``B*C``
+  channels.
 
 This file is the straightforward formulation the course teaches; the search
 uses a faster cell computing the same function (:mod:`hinas_lib.fused`).
@@ -74,18 +80,30 @@ class MixedOp(nn.Module):
         return sum(terms)
 
 
+def _interface(c_prev_prev: int, c_prev: int, channels: int, blocks: int, preprocess: bool, affine: bool,
+               act: str):
+    """(pre0, pre1, out) of a cell: 1x1 convs (compact) or identities (the authors')."""
+    if not preprocess:
+        if c_prev_prev != channels or c_prev != channels:
+            raise ValueError(f"a cell without preprocessing needs inputs of {channels} channels, "
+                             f"got {c_prev_prev} and {c_prev}")
+        return nn.Identity(), nn.Identity(), nn.Identity()
+    return (router(c_prev_prev, channels, affine, act), router(c_prev, channels, affine, act),
+            nn.Conv2d(channels * blocks, channels, 1, bias=False))
+
+
 class SearchCell(nn.Module):
     """A search cell: one :class:`MixedOp` per edge, edges in :func:`edge_index` order."""
 
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, blocks: int,
-                 primitives: Sequence[str], act: str = "leaky_relu", affine: bool = False):
+                 primitives: Sequence[str], act: str = "leaky_relu", affine: bool = False,
+                 preprocess: bool = True):
         super().__init__()
         self.blocks = blocks
         self.channels = channels
-        self.pre0 = router(c_prev_prev, channels, affine, act)
-        self.pre1 = router(c_prev, channels, affine, act)
+        self.pre0, self.pre1, out = _interface(c_prev_prev, c_prev, channels, blocks, preprocess, affine, act)
         self.edges = nn.ModuleList(MixedOp(channels, primitives, affine, act) for _ in edge_index(blocks))
-        self.out = nn.Conv2d(channels * blocks, channels, 1, bias=False)
+        self.out = out  # registered last: parameter order (optimiser state) as before the authors' interface
         self.share_act = any(any(m.preact_ok) for m in self.edges)
         self.act_fn = next((m.act_fn for m in self.edges if m.act_fn is not None), None)
 
@@ -114,15 +132,15 @@ class FixedCell(nn.Module):
     """The discrete cell of a genotype (BN affine, as for retraining)."""
 
     def __init__(self, c_prev_prev: int, c_prev: int, channels: int, cell_genotype,
-                 act: str = "leaky_relu", affine: bool = True):
+                 act: str = "leaky_relu", affine: bool = True, preprocess: bool = True):
         super().__init__()
-        self.pre0 = router(c_prev_prev, channels, affine, act)
-        self.pre1 = router(c_prev, channels, affine, act)
+        self.pre0, self.pre1, out = _interface(c_prev_prev, c_prev, channels, len(cell_genotype), preprocess,
+                                               affine, act)
         self.inputs = [[idx for _, idx in block] for block in cell_genotype]
         self.ops = nn.ModuleList(
             nn.ModuleList(build_op(op, channels, affine, act) for op, _ in block) for block in cell_genotype
         )
-        self.out = nn.Conv2d(channels * len(cell_genotype), channels, 1, bias=False)
+        self.out = out
 
     def forward(self, s0, s1):
         states = [self.pre0(s0), self.pre1(s1)]

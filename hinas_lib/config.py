@@ -21,7 +21,8 @@ import yaml
 from .checks import (expect, MAX_BATCH, MAX_BLOCKS, MAX_CROP, MAX_EPOCHS, MAX_FILTERS, MAX_LAYERS,
                      MAX_STEPS_PER_EPOCH, MAX_VAL_BATCHES, MAX_WIDTH_FACTOR, MAX_WORKERS)
 from .grid import DEFAULT_WIDTH_FACTORS, channel_widths
-from .ops import ACTIVATIONS, OPS, PRIMITIVES
+from .losses import LOSS_FORMS
+from .ops import ACTIVATIONS, AUTHORS_PRIMITIVES, OPS, PRIMITIVES
 from .tasks import TASKS
 
 
@@ -57,7 +58,15 @@ def _check_types(obj, section: str) -> None:
 
 
 ALPHA_SHARING = ("layer", "tied", "cell")
+# the network designs: "authors" = hkzhang91/HiNAS's function class (the paper presets),
+# "compact" = our lighter variant for CPUs (tiny preset, demo, course, zoo); README lists the differences
+STYLES = ("authors", "compact")
+ARCH_INITS = ("random", "ones")
 AMP_MODES = ("none", "bf16", "fp16")
+SEARCH_SCHEDULES = ("cosine", "poly_cosine")
+TRAIN_SCHEDULES = ("cosine", "poly", "constant")
+OPTIMIZERS = ("adam", "sgd")
+SELECT_BY = ("psnr", "ssim_psnr")    # ssim_psnr: SSIM + PSNR/100, the authors' rule
 
 
 @dataclass
@@ -68,7 +77,8 @@ class TaskConfig:
     sigmas: Tuple[float, ...] = (30.0,)  # training noise levels (0-255 scale)
     sigma_range: Optional[Tuple[float, float]] = None  # blind training: uniform in [lo, hi]
     eval_sigma: float = 30.0
-    ssim_weight: float = 1.0         # loss = pixel loss + ssim_weight * -log(SSIM)
+    ssim_weight: float = 1.0         # weight w of the log-SSIM term (search; retraining too unless train.ssim_weight)
+    loss_form: str = "compact"       # compact | authors (hinas_lib.losses)
 
     def __post_init__(self):
         _check_types(self, "task")
@@ -86,6 +96,7 @@ class TaskConfig:
             lo, hi = self.sigma_range
             _require(0 <= lo < hi <= 255, "task.sigma_range", f"need 0 <= lo < hi <= 255, got {self.sigma_range}")
         _require(self.ssim_weight >= 0, "task.ssim_weight", "must be >= 0")
+        _require(self.loss_form in LOSS_FORMS, "task.loss_form", f"must be one of {LOSS_FORMS}, got {self.loss_form!r}")
 
 
 @dataclass
@@ -100,9 +111,18 @@ class SpaceConfig:
     alpha_sharing: str = "layer"      # layer (LWAS) | tied (DARTS) | cell (one per node)
     cell_sharing: bool = True         # HiNAS: one cell per node; False: Auto-DeepLab style
     checkpoint_cells: bool = False    # activation checkpointing per cell (memory for time)
+    style: str = "compact"            # network design: authors | compact (see STYLES)
+    arch_init: str = "random"         # alpha/beta start: random (1e-3 N(0,1)) | ones (the authors')
 
     def __post_init__(self):
         _check_types(self, "space")
+        _require(self.style in STYLES, "space.style", f"must be one of {STYLES}, got {self.style!r}")
+        _require(self.arch_init in ARCH_INITS, "space.arch_init", f"must be one of {ARCH_INITS}, got {self.arch_init!r}")
+        _require(self.cell_sharing or self.style != "authors", "space.cell_sharing",
+                 "the authors' design always shares one cell per node")
+        _require(self.style != "authors" or self.layers >= len(self.width_factors) - 1, "space.layers",
+                 f"the authors' decoder reads every width level of the last layer: need at least "
+                 f"{len(self.width_factors) - 1} layers for {len(self.width_factors)} widths")
         _require(isinstance(self.layers, int) and self.layers >= 1, "space.layers", f"must be >= 1, got {self.layers}")
         _require(isinstance(self.blocks, int) and self.blocks >= 1, "space.blocks", f"must be >= 1, got {self.blocks}")
         _require(isinstance(self.filters, int) and self.filters >= 1, "space.filters", f"must be >= 1, got {self.filters}")
@@ -147,7 +167,13 @@ class SearchConfig:
     a_lr: float = 1e-3
     a_weight_decay: float = 1e-3
     a_betas: Tuple[float, float] = (0.5, 0.999)
+    w_lr_schedule: str = "cosine"     # cosine (w_lr -> w_lr_min over the epochs) | poly_cosine (the authors')
+    lr_t_max: int = 10                # poly_cosine: epochs from w_lr down to w_lr_min (a cycle is 2x this)
+    lr_power: float = 0.9             # poly_cosine: exponent of the (1 - e/epochs) envelope
     val_batches: int = 4              # fixed validation patches per epoch for PSNR/SSIM
+    select: str = "final"             # genotype.json: the final epoch's | the best one's (select_by, select_from)
+    select_by: str = "psnr"           # psnr | ssim_psnr (SSIM + PSNR/100, the authors')
+    select_from: int = -1             # first epoch (0-based) that may be selected; -1: the end of the warm-up
     amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
@@ -155,6 +181,12 @@ class SearchConfig:
     def __post_init__(self):
         _check_types(self, "search")
         _require(self.amp in AMP_MODES, "search.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
+        _require(self.w_lr_schedule in SEARCH_SCHEDULES, "search.w_lr_schedule",
+                 f"must be one of {SEARCH_SCHEDULES}, got {self.w_lr_schedule!r}")
+        _require(self.lr_t_max >= 1, "search.lr_t_max", f"must be >= 1, got {self.lr_t_max}")
+        _require(self.lr_power >= 0, "search.lr_power", f"must be >= 0, got {self.lr_power}")
+        _require(self.select in ("final", "best"), "search.select", f"must be final or best, got {self.select!r}")
+        _require(self.select_by in SELECT_BY, "search.select_by", f"must be one of {SELECT_BY}, got {self.select_by!r}")
         for name in ("epochs", "steps_per_epoch", "batch_size", "crop", "val_batches"):
             _require(getattr(self, name) >= 1, f"search.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name, top in (("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS_PER_EPOCH), ("batch_size", MAX_BATCH),
@@ -166,6 +198,8 @@ class SearchConfig:
                  "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
         _require(self.checkpoint_every >= 0, "search.checkpoint_every", "must be >= 0")
+        _require(-1 <= self.select_from < self.epochs, "search.select_from",
+                 f"must be -1 or an epoch in [0, {self.epochs}), got {self.select_from}")
         self.a_betas = tuple(float(b) for b in self.a_betas)
         _require(len(self.a_betas) == 2 and all(0 <= b < 1 for b in self.a_betas), "search.a_betas",
                  f"need two Adam betas in [0, 1), got {list(self.a_betas)}")
@@ -178,11 +212,21 @@ class TrainConfig:
     steps_per_epoch: int = 100
     batch_size: int = 16
     crop: int = 64
+    optimizer: str = "adam"           # adam | sgd (the authors')
     lr: float = 1e-3
     lr_min: float = 1e-6
+    schedule: str = "cosine"          # cosine (per step, lr -> lr_min) | poly (lr (1 - k/K)^lr_power) | constant
+    lr_power: float = 0.9
+    momentum: float = 0.9             # SGD
     weight_decay: float = 0.0
-    grad_clip: float = 0.0            # 0 = off
+    bias_lr_factor: float = 1.0       # biases (conv and BN) learn this much faster (the authors: 2)
+    bias_weight_decay: float = -1.0   # weight decay of biases; -1: the same as weight_decay (the authors: 0)
+    grad_clip: float = 0.0            # clip the gradient norm; 0 = off
+    grad_clip_value: float = 0.0      # clip each gradient value to +-this (the authors: 5); 0 = off
+    ssim_weight: float = -1.0         # the loss's log-SSIM weight; -1: task.ssim_weight
     val_every: int = 1                # epochs
+    val_from: int = 0                 # first epoch (0-based) validated (the authors: 3/4 into training)
+    select_by: str = "psnr"           # which validated epoch model.pt keeps: psnr | ssim_psnr
     train_on_val: bool = True         # retrain on train + val images (val then only monitors the fit)
     amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
@@ -190,6 +234,16 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_types(self, "train")
+        _require(self.optimizer in OPTIMIZERS, "train.optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _require(self.schedule in TRAIN_SCHEDULES, "train.schedule",
+                 f"must be one of {TRAIN_SCHEDULES}, got {self.schedule!r}")
+        _require(self.select_by in SELECT_BY, "train.select_by", f"must be one of {SELECT_BY}, got {self.select_by!r}")
+        for name in ("lr_power", "momentum", "weight_decay", "bias_lr_factor", "grad_clip", "grad_clip_value"):
+            _require(getattr(self, name) >= 0, f"train.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _require(self.bias_weight_decay >= 0 or self.bias_weight_decay == -1, "train.bias_weight_decay",
+                 f"must be >= 0, or -1 for the weight decay, got {self.bias_weight_decay}")
+        _require(self.ssim_weight >= 0 or self.ssim_weight == -1, "train.ssim_weight",
+                 f"must be >= 0, or -1 for task.ssim_weight, got {self.ssim_weight}")
         for name in ("filters", "epochs", "steps_per_epoch", "batch_size", "crop", "val_every"):
             _require(getattr(self, name) >= 1, f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name, top in (("filters", MAX_FILTERS), ("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS_PER_EPOCH),
@@ -198,6 +252,8 @@ class TrainConfig:
         _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, "train.lr", "need lr > 0 and 0 <= lr_min <= lr")
         _require(self.amp in AMP_MODES, "train.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
+        _require(0 <= self.val_from < self.epochs, "train.val_from",
+                 f"must be an epoch in [0, {self.epochs}), got {self.val_from}")
 
 
 @dataclass
@@ -205,12 +261,19 @@ class DataConfig:
     train_dir: Optional[str] = None   # None: the embedded scikit-image photographs
     val_dir: Optional[str] = None     # None: split off train_dir / the embedded split
     test_dir: Optional[str] = None
-    val_fraction: float = 0.2
+    val_fraction: float = 0.2         # of train_dir: the search's architecture half (without val_dir)
+    holdout_fraction: float = 0.0     # of train_dir: held out of both halves to select the search's epoch
+    rescale: Optional[Tuple[float, float]] = None  # random rescaling of half the patches (the authors: 0.8-1.2)
     num_workers: int = 0
 
     def __post_init__(self):
         _check_types(self, "data")
         _require(0 < self.val_fraction < 1, "data.val_fraction", "must be in (0, 1)")
+        _require(0 <= self.holdout_fraction < 0.5, "data.holdout_fraction", "must be in [0, 0.5)")
+        if self.rescale is not None:
+            self.rescale = tuple(float(r) for r in self.rescale)
+            _require(len(self.rescale) == 2 and 0.25 <= self.rescale[0] <= self.rescale[1] <= 4, "data.rescale",
+                     f"need (low, high) with 0.25 <= low <= high <= 4, got {list(self.rescale)}")
         _require(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers",
                  f"must be in [0, {MAX_WORKERS}], got {self.num_workers}")
         for name in ("train_dir", "val_dir", "test_dir"):  # Optional[str]: _check_types skips them
@@ -347,25 +410,46 @@ def _tiny(task: str, scale: int) -> Config:
     )
 
 
+def _authors_space(layers: int, blocks: int, filters: int) -> SpaceConfig:
+    return SpaceConfig(layers=layers, blocks=blocks, filters=filters, style="authors",
+                       primitives=tuple(AUTHORS_PRIMITIVES), arch_init="ones")
+
+
+# The authors' search and retraining recipe (hkzhang91/HiNAS, configs/dn/BSD500_3c4n and
+# configs/sr/DIV2K_2c3n, one_stage_nas/config/defaults.py); the README lists what differs.
+_AUTHORS_SEARCH = dict(epochs=100, warmup_epochs=20, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9,
+                       w_weight_decay=3e-4, grad_clip=0.0, a_lr=1e-3, a_weight_decay=1e-3, a_betas=(0.9, 0.999),
+                       w_lr_schedule="poly_cosine", lr_t_max=10, lr_power=0.9, select="best",
+                       select_by="ssim_psnr", select_from=60, crop=64)
+_AUTHORS_TRAIN = dict(optimizer="sgd", lr=0.05, lr_min=0.0, schedule="poly", lr_power=0.9, momentum=0.9,
+                      weight_decay=4e-5, bias_lr_factor=2.0, bias_weight_decay=0.0, grad_clip_value=5.0,
+                      ssim_weight=0.6, epochs=600, steps_per_epoch=1000, val_every=1, val_from=450,
+                      select_by="ssim_psnr", crop=64)
+
+
 def _paper_denoise(task: str, scale: int) -> Config:
     return Config(
         name="paper-denoise",
-        task=TaskConfig(task="denoise", channels=1, sigmas=(30.0,), eval_sigma=30.0),
-        space=SpaceConfig(layers=3, blocks=4, filters=10),
-        search=SearchConfig(epochs=100, warmup_epochs=20, steps_per_epoch=50, batch_size=6, crop=64),
-        train=TrainConfig(filters=20, epochs=300, steps_per_epoch=500, batch_size=16, crop=64,
-                          lr=1e-3, lr_min=1e-6),
+        task=TaskConfig(task="denoise", channels=1, sigmas=(30.0, 50.0, 70.0), eval_sigma=30.0,
+                        ssim_weight=0.5, loss_form="authors"),
+        space=_authors_space(layers=3, blocks=4, filters=10),
+        # 300 BSD images: 2% held out, 147 + 147 for the weight and architecture steps -> 25 steps of 6
+        search=SearchConfig(steps_per_epoch=25, batch_size=6, val_batches=8, **_AUTHORS_SEARCH),
+        # retrained at one sigma: --sigma 30 | 50 | 70
+        train=TrainConfig(filters=20, batch_size=24, **_AUTHORS_TRAIN),
+        data=DataConfig(val_fraction=0.5, holdout_fraction=0.02, rescale=(0.8, 1.2)),
     )
 
 
 def _paper_sr(task: str, scale: int) -> Config:
     return Config(
         name="paper-sr",
-        task=TaskConfig(task="sr", channels=3, scale=scale),
-        space=SpaceConfig(layers=2, blocks=3, filters=8),
-        search=SearchConfig(epochs=100, warmup_epochs=20, steps_per_epoch=20, batch_size=24, crop=64),
-        train=TrainConfig(filters=16, epochs=300, steps_per_epoch=1000, batch_size=16, crop=48,
-                          lr=1e-3, lr_min=1e-6),
+        task=TaskConfig(task="sr", channels=3, scale=scale, ssim_weight=0.6, loss_form="authors"),
+        space=_authors_space(layers=2, blocks=3, filters=8),
+        # 800 DIV2K images: 5% held out, 380 + 380 -> 16 steps of 24 (crops are LR pixels)
+        search=SearchConfig(steps_per_epoch=16, batch_size=24, val_batches=4, **_AUTHORS_SEARCH),
+        train=TrainConfig(filters=16, batch_size=16, **_AUTHORS_TRAIN),
+        data=DataConfig(val_fraction=0.5, holdout_fraction=0.05),
     )
 
 

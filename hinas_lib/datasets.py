@@ -1,8 +1,9 @@
 """Datasets of (degraded, clean) pairs, for any :class:`~hinas_lib.tasks.Task`.
 
 * :class:`PatchDataset`: random training patches. Sample ``i`` uses image
-  ``i % len(images)`` at a random position and one of the 8 flips/rotations;
-  the task degrades the clean patch (noise, bicubic downscaling, ...).
+  ``i % len(images)`` at a random position, optionally rescaled, and one of
+  the 8 flips/rotations (the authors' 4 rotations x mirror); the task degrades
+  the clean patch (noise, bicubic downscaling, ...).
 * :class:`EvalDataset`: whole images with the task's deterministic evaluation
   degradation (noise seeded by the image name, exact bicubic LR).
 
@@ -17,7 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+import torch.nn.functional as F
+
 from .data import to_channels
+
+RESCALE_PROB = 0.5  # the authors' RandomRescaleCrop rescales half the samples
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -49,11 +54,15 @@ class PatchDataset(Dataset):
         crop: side of the *input* patch (for SR the low-resolution side).
         augment: a random flip/rotation per patch.
         length: the virtual epoch length (default 32 patches per image).
+        rescale: ``(low, high)``: half the patches are the image rescaled by a
+            factor uniform in that range (bicubic, antialiased), as the authors'
+            denoising data; done on a window of ``crop / factor`` pixels, not the
+            whole image, which is the same picture up to the filter's border.
     """
 
     def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], task, crop: int, *,
                  augment: bool = True, length: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None, rescale: Optional[Tuple[float, float]] = None):
         if crop < 1:
             raise ValueError(f"crop must be >= 1, got {crop}")
         self.task, self.crop = task, int(crop)
@@ -66,7 +75,7 @@ class PatchDataset(Dataset):
                 what = f"{self.gt_crop}x{self.gt_crop} crop" + (
                     f" (input {self.crop} x scale {task.scale})" if task.scale > 1 else "")
                 raise ValueError(f"image {name!r} is {h}x{w}, smaller than the {what}")
-        self.augment = augment
+        self.augment, self.rescale = augment, rescale
         self.length = int(length) if length is not None else 32 * len(self.images)
         self.generator = generator
 
@@ -81,8 +90,16 @@ class PatchDataset(Dataset):
             raise IndexError(f"index {index} out of range for {self.length} samples")
         img = self.images[index % len(self.images)]
         h, w = img.shape[-2:]
-        top, left = self._randint(h - self.gt_crop + 1), self._randint(w - self.gt_crop + 1)
-        patch = img[:, top:top + self.gt_crop, left:left + self.gt_crop]
+        side = self.gt_crop
+        if self.rescale is not None and float(torch.rand((), generator=self.generator)) < RESCALE_PROB:
+            lo, hi = self.rescale
+            factor = lo + (hi - lo) * float(torch.rand((), generator=self.generator))
+            side = min(h, w, max(1, round(self.gt_crop / factor)))  # the window that becomes the patch
+        top, left = self._randint(h - side + 1), self._randint(w - side + 1)
+        patch = img[:, top:top + side, left:left + side]
+        if side != self.gt_crop:
+            patch = F.interpolate(patch[None], size=(self.gt_crop, self.gt_crop), mode="bicubic",
+                                  antialias=True, align_corners=False)[0].clamp(0, 1)
         if self.augment:
             patch = dihedral(patch, self._randint(8))
         patch = patch.contiguous()

@@ -7,8 +7,8 @@ from typing import Dict
 from .config import Config
 from .genotype import default_genotype, edges_per_cell
 from .grid import MOVES, count_paths, reachable
-from .network import HiNASNet
-from .supernet import SuperNet
+from .network import build_network
+from .supernet import build_supernet
 from .tasks import get_task
 
 
@@ -27,9 +27,9 @@ def describe(cfg: Config) -> Dict:
     n_paths = count_paths(sp.layers, len(sp.width_factors))
     # LWAS and per-cell alpha both derive one cell per layer; tied derives one cell for all
     n_arch = (n_cells if sp.alpha_sharing == "tied" else n_cells ** sp.layers) * n_paths
-    net = SuperNet(cfg)
+    net = build_supernet(cfg)
     geno = default_genotype(sp.layers, sp.blocks, sp.width_factors)
-    disc = HiNASNet(geno, cfg)
+    disc = build_network(geno, cfg)
     nodes = sum(len(reachable(l, len(sp.width_factors))) for l in range(sp.layers))
     return {
         "preset": cfg.name,

@@ -392,4 +392,12 @@ class FusedSearchCell(SearchCell):
         return h
 
 
-__all__ = ["PerfOptions", "FusedSearchCell"]
+def make_search_cell(c_pp: int, C: int, sp, perf: PerfOptions, preprocess: bool = True) -> SearchCell:
+    """A search cell of width C: the fused fast path or the teaching cell, as ``perf`` says."""
+    if perf.fuse_edges:
+        return FusedSearchCell(c_pp, C, C, sp.blocks, sp.primitives, act=sp.activation, affine=False,
+                               preprocess=preprocess, perf=perf)
+    return SearchCell(c_pp, C, C, sp.blocks, sp.primitives, act=sp.activation, affine=False, preprocess=preprocess)
+
+
+__all__ = ["PerfOptions", "FusedSearchCell", "make_search_cell"]

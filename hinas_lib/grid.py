@@ -30,9 +30,10 @@ MOVES = ("lower", "keep", "raise")
 DEFAULT_WIDTH_FACTORS = (1.0, 1.5, 2.0)
 
 
-def channel_widths(filters: int, factors: Sequence[float]) -> List[int]:
-    """Channels of each width level: ``round(F * factor)``, at least 1."""
-    return [max(1, int(round(filters * w))) for w in factors]
+def channel_widths(filters: int, factors: Sequence[float], *, floor: bool = False) -> List[int]:
+    """Channels of each width level: ``round(F * factor)``, at least 1
+    (``floor``: ``int(F * factor)``, as the authors' code computes them)."""
+    return [max(1, int(filters * w) if floor else int(round(filters * w))) for w in factors]
 
 
 def reachable(layer: int, levels: int) -> List[int]:

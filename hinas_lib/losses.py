@@ -16,16 +16,26 @@ from torch import nn
 from .metrics import ssim_torch
 
 
+LOSS_FORMS = ("compact", "authors")
+
+
 class RestorationLoss(nn.Module):
-    def __init__(self, pixel: str = "mse", ssim_weight: float = 1.0):
+    """pixel loss + w * log-SSIM term (see the module docstring for the two forms)."""
+
+    def __init__(self, pixel: str = "mse", ssim_weight: float = 1.0, form: str = "compact"):
         super().__init__()
         if pixel not in ("mse", "l1"):
             raise ValueError(f"pixel loss must be 'mse' or 'l1', got {pixel!r}")
-        self.pixel, self.ssim_weight = pixel, ssim_weight
+        if form not in LOSS_FORMS:
+            raise ValueError(f"loss form must be one of {LOSS_FORMS}, got {form!r}")
+        self.pixel, self.ssim_weight, self.form = pixel, ssim_weight, form
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred, target = pred.float(), target.float()
         pix = F.mse_loss(pred, target) if self.pixel == "mse" else F.l1_loss(pred, target)
+        if self.form == "authors":
+            s = ssim_torch(pred, target, data_range=1.0, padding="same")
+            return (pix + self.ssim_weight * -torch.log10(s)) / 2
         if self.ssim_weight == 0:
             return pix
         s = ssim_torch(pred, target, data_range=1.0)

@@ -114,16 +114,20 @@ def gaussian_window(window_size: int = 11, sigma: float = 1.5, *, dtype=torch.fl
 
 
 def _ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float, window_size: int,
-              sigma: float) -> torch.Tensor:
-    """Per-pixel SSIM of N,C,H,W tensors, 'valid' region only (N,C,H-w+1,W-w+1)."""
+              sigma: float, padding: str = "valid") -> torch.Tensor:
+    """Per-pixel SSIM of N,C,H,W tensors: the 'valid' region only (N,C,H-w+1,W-w+1),
+    or with ``padding="same"`` the whole image, the window zero-padded (the
+    authors' training loss does that)."""
     c = x.shape[1]
     g = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
-    # Depthwise separable blur: one row pass and one column pass per channel.
+    # Depthwise separable blur: one row pass and one column pass per channel
+    # (with zero padding per pass this equals the zero-padded 2-D window).
     kh = g.view(1, 1, window_size, 1).repeat(c, 1, 1, 1)
     kw = g.view(1, 1, 1, window_size).repeat(c, 1, 1, 1)
+    p = window_size // 2 if padding == "same" else 0
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kh, groups=c), kw, groups=c)
+        return F.conv2d(F.conv2d(t, kh, padding=(p, 0), groups=c), kw, padding=(0, p), groups=c)
 
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
@@ -156,14 +160,18 @@ def ssim(img: ArrayLike, ref: ArrayLike, *, data_range: float = 1.0, crop_border
 
 
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = 11,
-               sigma: float = 1.5) -> torch.Tensor:
+               sigma: float = 1.5, padding: str = "valid") -> torch.Tensor:
     """Differentiable mean SSIM of batched ``N,C,H,W`` tensors (for the -log SSIM loss).
 
-    Same formula as :func:`ssim`, computed in the inputs' dtype on their device.
+    Same formula as :func:`ssim`, computed in the inputs' dtype on their device;
+    ``padding="same"`` averages the zero-padded map over the whole image.
     """
+    if padding not in ("valid", "same"):
+        raise ValueError(f"ssim_torch: padding must be 'valid' or 'same', got {padding!r}")
     if x.shape != y.shape:
         raise ValueError(f"ssim_torch: shape mismatch, x {tuple(x.shape)} vs y {tuple(y.shape)}")
     if x.dim() != 4:
         raise ValueError(f"ssim_torch: expected N,C,H,W tensors, got shape {tuple(x.shape)}")
-    _check_window(x.shape[2], x.shape[3], window_size, "ssim_torch")
-    return _ssim_map(x, y, float(data_range), window_size, sigma).mean()
+    if padding == "valid":
+        _check_window(x.shape[2], x.shape[3], window_size, "ssim_torch")
+    return _ssim_map(x, y, float(data_range), window_size, sigma, padding).mean()

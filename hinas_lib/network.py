@@ -1,8 +1,11 @@
 """The discrete network a genotype describes, and its self-describing checkpoint.
 
-Same design as the supernet, with one node per layer: stem -> for each layer a
-fixed cell at the path's width (1x1 routers where the width changes) -> 1x1
-projection back to F plus a long skip from the stem -> the task's head.
+:func:`build_network` builds the design the config asks for: the compact
+:class:`HiNASNet` (here) or the authors' retraining network
+(:class:`hinas_lib.authors.AuthorsNet`). The compact one is the supernet's
+design with one node per layer: stem -> for each layer a fixed cell at the
+path's width (1x1 routers where the width changes) -> 1x1 projection back to F
+plus a long skip from the stem -> the task's head.
 
 A trained network is stored as ``model.pt``: its config, genotype and weights
 (tensors and plain data only, so ``torch.load(weights_only=True)`` reads it).
@@ -16,6 +19,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from .authors import AuthorsNet
 from .cells import FixedCell
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 from .config import Config
@@ -31,8 +35,13 @@ MODEL_NAME = "model.pt"
 
 
 class HiNASNet(nn.Module):
+    """The compact design's network of ``genotype`` (F = ``filters`` or ``cfg.train.filters``)."""
+
     def __init__(self, genotype: Genotype, cfg: Config, filters: int | None = None):
         super().__init__()
+        if cfg.space.style != "compact":
+            raise ValueError(f"HiNASNet is the compact design; space.style is {cfg.space.style!r}: "
+                             "use build_network(genotype, cfg)")
         self.genotype = genotype
         self.cfg = cfg
         F0 = cfg.train.filters if filters is None else filters
@@ -63,6 +72,13 @@ class HiNASNet(nn.Module):
 
     def num_params(self) -> int:
         return count_params(self)
+
+
+def build_network(genotype: Genotype, cfg: Config, filters: Optional[int] = None) -> nn.Module:
+    """The retraining network of ``cfg.space.style`` for ``genotype``."""
+    if cfg.space.style == "authors":
+        return AuthorsNet(genotype, cfg, filters)
+    return HiNASNet(genotype, cfg, filters)
 
 
 # ---------------------------------------------------------------------------
@@ -102,7 +118,7 @@ def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional
         raise CheckpointError(f"{path} holds a {cfg.task.task!r} model, but task {task!r} was asked for")
     if scale is not None and scale != get_task(cfg).scale:
         raise CheckpointError(f"{path} is an x{get_task(cfg).scale} model, but x{scale} was asked for")
-    net = HiNASNet(Genotype.from_dict(ckpt["genotype"]), cfg, filters=int(ckpt["filters"]))
+    net = build_network(Genotype.from_dict(ckpt["genotype"]), cfg, filters=int(ckpt["filters"]))
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -111,4 +127,4 @@ def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional
     return net, cfg, ckpt
 
 
-__all__ = ["HiNASNet", "MODEL_FORMAT", "MODEL_NAME", "model_checkpoint", "save_model", "load_model"]
+__all__ = ["HiNASNet", "build_network", "MODEL_FORMAT", "MODEL_NAME", "model_checkpoint", "save_model", "load_model"]

@@ -13,6 +13,7 @@ from torch import nn
 
 # Fixed order: alpha columns are indexed by position, so this must never come
 # from a set (resumed searches would otherwise permute their alphas).
+# The compact design's candidates (dilated convs separable, as in DARTS):
 PRIMITIVES = [
     "none",
     "skip_connect",
@@ -21,6 +22,18 @@ PRIMITIVES = [
     "sep_conv_5x5",
     "dil_conv_3x3",
     "dil_conv_5x5",
+]
+
+# The authors' candidates, in their alpha-column order (hkzhang91/HiNAS
+# one_stage_nas/darts/genotypes.py, "NO_DEF_L"): their dilated convs are dense.
+AUTHORS_PRIMITIVES = [
+    "conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dense_dil_3x3",
+    "dense_dil_5x5",
+    "skip_connect",
+    "none",
 ]
 
 ACTIVATIONS: Dict[str, Callable[[int], nn.Module]] = {
@@ -91,6 +104,8 @@ OPS: Dict[str, OpBuilder] = {
     "sep_conv_5x5": lambda c, affine, act: SepConv(c, 5, affine=affine, act=act),
     "dil_conv_3x3": lambda c, affine, act: DilConv(c, 3, 2, affine=affine, act=act),
     "dil_conv_5x5": lambda c, affine, act: DilConv(c, 5, 2, affine=affine, act=act),
+    "dense_dil_3x3": lambda c, affine, act: ActConvBN(c, c, 3, dilation=2, affine=affine, act=act),
+    "dense_dil_5x5": lambda c, affine, act: ActConvBN(c, c, 5, dilation=2, affine=affine, act=act),
 }
 
 
@@ -114,11 +129,23 @@ def router(c_in: int, c_out: int, affine: bool, act: str = "leaky_relu") -> nn.M
     return ActConvBN(c_in, c_out, 1, affine=affine, act=act)
 
 
+def conv_bn(c_in: int, c_out: int, kernel: int, *, affine: bool = True, act: bool = False,
+            dilation: int = 1, groups: int = 1) -> nn.Sequential:
+    """conv (no bias, "same" padding) -> BN [-> LeakyReLU(0.2)]: the authors'
+    ``conv3x3_bn`` / ``conv1x1_bn`` (one_stage_nas/modeling/common.py)."""
+    layers = [nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation,
+                        groups=groups, bias=False),
+              nn.BatchNorm2d(c_out, affine=affine)]
+    if act:
+        layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
-    "PRIMITIVES", "OPS", "ACTIVATIONS", "register_op", "build_op", "router", "make_act",
-    "ActConvBN", "SepConv", "DilConv", "Zero", "count_params",
+    "PRIMITIVES", "AUTHORS_PRIMITIVES", "OPS", "ACTIVATIONS", "register_op", "build_op", "router", "make_act",
+    "ActConvBN", "SepConv", "DilConv", "Zero", "conv_bn", "count_params",
 ]

@@ -19,7 +19,7 @@ from .config import Config
 from .fused import PerfOptions
 from .runtime import pick_device, prepare_model
 from .search import arch_step, make_optimizers, weight_step
-from .supernet import SuperNet
+from .supernet import build_supernet
 from .tasks import get_task
 
 
@@ -61,7 +61,7 @@ def measure_search_step(cfg: Config, *, batch_size: Optional[int] = None, crop: 
     torch.manual_seed(seed)
     b = batch_size or cfg.search.batch_size
     c = crop or cfg.search.crop
-    net = prepare_model(SuperNet(cfg, perf), dev).train()
+    net = prepare_model(build_supernet(cfg, perf), dev).train()
     loss_fn = get_task(cfg).loss()
     w_opt, a_opt = make_optimizers(net, cfg)
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,15 @@
-"""Learning-rate schedules: one definition each, used by search and retraining."""
+"""Learning-rate schedules and selection scores: one definition each, used by
+search and retraining.
+
+* :func:`cosine`: our default, annealed once from ``lr_max`` to ``lr_min``.
+* :func:`poly_cosine`: the authors' search schedule (their
+  ``PolyCosineAnnealingLR``): a cosine of period ``2 * t_max`` epochs under a
+  polynomial envelope ``(1 - e/E)^power``; stepped at the start of each epoch,
+  so epoch ``e`` (1-based) uses ``poly_cosine(e, ...)``.
+* :func:`poly`: the authors' retraining schedule (their ``PolynormialLR``),
+  stepped at the start of each iteration: iteration ``k`` (1-based) uses
+  ``lr (1 - k/K)^power``.
+"""
 from __future__ import annotations
 
 import math
@@ -9,4 +20,19 @@ def cosine(t: float, T: float, lr_max: float, lr_min: float) -> float:
     return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * t / T))
 
 
-__all__ = ["cosine"]
+def poly_cosine(e: float, E: float, lr_max: float, lr_min: float, t_max: float, power: float) -> float:
+    """The authors' search schedule at epoch ``e`` of ``E``."""
+    return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * e / t_max)) / 2 * (1 - e / E) ** power
+
+
+def poly(k: float, K: float, lr_max: float, power: float) -> float:
+    """Polynomial decay to 0 at ``k = K``."""
+    return lr_max * max(0.0, 1 - k / K) ** power
+
+
+def selection_score(psnr: float, ssim: float, by: str) -> float:
+    """How a validated epoch is ranked: PSNR, or the authors' SSIM + PSNR/100."""
+    return ssim + psnr / 100 if by == "ssim_psnr" else psnr
+
+
+__all__ = ["cosine", "poly_cosine", "poly", "selection_score"]

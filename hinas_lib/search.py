@@ -1,16 +1,27 @@
 """The HiNAS search: first-order bilevel optimisation of a supernet.
 
-Per step (after the warm-up epochs), as in DARTS' first-order variant:
+Per step (after the warm-up epochs), as in DARTS' first-order variant and the
+authors' code:
 
 1. architecture step: loss on a batch of the *val* half, gradient w.r.t.
-   alpha and beta only, Adam (lr 1e-3, wd 1e-3);
+   alpha and beta only, Adam (lr 1e-3, wd 1e-3; betas from the config);
 2. weight step: loss on a batch of the *train* half, gradient w.r.t. the
-   weights, SGD with momentum 0.9, wd 3e-4, lr cosine 0.025 -> 0.001.
+   weights, SGD with momentum 0.9, wd 3e-4, lr per epoch from 0.025 to 0.001
+   (``search.w_lr_schedule``: our cosine or the authors' poly-cosine).
+
+The authors' architecture step back-propagates into the weights too and then
+discards those gradients; ours asks autograd for the alpha/beta gradients only:
+the same update, less work (benchmarks/RESULTS.md measures the saving).
+
+After every epoch the supernet is validated (the held-out images, or the val
+half's fixed patches) and the derived genotype logged. ``search.select`` says
+which genotype ``genotype.json`` holds: the final epoch's, or the best epoch's
+from ``search.select_from`` on by ``search.select_by`` (the authors: SSIM +
+PSNR/100 from epoch 60); ``genotype_best.json`` always holds the best one.
 
 A run directory holds ``config.yaml``, ``log.jsonl`` (one line per epoch:
 losses, val PSNR/SSIM, alpha, beta, genotype), ``checkpoint.pt`` (atomic,
-resumable exactly), ``genotype.json`` (final), ``genotype_best.json`` (best
-val PSNR epoch) and ``figures/``.
+resumable exactly), ``genotype.json``, ``genotype_best.json`` and ``figures/``.
 
 Under ``torchrun`` (several processes) the weights are trained with
 DistributedDataParallel, the alpha/beta gradients are averaged over the ranks,
@@ -38,8 +49,9 @@ from .fused import PerfOptions
 from .genotype import Genotype
 from .runs import RunDir
 from .runtime import autocast, check_finite, memory_mib, prepare_model, seed_everything, to_device
-from .schedules import cosine
-from .supernet import SuperNet
+from .schedules import cosine, poly_cosine, selection_score
+from .supernet import build_supernet
+from .supernet_base import SuperNetBase
 from .tasks import get_task
 from .validation import validate
 
@@ -52,7 +64,7 @@ class SearchResult:
     best_genotype: Genotype
     history: List[Dict]
     out_dir: Optional[Path]
-    net: SuperNet
+    net: SuperNetBase
 
 
 def arch_step(net, a_opt, loss_fn, xv, yv, *, device, amp="none", on_loss=None, reduce_grads=None) -> float:
@@ -139,7 +151,7 @@ class Searcher:
         seed_everything(s.seed)
         if perf is None:  # distributed BN must see every forward: no fused edges
             perf = PerfOptions(fuse_edges=not self.dist.enabled)
-        self.net = prepare_model(SuperNet(cfg, perf), self.device)
+        self.net = prepare_model(build_supernet(cfg, perf), self.device)
         if self.dist.enabled:
             distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
         self.loss_fn = self.task.loss()
@@ -147,15 +159,18 @@ class Searcher:
         self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
         self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
-        train_imgs, val_imgs, _ = data.image_split(cfg)
-        self.train_ds = self.task.patch_dataset(train_imgs, s.crop)
-        self.val_ds = self.task.patch_dataset(val_imgs, s.crop)
-        # fixed validation patches (separate seed), the same every epoch
-        self.val_batches = streams.fixed_batches(self.val_ds, s.seed + 7919, s.batch_size, s.val_batches)
+        images = data.split_images(cfg)
+        rescale = cfg.data.rescale
+        self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
+        self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
+        # fixed validation patches (separate seed), the same every epoch: from the held-out
+        # images when there are some, else from the architecture half
+        select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
+        self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
 
         self.step, self.history = 0, []
         self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
-        self.best = {"val_psnr": -float("inf"), "epoch": -1, "genotype": None}
+        self.best = {"score": -float("inf"), "epoch": -1, "genotype": None}
         self.run_dir = RunDir(self.out, self.dist, state_file=CKPT_NAME, kind="search")
         state = self.run_dir.open(cfg, resume=resume)
         if state is not None:
@@ -169,6 +184,18 @@ class Searcher:
     @property
     def total_steps(self) -> int:
         return self.cfg.search.epochs * self.cfg.search.steps_per_epoch
+
+    def lr_at(self, epoch: int) -> float:
+        """The weight learning rate of (0-based) ``epoch``."""
+        s = self.cfg.search
+        if s.w_lr_schedule == "poly_cosine":  # stepped at the start of each (1-based) epoch, as theirs
+            return poly_cosine(epoch + 1, s.epochs, s.w_lr, s.w_lr_min, s.lr_t_max, s.lr_power)
+        return cosine(epoch, s.epochs, s.w_lr, s.w_lr_min)
+
+    @property
+    def select_from(self) -> int:
+        s = self.cfg.search
+        return s.warmup_epochs if s.select_from < 0 else s.select_from
 
     def _state(self) -> Dict:
         return {
@@ -244,7 +271,7 @@ class Searcher:
             epoch = self.step // s.steps_per_epoch
             in_epoch = self.step % s.steps_per_epoch
             n = min(s.steps_per_epoch - in_epoch, end - self.step)
-            lr = cosine(epoch, s.epochs, s.w_lr, s.w_lr_min)
+            lr = self.lr_at(epoch)
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             arch_on = epoch >= s.warmup_epochs
@@ -290,16 +317,18 @@ class Searcher:
             "elapsed_s": elapsed,
         }
         self.history.append(rec)
-        # the best epoch is chosen among those that searched the architecture
-        if arch_on and val["val_psnr"] > self.best["val_psnr"]:
-            self.best = {"val_psnr": val["val_psnr"], "epoch": epoch, "genotype": geno.to_dict()}
+        score = selection_score(val["val_psnr"], val["val_ssim"], self.cfg.search.select_by)
+        # (a checkpoint from before select_by ranked by PSNR under the key val_psnr)
+        if epoch >= self.select_from and score > self.best.get("score", self.best.get("val_psnr", -float("inf"))):
+            self.best = {"score": score, "epoch": epoch, "genotype": geno.to_dict()}
         self.run_dir.append_log(rec)
         if self.on_epoch is not None and self.main:
             self.on_epoch(rec)
 
     def _finish(self) -> SearchResult:
-        geno = derive_genotype(self.net)
-        best = Genotype.from_dict(self.best["genotype"]) if self.best["genotype"] else geno
+        final = derive_genotype(self.net)
+        best = Genotype.from_dict(self.best["genotype"]) if self.best["genotype"] else final
+        geno = best if self.cfg.search.select == "best" else final
         done = self.step >= self.total_steps
         if self.out is not None and done and self.main:
             geno.save(self.out / "genotype.json")

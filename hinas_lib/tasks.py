@@ -84,10 +84,12 @@ class Task:
         """A deterministic ``(lq, gt)`` evaluation pair for a whole image."""
         raise NotImplementedError
 
-    def patch_dataset(self, images, crop: int, *, augment: bool = True, length: Optional[int] = None):
-        """Random training pairs from ``(name, array)`` images; ``crop`` is the input patch side."""
+    def patch_dataset(self, images, crop: int, *, augment: bool = True, length: Optional[int] = None,
+                      rescale: Optional[Tuple[float, float]] = None):
+        """Random training pairs from ``(name, array)`` images; ``crop`` is the input patch side
+        (``rescale``: see :class:`~hinas_lib.datasets.PatchDataset`)."""
         return PatchDataset([a for _, a in images], [n for n, _ in images], self, crop,
-                            augment=augment, length=length)
+                            augment=augment, length=length, rescale=rescale)
 
     def eval_dataset(self, images, level=None) -> EvalDataset:
         """Whole-image ``(lq, gt, name)`` triples of ``(name, array)`` images."""
@@ -98,8 +100,24 @@ class Task:
         """The compact design's output head: ``head(features, lq) -> output``."""
         raise NotImplementedError
 
-    def loss(self) -> RestorationLoss:
-        return RestorationLoss(self.pixel_loss, self.cfg.ssim_weight)
+    def loss(self, ssim_weight: Optional[float] = None) -> RestorationLoss:
+        """The training loss (``ssim_weight`` overrides the config's, e.g. for retraining)."""
+        w = self.cfg.ssim_weight if ssim_weight is None else ssim_weight
+        return RestorationLoss(self.pixel_loss, w, self.cfg.loss_form)
+
+    # ---- the authors' output (hinas_lib.authors) ---------------------------------
+    def authors_clf(self, c_in: int) -> nn.Module:
+        """The authors' last layer: a 3x3 conv (with bias) to the output channels
+        (times scale^2 and a pixel shuffle for SR)."""
+        if self.scale == 1:
+            return nn.Conv2d(c_in, self.channels, 3, padding=1)
+        return nn.Sequential(nn.Conv2d(c_in, self.channels * self.scale ** 2, 3, padding=1),
+                             nn.PixelShuffle(self.scale))
+
+    def authors_output(self, lq: torch.Tensor, pred: torch.Tensor, *, supernet: bool) -> torch.Tensor:
+        """The authors' residual output from the decoder's ``pred``; their supernet
+        also squashes it with a sigmoid (their retraining network does not)."""
+        raise NotImplementedError
 
     # ---- evaluation ----------------------------------------------------------
     @property
@@ -160,6 +178,10 @@ class Denoise(Task):
 
     def head(self, filters):
         return ResidualHead(filters, self.channels)
+
+    def authors_output(self, lq, pred, *, supernet):
+        out = lq - pred
+        return torch.sigmoid(out) if supernet else out
 
     def baseline(self, lq, level=None):
         from skimage.restoration import denoise_nl_means  # noqa: PLC0415 (slow import, used rarely)
@@ -233,6 +255,12 @@ class SuperResolution(Task):
 
     def head(self, filters):
         return PixelShuffleHead(filters, self.channels, self.scale)
+
+    def authors_output(self, lq, pred, *, supernet):
+        # their supernet upsamples bilinearly and squashes; their retraining network bicubic, no sigmoid
+        if supernet:
+            return torch.sigmoid(F.interpolate(lq, scale_factor=self.scale, mode="bilinear") + pred)
+        return F.interpolate(lq, size=pred.shape[-2:], mode="bicubic") + pred
 
     @property
     def metric_kwargs(self):

@@ -1,9 +1,12 @@
 """Retraining: the discrete network of a genotype, trained from scratch.
 
-Adam with a per-step cosine schedule; validation on whole (or centre-cropped)
-val images with fixed degradations after every ``val_every`` epochs (the same
-metric as the search reports, :mod:`hinas_lib.validation`); the best
-validation PSNR is kept as ``model.pt``, a self-describing checkpoint (config,
+Two recipes, chosen by the config: ours (Adam, a per-step cosine schedule) and
+the authors' (SGD 0.05 with momentum, biases at twice the learning rate and
+without weight decay, a per-step polynomial decay, gradients clipped at +-5).
+Validation on whole (or centre-cropped) held-out or val images with fixed
+degradations every ``val_every`` epochs from ``val_from`` (the same metric as
+the search reports, :mod:`hinas_lib.validation`); the best epoch by
+``select_by`` is kept as ``model.pt``, a self-describing checkpoint (config,
 genotype, weights; :mod:`hinas_lib.network`). The resumable state lives in
 ``train_checkpoint.pt`` of the run folder (:mod:`hinas_lib.runs`).
 
@@ -28,10 +31,10 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .checks import CONFIG_HINT, GENOTYPE_HINT, PATH_OR_NONE, expect
 from .config import Config
 from .genotype import Genotype
-from .network import MODEL_NAME, HiNASNet, save_model
+from .network import MODEL_NAME, build_network, save_model
 from .runs import RunDir
 from .runtime import autocast, check_finite, memory_mib, prepare_model, seed_everything, to_device
-from .schedules import cosine
+from .schedules import cosine, poly, selection_score
 from .tasks import get_task
 from .validation import validate
 
@@ -40,7 +43,7 @@ STATE_NAME = "train_checkpoint.pt"
 
 @dataclass
 class TrainResult:
-    net: HiNASNet
+    net: torch.nn.Module
     history: List[Dict]
     best_psnr: float
     model_path: Optional[Path]
@@ -73,23 +76,27 @@ class Trainer:
         distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
         self.task = get_task(cfg)
         seed_everything(t.seed)
-        self.net = prepare_model(HiNASNet(genotype, cfg), self.device)
+        self.net = prepare_model(build_network(genotype, cfg), self.device)
         if self.dist.enabled:
             distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
         # the loss of the whole global batch (per-rank outputs gathered)
-        self.loss_fn = distributed.GlobalBatchLoss(self.task.loss(), self.dist)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.loss_fn = distributed.GlobalBatchLoss(
+            self.task.loss(None if t.ssim_weight < 0 else t.ssim_weight), self.dist)
+        self.opt = make_train_optimizer(self.net, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
 
-        train_imgs, val_imgs, _ = data.image_split(cfg)
+        images = data.split_images(cfg)
+        train_imgs, val_imgs = images["train"], images["val"]
         if t.train_on_val:
             # the paper retrains on the whole training set: the search's two halves together
             train_imgs = train_imgs + val_imgs
-        self.train_ds = self.task.patch_dataset(train_imgs, t.crop)
+        if images["holdout"]:  # the images neither half saw validate the retraining
+            val_imgs = images["holdout"]
+        self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
         val_imgs = [(n, data.centre_crop(a, val_size, self.task.scale)) for n, a in val_imgs]
         self.val_set = list(self.task.eval_dataset(val_imgs))
 
-        self.step, self.history, self.best_psnr = 0, [], -float("inf")
+        self.step, self.history, self.best_psnr, self.best_score = 0, [], -float("inf"), -float("inf")
         self.sums = {"loss": 0.0, "n": 0}
         self.best_state: Optional[Dict] = None
         self.run_dir = RunDir(self.out, self.dist, state_file=STATE_NAME, kind="train")
@@ -106,14 +113,19 @@ class Trainer:
         return self.cfg.train.epochs * self.cfg.train.steps_per_epoch
 
     def lr_at(self, step: int) -> float:
+        """The learning rate of (0-based) ``step``."""
         t = self.cfg.train
+        if t.schedule == "poly":  # stepped at the start of each (1-based) iteration, as theirs
+            return poly(step + 1, self.total_steps, t.lr, t.lr_power)
+        if t.schedule == "constant":
+            return t.lr
         return cosine(step, self.total_steps, t.lr, t.lr_min)
 
     def _state(self) -> Dict:
         return {"kind": "train", "config": self.cfg.to_dict(), "genotype": self.genotype.to_dict(),
                 "step": self.step, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": json.dumps(self.history),
-                "best_psnr": self.best_psnr, "sums": json.dumps(self.sums),
+                "best_psnr": self.best_psnr, "best_score": self.best_score, "sums": json.dumps(self.sums),
                 # informative: any number of processes that divides the global batch may resume
                 "world_size": self.dist.world_size}
 
@@ -133,6 +145,7 @@ class Trainer:
         self.opt.load_state_dict(ckpt["opt"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best_psnr = int(ckpt["step"]), float(ckpt["best_psnr"])
+        self.best_score = float(ckpt.get("best_score", self.best_psnr))  # (checkpoints before select_by)
         self.history, self.sums = json.loads(ckpt["history"]), json.loads(ckpt["sums"])
         self.run_dir.rewrite_log(self.history)
 
@@ -141,17 +154,21 @@ class Trainer:
 
     def _step(self, x, y) -> float:
         t = self.cfg.train
+        lr = self.lr_at(self.step)
         for g in self.opt.param_groups:
-            g["lr"] = self.lr_at(self.step)
+            g["lr"] = lr * g.get("lr_factor", 1.0)
         with autocast(self.device, t.amp):
             # through the DDP wrapper (when distributed): backward averages the gradients over the ranks
             loss = self.loss_fn(self.model(x), y)
         check_finite(loss, "training", self.step, self.run_dir.hint())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if t.grad_clip > 0:
+        if t.grad_clip > 0 or t.grad_clip_value > 0:
             self.scaler.unscale_(self.opt)
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.grad_clip)
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.grad_clip)
+            if t.grad_clip_value > 0:
+                torch.nn.utils.clip_grad_value_(self.net.parameters(), t.grad_clip_value)
         self.scaler.step(self.opt)
         self.scaler.update()
         return loss.item()
@@ -209,10 +226,11 @@ class Trainer:
                "mem_mib": memory_mib(self.device)}
         self.sums = {"loss": 0.0, "n": 0}
         last = epoch == t.epochs - 1
-        if (epoch + 1) % t.val_every == 0 or last:
+        if ((epoch + 1) % t.val_every == 0 and epoch >= t.val_from) or last:
             rec.update(validate(self.net, self.val_set, self.task, self.device, amp=t.amp, dist=self.dist))
-            if rec["val_psnr"] > self.best_psnr:
-                self.best_psnr = rec["val_psnr"]
+            score = selection_score(rec["val_psnr"], rec["val_ssim"], t.select_by)
+            if score > self.best_score:
+                self.best_psnr, self.best_score = rec["val_psnr"], score
                 rec["best"] = True
                 self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
                 if self.out is not None and self.main:
@@ -223,6 +241,20 @@ class Trainer:
         self.run_dir.append_log(rec)
         if self.on_epoch is not None and self.main:
             self.on_epoch(rec)
+
+
+def make_train_optimizer(net: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """Adam over every weight (ours), or the authors' SGD: biases (of convs and BNs)
+    in their own group, at ``bias_lr_factor`` times the rate and ``bias_weight_decay``."""
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    bias = [p for n, p in net.named_parameters() if n.endswith("bias")]
+    rest = [p for n, p in net.named_parameters() if not n.endswith("bias")]
+    bias_wd = t.weight_decay if t.bias_weight_decay < 0 else t.bias_weight_decay
+    groups = [{"params": rest, "weight_decay": t.weight_decay, "lr_factor": 1.0},
+              {"params": bias, "weight_decay": bias_wd, "lr_factor": t.bias_lr_factor}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=t.lr, momentum=t.momentum)
 
 
 def train(cfg: Config, genotype: Genotype, out_dir: Optional[str | Path] = None, **kw) -> TrainResult:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import hinas_lib.supernet as supernet_mod
+import hinas_lib.supernet_base as supernet_mod  # where the cell checkpointing lives
 from hinas_lib.cells import SearchCell
 from hinas_lib.config import get_preset
 from hinas_lib.derive import derive_cell, derive_genotype
