@@ -208,5 +208,10 @@ class RunDir:
         if self.lock is not None:
             self.lock.release()
 
+    def reopen(self) -> None:
+        """Take the lock again for another stretch of the same run (``run()`` called twice)."""
+        if self.lock is not None and not self.lock.held:
+            self.lock.acquire()
+
 
 __all__ = ["RunDir", "RunLock", "RunLockedError", "LOCK_NAME", "same_config"]

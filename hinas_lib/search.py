@@ -255,6 +255,7 @@ class Searcher:
     def run(self, stop_after: Optional[int] = None) -> SearchResult:
         """Search to the end (or only until global step ``stop_after``, to
         simulate an interruption: the checkpoint is then written as usual)."""
+        self.run_dir.reopen()
         try:
             return self._run(stop_after)
         finally:

@@ -58,11 +58,14 @@ class Trainer:
         out_dir: the run folder, or None for no files.
         device, resume, progress, on_epoch: as for :class:`~hinas_lib.search.Searcher`.
         val_size: centre crop of the validation images (0 = whole images).
+        init_weights: a state_dict to start from instead of the random initialisation
+            (fine-tuning, e.g. a per-sigma model branched from a blind one); ignored on resume.
     """
 
     def __init__(self, cfg: Config, genotype: Genotype, out_dir: Optional[str | Path] = None, *,
                  device: Optional[str] = None, resume: bool = False, progress: bool = True,
-                 val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None):
+                 val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None,
+                 init_weights: Optional[Dict] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
         expect(genotype, Genotype, "genotype", GENOTYPE_HINT)
         expect(out_dir, PATH_OR_NONE, "out_dir")
@@ -76,7 +79,10 @@ class Trainer:
         distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
         self.task = get_task(cfg)
         seed_everything(t.seed)
-        self.net = prepare_model(build_network(genotype, cfg), self.device)
+        net = build_network(genotype, cfg)
+        if init_weights is not None:
+            net.load_state_dict(init_weights)
+        self.net = prepare_model(net, self.device)
         if self.dist.enabled:
             distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
         # the loss of the whole global batch (per-rank outputs gathered)
@@ -97,6 +103,7 @@ class Trainer:
         self.val_set = list(self.task.eval_dataset(val_imgs))
 
         self.step, self.history, self.best_psnr, self.best_score = 0, [], -float("inf"), -float("inf")
+        self.cpu_s = 0.0  # CPU time of this run over all its resumes (process time: every thread counted)
         self.sums = {"loss": 0.0, "n": 0}
         self.best_state: Optional[Dict] = None
         self.run_dir = RunDir(self.out, self.dist, state_file=STATE_NAME, kind="train")
@@ -126,6 +133,7 @@ class Trainer:
                 "step": self.step, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": json.dumps(self.history),
                 "best_psnr": self.best_psnr, "best_score": self.best_score, "sums": json.dumps(self.sums),
+                "cpu_s": self._cpu_now(),
                 # informative: any number of processes that divides the global batch may resume
                 "world_size": self.dist.world_size}
 
@@ -146,8 +154,15 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best_psnr = int(ckpt["step"]), float(ckpt["best_psnr"])
         self.best_score = float(ckpt.get("best_score", self.best_psnr))  # (checkpoints before select_by)
+        self.cpu_s = float(ckpt.get("cpu_s", 0.0))
         self.history, self.sums = json.loads(ckpt["history"]), json.loads(ckpt["sums"])
         self.run_dir.rewrite_log(self.history)
+
+    def _cpu_now(self) -> float:
+        """CPU seconds spent so far (earlier resumes included)."""
+        if not hasattr(self, "_cpu0"):
+            return self.cpu_s
+        return self._cpu_base + time.process_time() - self._cpu0
 
     def save(self) -> None:
         self.run_dir.save_state(self._state())
@@ -175,9 +190,12 @@ class Trainer:
 
     def run(self, stop_after: Optional[int] = None) -> TrainResult:
         """Train to the end (or until global step ``stop_after``, simulating an interruption)."""
+        self.run_dir.reopen()
         try:
             return self._run(stop_after)
         finally:
+            self.cpu_s = self._cpu_now()  # a later run() continues the count
+            del self._cpu0
             self.run_dir.close()
 
     def _run(self, stop_after: Optional[int]) -> TrainResult:
@@ -187,6 +205,7 @@ class Trainer:
                    desc=f"train {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
         self.net.train()
         t0 = time.time()
+        self._cpu0, self._cpu_base = time.process_time(), self.cpu_s
         while self.step < end:
             epoch = self.step // t.steps_per_epoch
             n = min(t.steps_per_epoch - self.step % t.steps_per_epoch, end - self.step)
@@ -223,6 +242,7 @@ class Trainer:
         t = self.cfg.train
         rec = {"epoch": epoch, "step": self.step, "lr": self.lr_at(self.step),
                "train_loss": self.sums["loss"] / max(1, self.sums["n"]), "elapsed_s": elapsed,
+               "cpu_s": self._cpu_now(),
                "mem_mib": memory_mib(self.device)}
         self.sums = {"loss": 0.0, "n": 0}
         last = epoch == t.epochs - 1

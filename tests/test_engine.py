@@ -93,7 +93,7 @@ def test_resume_is_exact(image_dirs, tmp_path, stop):
     assert full.genotype == resumed.genotype
     for (k, a), (_, b) in zip(full.net.state_dict().items(), resumed.net.state_dict().items()):
         assert torch.equal(a, b), k
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("elapsed_s", "mem_mib")} for r in h]
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("elapsed_s", "cpu_s", "mem_mib")} for r in h]
     assert strip(full.history) == strip(resumed.history)
     assert (tmp_path / "full" / "log.jsonl").read_text().count("\n") == 3
     assert (tmp_path / "cut" / "log.jsonl").read_text().count("\n") == 3

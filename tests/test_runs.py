@@ -50,7 +50,7 @@ def cfg_for(root, **search) -> Config:
 def _records(run: Path):
     """The log without the fields that measure time or memory."""
     recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "mem_mib")} for r in recs]
+    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "cpu_s", "mem_mib")} for r in recs]
 
 
 class Crash(Exception):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from hinas_lib import data, viz  # noqa: E402
-from hinas_lib.checkpoint import atomic_write_text  # noqa: E402
+from hinas_lib.checkpoint import atomic_save, atomic_write_text  # noqa: E402
+from hinas_lib.config import Config  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
 from hinas_lib.network import load_model  # noqa: E402
@@ -75,15 +75,25 @@ def machine() -> str:
 # Writing an entry
 # ---------------------------------------------------------------------------
 
+def portable(ckpt: Dict) -> Dict:
+    """A model checkpoint without the folders of the machine that trained it: its
+    ``data`` section back to the defaults (``eval`` without ``--data`` then uses the
+    embedded test photographs, not a folder the user never named)."""
+    ckpt = dict(ckpt)
+    cfg = dict(ckpt["config"])
+    cfg["data"] = Config().to_dict()["data"]
+    ckpt["config"] = cfg
+    return ckpt
+
+
 def write_entry(name: str, model_path: Path, info: Dict, zoo_dir: Path = ZOO_DIR) -> Path:
-    """Copy a trained ``model.pt`` into ``zoo/<name>/`` with its genotype, picture and info."""
+    """Copy a trained ``model.pt`` into ``zoo/<name>/`` (without machine paths) with its
+    genotype, picture and info."""
 
     entry = Path(zoo_dir) / name
     entry.mkdir(parents=True, exist_ok=True)
     _, _, ckpt = load_model(model_path, "cpu")  # refuses a broken file before anything is replaced
-    tmp = entry / "model.pt.tmp"
-    shutil.copyfile(model_path, tmp)
-    os.replace(tmp, entry / "model.pt")
+    atomic_save(portable(ckpt), entry / "model.pt")
     geno = Genotype.from_dict(ckpt["genotype"])
     geno.save(entry / "genotype.json")
     viz.render(viz.genotype_graph(geno), entry / "genotype", fmt="svg")

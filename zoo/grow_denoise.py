@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Grow the zoo's grey denoisers over days: CPU hours add up across sessions.
+
+    python zoo/grow_denoise.py trunk --hours 2      # train the blind trunk 2 more CPU-hours (resumes)
+    python zoo/grow_denoise.py trial NAME --hours 0.3   # a candidate recipe, measured the same way
+    python zoo/grow_denoise.py branches              # per-sigma + blind models from the trunk -> zoo entries
+    python zoo/grow_denoise.py status                # CPU-hours and validation PSNR so far
+
+How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
+
+1. One *blind trunk*: the searched HiNAS network (compact design) trained on
+   Train400 with noise sigma uniform in [0, 75] (DnCNN-B's setting), Adam at a
+   constant learning rate, for as many CPU-hours as every session gives it. Its
+   state (weights + optimiser + step + CPU seconds) lives in ``zoo/state/``, so
+   the next session resumes it exactly; one torch thread, in the background.
+2. *Branches*, whenever entries are wanted: from the trunk's current weights,
+   a short fine-tune with the learning rate decayed to ~0 (warmup-stable-decay),
+   at one sigma (``denoise-s30``, ``-s50``, ``-s70``) or over the whole range
+   (``denoise-blind``). The trunk itself is not changed, so it keeps growing.
+3. Every entry is evaluated on Set12 against noisy input, NLM and BM3D (the
+   ``bm3d`` package), and records the CPU-hours it took (trunk + branch).
+
+Validation during training uses 20 Train400 images held out of training
+(5%, seeded), at sigma 30 / 50 / 70 (``curves.jsonl``): Set12 stays a test set.
+Needs ``../shared/data/{Train400,Set12}`` (or ``--shared``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "zoo")]
+
+import torch  # noqa: E402
+
+import zootools  # noqa: E402 (beside this script)
+from hinas_lib import data  # noqa: E402
+from hinas_lib.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from hinas_lib.config import Config, get_preset  # noqa: E402
+from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
+from hinas_lib.genotype import Genotype  # noqa: E402
+from hinas_lib.network import load_model  # noqa: E402
+from hinas_lib.runtime import set_threads  # noqa: E402
+from hinas_lib.tasks import get_task  # noqa: E402
+from hinas_lib.train import STATE_NAME, Trainer  # noqa: E402
+from hinas_lib.validation import validate  # noqa: E402
+
+STATE = ROOT / "zoo" / "state"
+SEARCH_GENOTYPE = STATE / "denoise-search" / "genotype.json"
+SIGMAS = (30, 50, 70)
+BLIND_RANGE = (0.0, 75.0)
+CHUNK_S = 20 * 60  # CPU seconds between validations at the three sigmas
+
+# Candidate recipes for the trunk: (layers of the searched genotype repeated, F, crop, batch, lr).
+RECIPES: Dict[str, Dict] = {
+    "g1-f32": dict(repeat=1, filters=32, crop=48, batch=16, lr=1e-3),
+    "g2-f24": dict(repeat=2, filters=24, crop=48, batch=16, lr=1e-3),
+    "g2-f32": dict(repeat=2, filters=32, crop=48, batch=16, lr=1e-3),
+}
+TRUNK = "g2-f32"   # the recipe the trunk grows with (chosen from the trials; see zoo/RESULTS.md)
+BRANCH_STEPS = 3000  # per branch: a short decay from the trunk's learning rate to ~0
+
+
+def genotype(repeat: int) -> Genotype:
+    """The searched genotype, its layers repeated ``repeat`` times (a deeper network of the
+    same cells: the search ran 3 layers; the width path continues at its last level)."""
+    g = Genotype.load(SEARCH_GENOTYPE)
+    return Genotype(cells=g.cells * repeat, path=g.path + (g.path[-1],) * (len(g.path) * (repeat - 1)),
+                    width_factors=g.width_factors)
+
+
+def trunk_config(recipe: str, name: str) -> Config:
+    r = RECIPES[recipe]
+    base = get_preset("tiny", "denoise")
+    return base.replace(
+        name=name,
+        task=dict(sigmas=[float(s) for s in SIGMAS], sigma_range=list(BLIND_RANGE), eval_sigma=50.0),
+        space=dict(layers=3, blocks=4, filters=8),  # the search's space (retraining reads its activation only)
+        train=dict(filters=r["filters"], epochs=1_000_000, steps_per_epoch=250, batch_size=r["batch"],
+                   crop=r["crop"], lr=r["lr"], lr_min=r["lr"], schedule="constant", val_every=1,
+                   train_on_val=False, seed=0),
+        # relative to the repository (the scripts run from there): no machine's absolute path
+        data=dict(train_dir="../shared/data/Train400", val_fraction=0.05))
+
+
+def branch_config(trunk: Config, sigma) -> Config:
+    """A branch of the trunk: one sigma (or the blind range when sigma is None), the learning
+    rate decayed from the trunk's to ~0 over BRANCH_STEPS."""
+    task = (dict(sigmas=[float(sigma)], sigma_range=None, eval_sigma=float(sigma)) if sigma is not None
+            else dict(eval_sigma=50.0))
+    name = f"zoo-denoise-{'s%g' % sigma if sigma is not None else 'blind'}"
+    return trunk.replace(name=name, task=task,
+                         train=dict(epochs=BRANCH_STEPS // 250, lr_min=trunk.train.lr * 1e-3, schedule="cosine",
+                                    val_every=BRANCH_STEPS // 250, seed=1))
+
+
+def _curve_point(tr: Trainer, images) -> Dict:
+    task = get_task(tr.cfg)
+    out = {"step": tr.step, "cpu_h": tr._cpu_now() / 3600, "time": time.strftime("%Y-%m-%d %H:%M")}
+    for s in SIGMAS:
+        ds = list(task.eval_dataset(images, level=s))
+        out[f"psnr{s}"] = validate(tr.net, ds, task, tr.device)["val_psnr"]
+    return out
+
+
+def grow(recipe: str, folder: Path, hours: float, name: str) -> None:
+    """Train ``recipe`` in ``folder`` for ``hours`` more CPU-hours (resuming), logging the
+    validation PSNR at every sigma to ``folder/curves.jsonl``."""
+    cfg = trunk_config(recipe, name)
+    geno = genotype(RECIPES[recipe]["repeat"])
+    resume = (folder / STATE_NAME).exists()
+    tr = Trainer(cfg, geno, folder, resume=resume, progress=False, val_size=0)
+    images = data.split_images(cfg)["val"]
+    curves = folder / "curves.jsonl"
+    if not curves.exists():
+        curves.write_text(json.dumps(_curve_point(tr, images)) + "\n")
+    budget_end = tr._cpu_now() + hours * 3600
+    steps_per_s = None
+    while tr._cpu_now() < budget_end:
+        c0, s0 = tr._cpu_now(), tr.step
+        chunk = min(CHUNK_S, budget_end - tr._cpu_now())
+        n = 250 if steps_per_s is None else max(250, int(chunk * steps_per_s) // 250 * 250)
+        tr.run(stop_after=tr.step + n)
+        steps_per_s = (tr.step - s0) / max(1e-9, tr._cpu_now() - c0)
+        point = _curve_point(tr, images)
+        with open(curves, "a") as f:
+            f.write(json.dumps(point) + "\n")
+        print(f"{name}: step {tr.step}, {point['cpu_h']:.2f} CPU-h, val PSNR "
+              + " / ".join(f"{point[f'psnr{s}']:.2f}" for s in SIGMAS) + f" at sigma {SIGMAS}", flush=True)
+
+
+def read_curve(folder: Path) -> List[Dict]:
+    path = folder / "curves.jsonl"
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+
+# ---------------------------------------------------------------------------
+# branches -> zoo entries
+# ---------------------------------------------------------------------------
+
+def baselines(images, sigma: float) -> Dict:
+    """Noisy / NLM / BM3D on the test images at ``sigma``, cached in zoo/state (BM3D takes minutes)."""
+    cache = STATE / "baselines_set12.json"
+    table = json.loads(cache.read_text()) if cache.exists() else {}
+    key = f"{sigma:g}"
+    if key not in table:
+        cfg = get_preset("tiny", "denoise").replace(task=dict(sigmas=[sigma], eval_sigma=sigma))
+        ident = _Identity()
+        ev = evaluate(ident, cfg, images, progress=True, bm3d=True)
+        table[key] = {"mean": {k: v for k, v in ev["mean"].items() if not k.startswith("ours")},
+                      "images": [{k: v for k, v in r.items() if not k.startswith("ours")} for r in ev["images"]]}
+        atomic_write_text(cache, json.dumps(table, indent=1))
+    return table[key]
+
+
+class _Identity(torch.nn.Module):
+    """Stands for a model when only the baselines are wanted."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x
+
+
+def branch(sigma, shared: Path) -> Dict:
+    trunk_dir = STATE / "denoise-blind"
+    trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
+    trunk = Config.from_dict(trunk_state["config"])
+    geno = Genotype.from_dict(trunk_state["genotype"])
+    cfg = branch_config(trunk, sigma)
+    label = f"s{sigma:g}" if sigma is not None else "blind"
+    run = ROOT / "runs" / "zoo-v2" / f"branch-{label}"
+    resume = (run / STATE_NAME).exists()
+    tr = Trainer(cfg, geno, run, resume=resume, progress=True, val_size=0,
+                 init_weights=None if resume else trunk_state["model"])
+    res = tr.run()
+    net, mcfg, _ = load_model(res.model_path, "cpu")
+    images = data.load_folder(shared / "data" / "Set12", channels=1)
+    results = {}
+    for s in (SIGMAS if sigma is None else (sigma,)):
+        ev = evaluate(net, mcfg, images, level=s, progress=True)
+        base = baselines(images, float(s))
+        mean = {**base["mean"], **{k: v for k, v in ev["mean"].items() if k.startswith("ours")}}
+        rows = [{**b, **{k: v for k, v in r.items() if k.startswith("ours")}} for b, r in zip(base["images"],
+                                                                                             ev["images"])]
+        results[f"Set12 sigma {s}"] = {"mean": mean, "images": rows, "sigma": s, "metric": ev["metric"]}
+        print(format_table({**ev, "mean": mean, "images": rows}))
+    trunk_h = float(trunk_state.get("cpu_s", 0.0)) / 3600
+    branch_h = tr._cpu_now() / 3600
+    name = f"denoise-{label}"
+    info = {
+        "name": name, "task": "denoise", "channels": 1, "sigma": sigma,
+        "params": sum(p.numel() for p in net.parameters()),
+        "ms_per_mpix_cpu": zootools.ms_per_megapixel({name: (net, mcfg)})[name],
+        "cpu_hours": {"trunk": round(trunk_h, 2), "branch": round(branch_h, 2), "total": round(trunk_h + branch_h, 2)},
+        "train_seconds": round((trunk_h + branch_h) * 3600),
+        "train_steps": int(trunk_state["step"]) + tr.step,
+        "best_val_psnr": res.best_psnr,
+        "machine": zootools.machine(), "date": time.strftime("%Y-%m-%d"),
+        "recipe": {"data": "Train400 (400 grey BSD crops; 20 held out for validation)",
+                   "search": _search_note(),
+                   "train": (f"blind trunk ({TRUNK}: {_recipe_note(TRUNK)}, sigma U[0, 75], Adam {trunk.train.lr:g} "
+                             f"constant, {int(trunk_state['step']):,} steps of {trunk.train.batch_size} "
+                             f"{trunk.train.crop}x{trunk.train.crop} patches), then {BRANCH_STEPS:,} steps "
+                             + (f"at sigma {sigma:g}" if sigma is not None else "over sigma U[0, 75]")
+                             + " with the learning rate decayed to 1e-6 (cosine)"),
+                   "command": "python zoo/grow_denoise.py trunk --hours H; python zoo/grow_denoise.py branches"},
+        "results": results,
+    }
+    zootools.write_entry(name, res.model_path, info)
+    return info
+
+
+def _search_note() -> str:
+    path = SEARCH_GENOTYPE.parent / "search.json"
+    return json.loads(path.read_text())["note"] if path.exists() else "see zoo/state/denoise-search"
+
+
+def _recipe_note(recipe: str) -> str:
+    r = RECIPES[recipe]
+    return f"searched cells x{r['repeat']} ({3 * r['repeat']} layers), F={r['filters']}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("command", choices=["trunk", "trial", "branches", "status"])
+    ap.add_argument("name", nargs="?", help="trial: the recipe (" + ", ".join(RECIPES) + ")")
+    ap.add_argument("--hours", type=float, default=1.0, help="CPU-hours to add (trunk, trial)")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sigmas", nargs="*", default=None, help="branches: which (30 50 70 blind)")
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)  # the configs name ../shared relative to the repository
+    shared = Path(args.shared)
+    if not (shared / "data" / "Train400").is_dir():
+        print(f"error: {shared / 'data' / 'Train400'} not found (pass --shared)", file=sys.stderr)
+        return 2
+    set_threads(args.threads)
+    if args.command == "trunk":
+        grow(TRUNK, STATE / "denoise-blind", args.hours, "trunk")
+    elif args.command == "trial":
+        if args.name not in RECIPES:
+            print(f"error: unknown recipe {args.name!r}; known: {', '.join(RECIPES)}", file=sys.stderr)
+            return 2
+        grow(args.name, STATE / "trials" / args.name, args.hours, f"trial {args.name}")
+    elif args.command == "branches":
+        wanted = args.sigmas or [str(s) for s in SIGMAS] + ["blind"]
+        for s in wanted:
+            branch(None if s == "blind" else float(s), shared)
+        zootools.write_results(header=zootools._header())
+    else:
+        for folder in [STATE / "denoise-blind"] + sorted((STATE / "trials").glob("*")):
+            c = read_curve(folder)
+            if c:
+                print(f"{folder.name:14s} {c[-1]['cpu_h']:6.2f} CPU-h  step {c[-1]['step']:7d}  val PSNR "
+                      + " / ".join(f"{c[-1][f'psnr{s}']:.2f}" for s in SIGMAS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
