@@ -1,10 +1,15 @@
 """Time and memory of one HiNAS search iteration (one architecture step + one
 weight step, each a forward and a backward), as ``hinas_lib.search.Searcher``
-runs it.
+runs it, next to the authors' code at the same settings.
 
-    python -m benchmarks.search_step --preset paper-denoise --threads 2 \\
-        [--iters N] [--warmup W] [--json OUT.json] [--variants default,no-sharing,...]
-    python -m benchmarks.search_step --preset paper-denoise --sweep layers|batch
+    python -m benchmarks.search_step --preset paper-denoise --threads 1 \\
+        [--authors-src ~/HiNAS] [--iters N] [--warmup W] [--json OUT.json] [--variants default,...]
+    python -m benchmarks.search_step --preset paper-denoise --style compact --sweep layers|batch
+
+``--authors-src`` (a checkout of hkzhang91/HiNAS, see ``benchmarks/authors_code.py``)
+adds the ``authors-code`` variant: their supernet and their training-loop step
+in a worker of its own, interleaved with ours, so the ratios are like for like
+(the same function class: the paper presets build the authors' design).
 
 Each variant runs in its own subprocess (so its max RSS is its own); the
 parent drives them in turn, one iteration each, round-robin, so that a burst
@@ -22,11 +27,13 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
-# The authors' code at the same settings on 2 threads, torch 2.13 CPU (issue 5).
+# The authors' code at the same settings on this machine type, 2 threads, torch 2.13 CPU, as
+# quoted in issue 13 (used only when --authors-src is not given: then nothing is measured side by side).
 ANCHOR = {
-    "paper-denoise": {"iter_s": 28.0, "peak_mem_mib": 4.2 * 1024, "max_rss_mib": 6.2 * 1024,
-                      "eval_forward_256_s": 9.0},
-    "paper-sr": {"iter_s": 31.0, "peak_mem_mib": None, "max_rss_mib": 9.6 * 1024},
+    "paper-denoise": {"iter_s": 28.2, "peak_mem_mib": 4263, "max_rss_mib": 6.2 * 1024, "eval_forward_256_s": 9.0,
+                      "measured": "quoted (issue 13), not in this run"},
+    "paper-sr": {"iter_s": 31.5, "peak_mem_mib": None, "max_rss_mib": 9.6 * 1024,
+                 "measured": "quoted (issue 13), not in this run"},
 }
 
 # name -> (cell_sharing, checkpoint_cells, hinas_lib.fused.PerfOptions fields the variant changes)
@@ -35,14 +42,21 @@ VARIANTS = {
     "no-sharing": (False, False, {}),
     "checkpoint": (True, True, {}),
     "no-sharing-checkpoint": (False, True, {}),
-    # the code before issue 5: one mixed op per edge, NCHW
-    "unoptimised": (True, False, {"fuse_edges": False, "channels_last": False}),
-    "unoptimised-no-sharing": (False, False, {"fuse_edges": False, "channels_last": False}),
+    # the straightforward path: one mixed op per edge, NCHW, nothing recomputed
+    "unoptimised": (True, False, {"fuse_edges": False, "channels_last": False, "recompute": False}),
+    "unoptimised-no-sharing": (False, False, {"fuse_edges": False, "channels_last": False, "recompute": False}),
     # one optimisation at a time
     "no-fuse": (True, False, {"fuse_edges": False}),
     "nchw": (True, False, {"channels_last": False}),
+    # ours, but the architecture step back-propagates into the weights too, as the authors'
+    # (and throws those gradients away): isolates what the alpha/beta-only gradient saves
+    "full-backward": (True, False, {}),
+    # the authors' own code (--authors-src)
+    "authors-code": None,
 }
 DEFAULT_VARIANTS = "default,no-sharing,checkpoint,no-sharing-checkpoint,unoptimised"
+# the authors' design shares one cell per node: no-sharing variants are compact-only
+AUTHORS_VARIANTS = "default,checkpoint,unoptimised,full-backward"
 SWEEPS = {"layers": [2, 3, 4, 5], "batch": [2, 6, 12]}
 
 
@@ -51,37 +65,53 @@ SWEEPS = {"layers": [2, 3, 4, 5], "batch": [2, 6, 12]}
 # ---------------------------------------------------------------------------
 
 def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int], seed: int = 0,
-          device: str = "cpu"):
+          device: str = "cpu", style: Optional[str] = None):
     import torch
 
     from hinas_lib.config import get_preset
     from hinas_lib.fused import PerfOptions
     from hinas_lib.runtime import prepare_model
     from hinas_lib.search import make_optimizers
-    from hinas_lib.supernet import SuperNet
+    from hinas_lib.supernet import build_supernet
     from hinas_lib.tasks import get_task
 
     sharing, ckpt, perf = VARIANTS[variant]
     cfg = get_preset(preset)
     space = {"cell_sharing": sharing, "checkpoint_cells": ckpt}
+    if style:
+        space["style"] = style
+        if style == "compact":  # the compact design's own candidates and initialisation
+            space.update(primitives=list(get_preset("tiny").space.primitives), arch_init="random")
     if layers:
         space["layers"] = layers
     cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})
     torch.manual_seed(seed)
-    net = prepare_model(SuperNet(cfg, PerfOptions(**perf)), torch.device(device)).train()  # as Searcher does
+    net = prepare_model(build_supernet(cfg, PerfOptions(**perf)), torch.device(device)).train()  # as Searcher does
     w_opt, a_opt = make_optimizers(net, cfg)  # exactly as Searcher builds them
     return cfg, net, get_task(cfg).loss(), w_opt, a_opt
 
 
-def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, amp: str = "none"):
+def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, amp: str = "none",
+                     full_backward: bool = False):
     """One architecture step then one weight step, with the functions Searcher runs
-    (batches already on the net's device, as ``to_device`` leaves them)."""
+    (batches already on the net's device, as ``to_device`` leaves them).
+    ``full_backward``: the architecture step back-propagates into every parameter,
+    as the authors' code does, and the weight gradients are then dropped."""
     from hinas_lib.runtime import check_finite
     from hinas_lib.search import arch_step, weight_step
 
     device = net.alpha.device
-    a_loss = arch_step(net, a_opt, loss_fn, *val_batch, device=device, amp=amp,
-                       on_loss=lambda loss: check_finite(loss, "architecture", 0, ""))
+    if full_backward:
+        loss = loss_fn(net(val_batch[0]), val_batch[1])
+        a_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        a_opt.step()
+        for p in net.weight_parameters():
+            p.grad = None
+        a_loss = loss.item()
+    else:
+        a_loss = arch_step(net, a_opt, loss_fn, *val_batch, device=device, amp=amp,
+                           on_loss=lambda loss: check_finite(loss, "architecture", 0, ""))
     w_loss = weight_step(net, w_opt, loss_fn, *train_batch, grad_clip=cfg.search.grad_clip, device=device,
                          amp=amp, on_loss=lambda loss: check_finite(loss, "training", 0, ""))
     return a_loss, w_loss
@@ -104,11 +134,23 @@ def worker(args) -> None:
     from benchmarks.common import profiler_peak_mib, set_threads
     from hinas_lib.runtime import max_rss_mib
 
+    from hinas_lib.config import get_preset
+
     set_threads(args.threads)
-    cfg, net, loss_fn, w_opt, a_opt = build(args.preset, args.worker, args.layers, args.batch)
+    if args.worker == "authors-code":
+        from benchmarks import authors_code
+        cfg = get_preset(args.preset).replace(search={"batch_size": args.batch} if args.batch else {})
+        model, step = authors_code.build(args.authors_src, args.preset)
+        n_weights = authors_code.weight_params(model)
+        iteration = lambda: step(val_b, train_b)  # noqa: E731
+    else:
+        cfg, net, loss_fn, w_opt, a_opt = build(args.preset, args.worker, args.layers, args.batch, style=args.style)
+        n_weights = net.num_weight_params()
+        full = args.worker == "full-backward"
+        iteration = lambda: search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_b, train_b,  # noqa: E731
+                                             full_backward=full)
     gen = torch.Generator().manual_seed(1)
     val_b, train_b = batches(cfg, gen)
-    n_weights = net.num_weight_params()
     out = sys.stdout
     out.write(json.dumps({"ready": True, "weight_params": n_weights}) + "\n")
     out.flush()
@@ -116,11 +158,11 @@ def worker(args) -> None:
         cmd = line.strip()
         if cmd == "iter":
             t0 = time.perf_counter()
-            losses = search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_b, train_b)
+            losses = iteration()
             msg = {"t": time.perf_counter() - t0, "losses": losses}
         elif cmd == "mem":
             rss = max_rss_mib()  # before the profiler adds its own bookkeeping
-            peak = profiler_peak_mib(lambda: search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_b, train_b))
+            peak = profiler_peak_mib(iteration)
             msg = {"peak_mib": peak, "max_rss_mib": rss}
         else:
             break
@@ -140,6 +182,10 @@ class Worker:
             cmd += ["--layers", str(layers)]
         if batch:
             cmd += ["--batch", str(batch)]
+        if args.style:
+            cmd += ["--style", args.style]
+        if args.authors_src:
+            cmd += ["--authors-src", args.authors_src]
         env = dict(__import__("os").environ, OMP_NUM_THREADS=str(args.threads))
         self.label, self.variant = label, variant
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -238,7 +284,10 @@ def pair_ratios(res: Dict[str, Dict]) -> Dict[str, Dict]:
              "unoptimised / default": ("unoptimised", "default"),
              "unoptimised-no-sharing / unoptimised": ("unoptimised-no-sharing", "unoptimised"),
              "no-fuse / default": ("no-fuse", "default"),
-             "nchw / default": ("nchw", "default")}
+             "nchw / default": ("nchw", "default"),
+             "full-backward / default": ("full-backward", "default"),
+             "authors-code / default": ("authors-code", "default"),
+             "authors-code / unoptimised": ("authors-code", "unoptimised")}
     out = {}
     for name, (a, b) in pairs.items():
         if a in res and b in res:
@@ -287,8 +336,13 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=None, help="timed iterations per variant (default 5; sweep 2)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 2; sweep 1)")
-    ap.add_argument("--variants", default=DEFAULT_VARIANTS,
-                    help=f"comma-separated, from {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default=None,
+                    help=f"comma-separated, from {', '.join(VARIANTS)} (default: {DEFAULT_VARIANTS} for the compact "
+                         f"design, {AUTHORS_VARIANTS} for the authors', plus authors-code with --authors-src)")
+    ap.add_argument("--style", choices=["authors", "compact"], default=None,
+                    help="build this design instead of the preset's (the sharing sweeps need compact)")
+    ap.add_argument("--authors-src", default=None,
+                    help="a checkout of github.com/hkzhang91/HiNAS: time their code side by side (authors-code)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None,
                     help="report the sharing ratio over layers (2..5) or batch size (2, 6, 12)")
     ap.add_argument("--sequential", action="store_true",
@@ -319,14 +373,25 @@ def main(argv=None) -> Dict:
     if args.sweep:
         report = sweep(args, machine)
     else:
+        from hinas_lib.config import get_preset
+        authors = (args.style or get_preset(args.preset).space.style) == "authors"
+        if args.variants is None:
+            args.variants = (AUTHORS_VARIANTS if authors else DEFAULT_VARIANTS) + (
+                ",authors-code" if args.authors_src else "")
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         bad = [n for n in names if n not in VARIANTS]
         if bad:
             raise SystemExit(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
+        if "authors-code" in names and not args.authors_src:
+            raise SystemExit("the authors-code variant needs --authors-src (a checkout of hkzhang91/HiNAS)")
         print(f"preset {args.preset}: {args.warmup} warm-up + {args.iters} timed iterations per variant, "
               f"interleaved", flush=True)
         res = run_group([(n, n, None, None) for n in names], args, args.iters, args.warmup)
         anchor = ANCHOR.get(args.preset, {})
+        if "authors-code" in res:  # measured here, in this run: the anchor is that
+            a = res["authors-code"]
+            anchor = {"iter_s": a["iter_s_median"], "peak_mem_mib": a["peak_mem_mib"], "max_rss_mib": a["max_rss_mib"],
+                      "measured": "in this run (authors-code)"}
         ratios = pair_ratios(res)
         print("\n" + main_table(res, anchor))
         print("\n" + ratio_table(ratios))
