@@ -100,10 +100,12 @@ def setup(seed: int = 0, threads: Optional[int] = None) -> str:
     mode = f"fast mode ({FAST_ENV}={os.environ.get(FAST_ENV)})" if fast_mode() else "full mode"
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     env = os.environ.get(THREADS_ENV, "").strip()
-    threads_src = f"{THREADS_ENV}={env}" if env else f"{THREADS_ENV} unset"
-    return (f"{mode}, torch {torch.__version__}, device {dev}, seed {seed}\n"
-            f"{n} CPU thread(s) ({threads_src}; on a machine shared with other jobs set {THREADS_ENV}=1 "
-            f"before starting Jupyter: two threads waiting on a busy core can be ten times slower)")
+    if env:
+        threads = f"{n} CPU thread(s) (from {THREADS_ENV}={env})"
+    else:
+        threads = (f"{n} CPU thread(s) ({THREADS_ENV} unset; on a machine shared with other jobs start Jupyter "
+                   f"with {THREADS_ENV}=1: two threads waiting on a busy core can be ten times slower)")
+    return f"{mode}, torch {torch.__version__}, device {dev}, seed {seed}\n{threads}"
 
 
 def eval_images(cfg: Config, size: Optional[int] = None, *, fast: Optional[bool] = None) -> List[Tuple[str, object]]:
@@ -174,13 +176,14 @@ def provenance(info: Mapping) -> str:
             f"on {recipe.get('data', '?')}, {info.get('date', '?')}; see zoo/RESULTS.md)")
 
 
-def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE) -> Tuple[Dict, Dict]:
+def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE, **kw) -> Tuple[Dict, Dict]:
     """Evaluate a zoo model live on ``cfg``'s held-out test photographs.
 
     Args:
         name: the zoo entry.
         cfg: a course config of the same task (its test images are used).
         size: centre crop of each image, the same in fast and full mode.
+        kw: passed to :func:`~hinas_lib.evaluate.evaluate` (e.g. ``keep_images=True``).
 
     Returns:
         ``(result of evaluate, the entry's info.json)``.
@@ -191,7 +194,7 @@ def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE) -> T
     if zcfg.task.channels != cfg.task.channels or get_task(zcfg).scale != get_task(cfg).scale:
         raise ValueError(f"zoo entry {name!r} is for {get_task(zcfg).describe_level()} with "
                          f"{zcfg.task.channels} channel(s), not for this notebook's task")
-    return evaluate(net, zcfg, eval_images(cfg, size), progress=False), info
+    return evaluate(net, zcfg, eval_images(cfg, size), progress=False, **kw), info
 
 
 def search_panel(cfg: Config, on_run: Optional[Callable[[Config], object]] = None, preset: str = "tiny"):
@@ -286,6 +289,48 @@ def run_ablation(cfg: Config, variants: Mapping[str, Mapping], *, measure: bool 
     return rows
 
 
+NOT_ANSWERED = "not answered yet"
+
+
+def check(answer, expected, hint: str, *, tol: Optional[float] = None) -> None:
+    """Check an exercise's answer and print the verdict; never raises (a wrong
+    answer must not stop the notebook, nor nbval). Returns nothing, so that a
+    check as a cell's last line does not print twice.
+
+    Args:
+        answer: the learner's value (None: not answered yet).
+        expected: the right value (numbers, tuples/lists, strings, tensors), or
+            a predicate ``expected(answer) -> bool`` when many answers are right.
+        hint: shown when the answer is wrong.
+        tol: absolute tolerance for numbers.
+
+    Prints:
+        ``not answered yet``, ``correct`` or ``not quite: <hint>``.
+    """
+    if answer is None:
+        verdict = NOT_ANSWERED
+    else:
+        try:
+            ok = _same(answer, expected, tol)
+        except Exception as e:  # noqa: BLE001 (any mistake in the answer is a wrong answer)
+            ok, hint = False, f"{hint} (comparing raised {type(e).__name__}: {e})"
+        verdict = "correct" if ok else f"not quite: {hint}"
+    print(verdict)
+
+
+def _same(a, b, tol) -> bool:
+    if callable(b) and not isinstance(b, torch.Tensor):
+        return bool(b(a))
+    if isinstance(b, torch.Tensor) or isinstance(a, torch.Tensor):
+        a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+        return a.shape == b.shape and bool(torch.allclose(a, b, atol=tol or 1e-6, rtol=0))
+    if isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    if isinstance(b, float) or (tol is not None and isinstance(b, (int, float))):
+        return isinstance(a, (int, float)) and abs(float(a) - float(b)) <= (tol or 1e-9)
+    return a == b
+
+
 def format_rows(rows: Sequence[Mapping], columns: Sequence[str], formats: Optional[Mapping[str, str]] = None) -> str:
     """A plain-text table (no pandas needed): ``columns`` of ``rows``, with
     optional per-column format specs such as ``{"val_psnr": ".2f"}``."""
@@ -308,4 +353,4 @@ def format_rows(rows: Sequence[Mapping], columns: Sequence[str], formats: Option
 
 __all__ = ["FAST_ENV", "THREADS_ENV", "FAST_NOTE", "fast_mode", "course_config", "default_threads", "setup",
            "eval_images", "val_size", "repo_root", "design", "shipped_model", "provenance", "evaluate_shipped",
-           "SHIPPED", "SHIPPED_EVAL_SIZE", "search_panel", "LivePlot", "run_ablation", "format_rows"]
+           "SHIPPED", "SHIPPED_EVAL_SIZE", "check", "NOT_ANSWERED", "search_panel", "LivePlot", "run_ablation", "format_rows"]

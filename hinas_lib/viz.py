@@ -392,13 +392,13 @@ def plot_alpha_readers(net, ax=None):
     own = ax is None
     fig, ax = _fig_ax(ax, (1.2 * L + 2.0, 0.8 * S + 1.6))
     for (l, s), k in reads.items():
-        ax.scatter([l], [s], s=900, color=cmap(k % cmap.N), edgecolor="black", zorder=3)
+        ax.scatter([l], [s], s=1300, color=cmap(k % cmap.N), edgecolor="black", zorder=3)
         idx = ",".join(str(int(i)) for i in np.unravel_index(k, net.alpha.shape[:-2]))
         ax.text(l, s, f"α[{idx}]", ha="center", va="center", fontsize=9, zorder=4)
     for l in range(L):
         for s in range(S):
             if (l, s) not in reads:
-                ax.scatter([l], [s], s=900, facecolor="none", edgecolor="lightgrey", zorder=3)
+                ax.scatter([l], [s], s=1300, facecolor="none", edgecolor="lightgrey", zorder=3)
     ax.set_xticks(range(L), labels=[f"layer {l}" for l in range(L)])
     ax.set_yticks(range(S), labels=[f"{f:g}x" for f in net.cfg.space.width_factors])
     ax.set_xlim(-0.6, L - 0.4)
