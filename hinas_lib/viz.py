@@ -283,9 +283,14 @@ def _op_names(primitives, n: int) -> List[str]:
     return list(PRIMITIVES) if n == len(PRIMITIVES) else [f"op{i}" for i in range(n)]
 
 
+# Deviations from uniform are drawn in percentage points: a short search moves a
+# weight by 0.05 points, which "+0.00" (as a fraction) would hide.
+PP = 100.0
+
+
 def _deviation_limit(dev: np.ndarray) -> float:
-    # symmetric colour range around 0; a floor keeps an untrained (all ~0) map from
-    # painting rounding noise in full colour
+    # symmetric colour range around 0; the floor (0.01 points, far above float
+    # rounding) keeps an all-zero map from painting noise in full colour
     return max(float(np.nanmax(np.abs(dev))) if dev.size else 0.0, 0.01)
 
 
@@ -298,7 +303,8 @@ def _annotate(ax, dev: np.ndarray, lim: float, valid=None, fontsize: int = 9) ->
 
 
 def plot_alpha_heatmap(alpha, primitives: Sequence[str], blocks: int, *, title: Optional[str] = None, ax=None):
-    """How far one cell's softmax(alpha) (E, O) is from uniform: softmax(alpha) - 1/O.
+    """How far one cell's softmax(alpha) (E, O) is from uniform: softmax(alpha) - 1/O,
+    in percentage points.
 
     Rows are edges "b{i}<-{input}", columns ops. A diverging colour map centred
     at 0 (red: the op gained weight, blue: it lost weight), so an alpha that
@@ -310,7 +316,7 @@ def plot_alpha_heatmap(alpha, primitives: Sequence[str], blocks: int, *, title: 
     if w.shape != (len(rows), len(primitives)):
         raise ValueError(f"alpha has shape {w.shape}, expected ({len(rows)}, {len(primitives)}) "
                          f"for {blocks} blocks and {len(primitives)} primitives")
-    dev = w - 1.0 / w.shape[1]
+    dev = PP * (w - 1.0 / w.shape[1])
     lim = _deviation_limit(dev)
     fig, ax = _fig_ax(ax, (0.9 * len(primitives) + 2.5, 0.42 * len(rows) + 1.6))
     im = ax.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
@@ -319,7 +325,7 @@ def plot_alpha_heatmap(alpha, primitives: Sequence[str], blocks: int, *, title: 
         ax.add_patch(Rectangle((o - 0.5, e - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
     ax.set_xticks(range(len(primitives)), labels=list(primitives), rotation=35, ha="right", fontsize=10)
     ax.set_yticks(range(len(rows)), labels=rows, fontsize=10)
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"softmax(alpha) - 1/{w.shape[1]}")
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"softmax(alpha) - 1/{w.shape[1]} (points)")
     ax.set_title(title or "softmax(alpha) - uniform", fontsize=11)
     return fig
 
@@ -349,14 +355,15 @@ def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = Non
     """Masked softmax of beta as deviation from uniform, one heatmap per layer:
     rows are the source level in the previous layer (the stem for layer 0),
     columns the move (:data:`hinas_lib.grid.MOVES`); a move's deviation is its
-    weight minus 1/(number of moves out of that node). Impossible moves grey."""
+    weight minus 1/(number of moves out of that node), in percentage points.
+    Impossible moves grey."""
     b = _tensor(beta)
     L, S, _ = b.shape
     mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool).cpu()
     w = masked_softmax(b, mask).numpy()
     m = mask.numpy()
     n_out = np.maximum(m.sum(-1, keepdims=True), 1)
-    dev = np.where(m, w - 1.0 / n_out, np.nan)
+    dev = np.where(m, PP * (w - 1.0 / n_out), np.nan)
     lim = _deviation_limit(np.nan_to_num(dev))
     ylabels = [f"{f:g}x" for f in width_factors] if width_factors else [f"level {s}" for s in range(S)]
     fig, axes = _grid(L, L, 2.6, 0.55 * S + 1.9)
@@ -368,7 +375,7 @@ def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = Non
         ax.set_yticks(range(S), labels=ylabels if l == 0 else [""] * S, fontsize=10)
         ax.set_title("from the stem" if l == 0 else f"from layer {l - 1}", fontsize=10)
     axes[0].set_ylabel("source width")
-    fig.colorbar(im, ax=axes, shrink=0.8, label="softmax(beta) - uniform")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="softmax(beta) - uniform (points)")
     return fig
 
 

@@ -185,10 +185,10 @@ def test_alpha_heatmap_shows_the_deviation_from_uniform(tmp_path):
     ax = fig.axes[0]
     data = ax.images[0].get_array()
     w = torch.softmax(alpha, -1).numpy()
-    assert abs(float(data[0, 2]) - (w[0, 2] - 1 / O)) < 1e-6 and abs(float(data[1, 0])) < 1e-9
+    assert abs(float(data[0, 2]) - 100 * (w[0, 2] - 1 / O)) < 1e-4 and abs(float(data[1, 0])) < 1e-7  # points
     lo, hi = ax.images[0].get_clim()
     assert lo == -hi and ax.images[0].get_cmap().name == "RdBu_r"  # diverging, centred at 0
-    assert [t.get_text() for t in ax.texts][2] == f"{w[0, 2] - 1 / O:+.2f}"
+    assert [t.get_text() for t in ax.texts][2] == f"{100 * (w[0, 2] - 1 / O):+.2f}"
     assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= 9  # legible
 
 
@@ -220,7 +220,7 @@ def test_plot_beta_and_width_grid(geno, tmp_path):
     assert len(heat) == L
     dev = heat[1].images[0].get_array()
     w = torch.softmax(beta[1, 0], -1).numpy()  # from level 0 at layer 0 every move but "lower" exists
-    assert abs(float(dev[0, 1]) - (w[1] / w[1:].sum() - 0.5)) < 1e-6
+    assert abs(float(dev[0, 1]) - 100 * (w[1] / w[1:].sum() - 0.5)) < 1e-4
     assert np.ma.getmaskarray(dev)[0, 0]  # impossible move: NaN, masked, no colour
     assert [t.get_text() for t in heat[0].get_xticklabels()] == list(MOVES)
     fig.savefig(tmp_path / "beta.png")
