@@ -32,7 +32,7 @@ from .grid import path_error
 from .metrics import psnr
 from .network import HiNASNet
 from .tasks import get_task
-from .widgets import W, show_figure
+from .widgets import W, show_figure, shown_images
 
 
 class _Explorer:
@@ -47,6 +47,14 @@ class _Explorer:
     def _ipython_display_(self):
         from IPython.display import display  # noqa: PLC0415 (only inside a notebook)
         display(self.widget)
+
+    def snapshot(self):
+        """The picture the widget shows now, as a static image: it stays in a saved
+        notebook, where the live widget is only a placeholder until the cells run."""
+        from IPython.display import Image  # noqa: PLC0415
+
+        pngs = shown_images(self.output)
+        return Image(data=pngs[0]) if pngs else None
 
 
 def _photo(name: str, channels: int, size: int) -> np.ndarray:
