@@ -254,12 +254,13 @@ class LivePlot:
         self.history.append(rec)
         if not self._shown:  # shown at the first record, where the caller's output is
             self._ipython_display_()
+        for kind in self.kinds:
+            show_figure(self.outputs[kind], self.figure(kind))
+        # the status last, so that it never names an epoch the figures do not show yet
         psnr = rec.get("val_psnr")
         phase = "warm-up (weights only)" if rec.get("arch_loss") is None else "searching alpha, beta"
         self.status.value = (f"<b>epoch {rec['epoch'] + 1} of {self.cfg.search.epochs}</b>: {phase}"
                              + (f", validation PSNR {psnr:.2f} dB" if psnr is not None else ""))
-        for kind in self.kinds:
-            show_figure(self.outputs[kind], self.figure(kind))
 
     def _ipython_display_(self):
         from IPython.display import display  # noqa: PLC0415 (only inside a notebook)

@@ -95,7 +95,7 @@ class MixedEdgeExplorer(_Explorer):
         self.vrange = (float(np.percentile(allv, 1)), float(np.percentile(allv, 99)))
         self.sliders = {p: W.FloatSlider(value=0.0, min=-4.0, max=4.0, step=0.1, description=p,
                                          continuous_update=False, style={"description_width": "110px"},
-                                         layout=W.Layout(width="360px"))
+                                         layout=W.Layout(width="440px"))
                         for p in self.primitives}
         for s in self.sliders.values():
             s.observe(self._redraw, names="value")
