@@ -248,10 +248,30 @@ class DotSource:
     __str__ = __repr__
 
 
+class GraphPicture:
+    """A rendered graph for notebooks: offers SVG and PNG together.
+
+    JupyterLab renders SVG only in *trusted* notebooks; a notebook someone just
+    opened is not, and showed "<graphviz.graphs.Digraph>" in place of every
+    graph. PNG is always rendered, so an untrusted notebook shows the PNG and a
+    trusted one (or a code host) the sharper SVG.
+    """
+
+    def __init__(self, graph: graphviz.Digraph):
+        self.graph = graph
+        self.source = graph.source
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.graph.pipe(format="svg", encoding="utf-8"),
+                "image/png": self.graph.pipe(format="png"),
+                "text/plain": f"<graph {self.graph.name}>"}
+
+
 def show(graph: graphviz.Digraph):
-    """For notebooks: the graph itself (displayed as SVG) when ``dot`` exists,
-    else a :class:`DotSource` so the cell prints text instead of a traceback."""
-    return graph if has_dot() else DotSource(graph.source)
+    """For notebooks: the graph as a picture (SVG and PNG, see :class:`GraphPicture`)
+    when ``dot`` exists, else a :class:`DotSource` so the cell prints text instead
+    of a traceback."""
+    return GraphPicture(graph) if has_dot() else DotSource(graph.source)
 
 
 # ---------------------------------------------------------------------------
@@ -589,6 +609,6 @@ def image_grid(images: Sequence[np.ndarray], titles: Optional[Sequence] = None, 
 
 
 __all__ = ["cell_graph", "genotype_graph", "width_path_graph", "mixed_edge_graph", "search_cell_graph", "PAGE_SIZE",
-           "render", "has_dot", "show", "DotSource",
+           "render", "has_dot", "show", "DotSource", "GraphPicture",
            "INSTALL_HINT", "plot_alpha_heatmap", "plot_alphas", "plot_beta", "plot_alpha_readers", "plot_width_grid",
            "load_history", "plot_trajectories", "plot_losses", "image_grid"]
