@@ -536,7 +536,7 @@ def plot_trajectories(history: Sequence[dict], key: str = "alpha", *, primitives
 
 def plot_losses(history: Sequence[dict]):
     """Train/val (and architecture) loss on the left axis, validation PSNR on the right."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     epochs = _epochs(history)
 
     def points(key):
@@ -554,7 +554,8 @@ def plot_losses(history: Sequence[dict]):
     ax2.set_ylabel("PSNR (dB)", color="tab:red")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8)
+    # beside the axes: inside, it hid the ends of the curves, where they matter most
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", bbox_to_anchor=(1.15, 1.0), frameon=False)
     ax.set_title("search curves")
     fig.tight_layout()
     return fig
