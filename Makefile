@@ -13,7 +13,7 @@ else
 TORCH ?= torch
 endif
 
-.PHONY: setup demo test test-fast test-lib test-notebooks bench bench-all zoo lab clean
+.PHONY: setup demo test test-fast test-lib test-notebooks notebooks bench bench-all zoo lab clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
-	HINAS_FAST=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
+	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
+
+test-notebooks: setup
+	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
 
 test-lib: setup
 	$(PY) -m pytest -q tests
@@ -57,8 +60,14 @@ zoo: setup
 	$(PY) zoo/make_denoise.py --threads 2
 	$(PY) zoo/make_sr.py --threads 2
 
+# JupyterLab on this machine only; as root (a container) Jupyter refuses to start
+# without --allow-root. On a machine shared with other jobs: HINAS_THREADS=1 make lab
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks --ip 127.0.0.1 $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# re-run every notebook in fast mode (1 thread) and normalise it for committing
+notebooks: setup
+	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) scripts/normalize_notebooks.py --execute notebooks/0*.ipynb
 
 clean:
 	rm -rf runs .pytest_cache

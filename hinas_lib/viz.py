@@ -74,9 +74,21 @@ def cell_graph(genotype: Genotype, layer: int, *, fmt: str = "svg") -> graphviz.
     return g
 
 
+# Widest a genotype picture may be, in inches (graphviz `size`): a notebook page
+# is about 9 in (~860 px) wide; dot scales a larger drawing down to fit.
+PAGE_SIZE = "9,30"
+
+
 def genotype_graph(genotype: Genotype, *, fmt: str = "svg") -> graphviz.Digraph:
-    """Every cell in one picture, one cluster per layer, wired through the stem."""
-    g = graphviz.Digraph("genotype", format=fmt, **_darts_style())
+    """Every cell in one picture, wired through the stem.
+
+    Cells are stacked top to bottom (one cluster per layer, blocks flowing
+    downwards inside it), so the picture grows in height with the layers and
+    stays within a page's width (:data:`PAGE_SIZE`).
+    """
+    style = _darts_style()
+    style["graph_attr"] = {"rankdir": "TB", "size": PAGE_SIZE, "nodesep": "0.25", "ranksep": "0.35"}
+    g = graphviz.Digraph("genotype", format=fmt, **style)
     g.node("stem", "stem", fillcolor="darkseagreen2")
     for l in range(genotype.layers):
         with g.subgraph(name=f"cluster_{l}") as c:
@@ -89,11 +101,21 @@ def genotype_graph(genotype: Genotype, *, fmt: str = "svg") -> graphviz.Digraph:
     return g
 
 
+# Grid layout of the width-path graph, in inches: one column per layer, one row per level.
+_COL, _ROW = 1.4, 0.9
+
+
 def width_path_graph(genotype_or_path, levels: Optional[int] = None, layers: Optional[int] = None,
                      *, fmt: str = "svg") -> graphviz.Digraph:
     """The layer x width grid: possible moves in grey, the chosen path in red,
     nodes no path can reach dashed. Levels are named by width factor when a
-    Genotype is given."""
+    Genotype is given.
+
+    Every node is pinned to its place (``neato`` with ``pos="x,y!"``): layer l
+    in column l, level s in row s (narrowest on top), so keeping the width is a
+    horizontal arrow and a 1x -> 1x -> 1x path is a straight line. (``dot``
+    would place nodes by rank only and could draw it as a diagonal.)
+    """
     if isinstance(genotype_or_path, Genotype):
         path, factors = list(genotype_or_path.path), genotype_or_path.width_factors
     else:
@@ -102,25 +124,82 @@ def width_path_graph(genotype_or_path, levels: Optional[int] = None, layers: Opt
     levels = levels or (len(factors) if factors else max(path) + 1)
     mask = move_mask(layers, levels)
 
-    g = graphviz.Digraph("width_path", format=fmt, graph_attr={"rankdir": "LR", "ranksep": "0.9"},
-                         node_attr={"shape": "circle", "fixedsize": "true", "width": "0.7",
+    g = graphviz.Digraph("width_path", format=fmt, engine="neato",
+                         graph_attr={"splines": "line", "outputorder": "edgesfirst"},
+                         node_attr={"shape": "circle", "fixedsize": "true", "width": "0.6",
                                     "fontsize": "12", "style": "filled", "fillcolor": "white"})
-    g.node("stem", "stem", fillcolor="darkseagreen2")
+
+    def pos(col: float, row: float) -> str:
+        return f"{col * _COL:.2f},{-row * _ROW:.2f}!"
+
+    g.node("stem", "stem", pos=pos(-1, 0), shape="box", fillcolor="darkseagreen2")
+    for l in range(layers):  # column titles above the grid
+        g.node(f"title{l}", f"layer {l}", pos=pos(l, -0.8), shape="plaintext", style="", fixedsize="false")
     for l in range(layers):
-        with g.subgraph(name=f"cluster_{l}") as c:
-            c.attr(label=f"layer {l}", color="white")
-            for s in range(levels):
-                label = f"{factors[s]:g}x" if factors else f"s{s}"
-                if s not in reachable(l, levels):
-                    c.node(f"n{l}_{s}", label, style="dashed", color="gray70", fontcolor="gray70")
-                elif l < len(path) and path[l] == s:
-                    c.node(f"n{l}_{s}", label, color="red", penwidth="2", fillcolor="mistyrose")
-                else:
-                    c.node(f"n{l}_{s}", label)
+        for s in range(levels):
+            label = f"{factors[s]:g}x" if factors else f"s{s}"
+            kw = {"pos": pos(l, s)}
+            if s not in reachable(l, levels):
+                g.node(f"n{l}_{s}", label, style="dashed", color="gray70", fontcolor="gray70", **kw)
+            elif l < len(path) and path[l] == s:
+                g.node(f"n{l}_{s}", label, color="red", penwidth="2", fillcolor="mistyrose", **kw)
+            else:
+                g.node(f"n{l}_{s}", label, **kw)
     for l, src, k, s in possible_moves(mask):
         tail = f"n{l - 1}_{src}" if l > 0 else "stem"
         taken = l < len(path) and path[l] == s and (path[l - 1] if l > 0 else 0) == src
         g.edge(tail, f"n{l}_{s}", color="red" if taken else "gray60", penwidth="3" if taken else "1")
+    return g
+
+
+def mixed_edge_graph(primitives: Sequence[str], *, weights: Optional[Sequence[float]] = None,
+                     fmt: str = "svg") -> graphviz.Digraph:
+    """One mixed edge x -> y: every candidate op on its own branch, each scaled
+    by its softmax(alpha) weight and summed (the continuous relaxation).
+
+    Args:
+        primitives: the candidate ops.
+        weights: softmax(alpha) to print on the branches (default: uniform).
+    """
+    n = len(primitives)
+    w = [1.0 / n] * n if weights is None else [float(v) for v in weights]
+    g = graphviz.Digraph("mixed_edge", format=fmt,
+                         graph_attr={"rankdir": "LR", "ranksep": "0.5", "nodesep": "0.12"},
+                         node_attr={"fontname": "helvetica", "fontsize": "12", "style": "filled",
+                                    "shape": "box", "fillcolor": "white"},
+                         edge_attr={"fontname": "helvetica", "fontsize": "10", "arrowsize": "0.6"})
+    g.node("x", "x", shape="circle", fillcolor="darkseagreen2")
+    g.node("sum", "+", shape="circle", fillcolor="palegoldenrod", fontsize="18")
+    g.node("y", "y", shape="circle", fillcolor="lightblue")
+    for k, (p, wk) in enumerate(zip(primitives, w)):
+        g.node(f"op{k}", p, fillcolor="gray90" if p == "none" else "white",
+               fontcolor="gray40" if p == "none" else "black")
+        g.edge("x", f"op{k}")
+        g.edge(f"op{k}", "sum", label=f"x {wk:.2f}", penwidth=f"{0.5 + 4 * wk:.2f}")
+    g.edge("sum", "y")
+    return g
+
+
+def search_cell_graph(blocks: int, *, fmt: str = "svg") -> graphviz.Digraph:
+    """A search cell before derivation: every (block, earlier state) pair is a
+    mixed edge (one arrow, labelled with its row of alpha), the blocks are
+    concatenated and a 1x1 conv makes the cell output."""
+    style = _darts_style()
+    style["graph_attr"] = {"rankdir": "TB", "size": PAGE_SIZE, "ranksep": "0.45"}
+    g = graphviz.Digraph("search_cell", format=fmt, **style)
+    g.attr(label="every arrow is a mixed op; its label is its row of alpha", labelloc="t", fontsize="14",
+           fontname="times")
+    g.node("s0", "c_{l-2}", fillcolor="darkseagreen2")
+    g.node("s1", "c_{l-1}", fillcolor="darkseagreen2")
+    for i in range(blocks):
+        g.node(f"b{i}", f"b{i}", fillcolor="lightblue")
+    for e, (i, j) in enumerate(edge_index(blocks)):
+        g.edge(input_name(j), f"b{i}", label=f"α[{e}]", color="gray40")
+    g.node("cat", "concat + 1x1 conv", fillcolor="palegoldenrod")
+    for i in range(blocks):
+        g.edge(f"b{i}", "cat", color="gray")
+    g.node("out", "c_{l}", fillcolor="palegoldenrod")
+    g.edge("cat", "out")
     return g
 
 
@@ -169,10 +248,30 @@ class DotSource:
     __str__ = __repr__
 
 
+class GraphPicture:
+    """A rendered graph for notebooks: offers SVG and PNG together.
+
+    JupyterLab renders SVG only in *trusted* notebooks; a notebook someone just
+    opened is not, and showed "<graphviz.graphs.Digraph>" in place of every
+    graph. PNG is always rendered, so an untrusted notebook shows the PNG and a
+    trusted one (or a code host) the sharper SVG.
+    """
+
+    def __init__(self, graph: graphviz.Digraph):
+        self.graph = graph
+        self.source = graph.source
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.graph.pipe(format="svg", encoding="utf-8"),
+                "image/png": self.graph.pipe(format="png"),
+                "text/plain": f"<graph {self.graph.name}>"}
+
+
 def show(graph: graphviz.Digraph):
-    """For notebooks: the graph itself (displayed as SVG) when ``dot`` exists,
-    else a :class:`DotSource` so the cell prints text instead of a traceback."""
-    return graph if has_dot() else DotSource(graph.source)
+    """For notebooks: the graph as a picture (SVG and PNG, see :class:`GraphPicture`)
+    when ``dot`` exists, else a :class:`DotSource` so the cell prints text instead
+    of a traceback."""
+    return GraphPicture(graph) if has_dot() else DotSource(graph.source)
 
 
 # ---------------------------------------------------------------------------
@@ -204,71 +303,137 @@ def _op_names(primitives, n: int) -> List[str]:
     return list(PRIMITIVES) if n == len(PRIMITIVES) else [f"op{i}" for i in range(n)]
 
 
+# Deviations from uniform are drawn in percentage points: a short search moves a
+# weight by 0.05 points, which "+0.00" (as a fraction) would hide.
+PP = 100.0
+
+
+def _deviation_limit(dev: np.ndarray) -> float:
+    # symmetric colour range around 0; the floor (0.01 points, far above float
+    # rounding) keeps an all-zero map from painting noise in full colour
+    return max(float(np.nanmax(np.abs(dev))) if dev.size else 0.0, 0.01)
+
+
+def _annotate(ax, dev: np.ndarray, lim: float, valid=None, fontsize: int = 9) -> None:
+    for r in range(dev.shape[0]):
+        for c in range(dev.shape[1]):
+            if valid is None or valid[r, c]:
+                ax.text(c, r, f"{dev[r, c]:+.2f}", ha="center", va="center", fontsize=fontsize,
+                        color="white" if abs(dev[r, c]) > 0.6 * lim else "black")
+
+
 def plot_alpha_heatmap(alpha, primitives: Sequence[str], blocks: int, *, title: Optional[str] = None, ax=None):
-    """Softmax over ops of one cell's alpha (E, O); rows are edges "b{i}<-{input}"."""
+    """How far one cell's softmax(alpha) (E, O) is from uniform: softmax(alpha) - 1/O,
+    in percentage points.
+
+    Rows are edges "b{i}<-{input}", columns ops. A diverging colour map centred
+    at 0 (red: the op gained weight, blue: it lost weight), so an alpha that
+    has not moved is white rather than a wall of identical numbers. The op a
+    row would keep (the largest weight) is boxed.
+    """
     w = torch.softmax(_tensor(alpha), dim=-1).numpy()
     rows = [f"b{i}<-{input_name(j)}" for i, j in edge_index(blocks)]
     if w.shape != (len(rows), len(primitives)):
         raise ValueError(f"alpha has shape {w.shape}, expected ({len(rows)}, {len(primitives)}) "
                          f"for {blocks} blocks and {len(primitives)} primitives")
-    fig, ax = _fig_ax(ax, (0.8 * len(primitives) + 2.5, 0.32 * len(rows) + 1.5))
-    ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    best = w.argmax(axis=1)
-    for e in range(w.shape[0]):
-        for o in range(w.shape[1]):
-            ax.text(o, e, f"{w[e, o]:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if w[e, o] > 0.6 else "white",
-                    fontweight="bold" if o == best[e] else "normal")
-    ax.set_xticks(range(len(primitives)), labels=list(primitives), rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), labels=rows, fontsize=8)
-    if title:
-        ax.set_title(title)
+    dev = PP * (w - 1.0 / w.shape[1])
+    lim = _deviation_limit(dev)
+    fig, ax = _fig_ax(ax, (0.9 * len(primitives) + 2.5, 0.42 * len(rows) + 1.6))
+    im = ax.imshow(dev, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    _annotate(ax, dev, lim)
+    for e, o in enumerate(w.argmax(axis=1)):
+        ax.add_patch(Rectangle((o - 0.5, e - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
+    ax.set_xticks(range(len(primitives)), labels=list(primitives), rotation=35, ha="right", fontsize=10)
+    ax.set_yticks(range(len(rows)), labels=rows, fontsize=10)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"softmax(alpha) - 1/{w.shape[1]} (points)")
+    ax.set_title(title or "softmax(alpha) - uniform", fontsize=11)
     return fig
 
 
-def plot_alphas(alpha, primitives: Sequence[str], blocks: int, *, ncols: int = 3):
-    """Every cell's alpha: (L, E, O) one per layer, (1, E, O) tied, (L, S, E, O)
-    one per grid node that exists."""
+def plot_alphas(alpha, primitives: Sequence[str], blocks: int, *, ncols: int = 2):
+    """Every cell's alpha as deviation from uniform (see :func:`plot_alpha_heatmap`):
+    (L, E, O) one per layer, (1, E, O) tied, (L, S, E, O) one per grid node that exists."""
     a = _tensor(alpha)
     if a.dim() == 2:
         a = a[None]
     if a.dim() == 3:
-        cells = [("all cells" if a.shape[0] == 1 else f"layer {l}", a[l]) for l in range(a.shape[0])]
+        cells = [("all cells (tied)" if a.shape[0] == 1 else f"layer {l}", a[l]) for l in range(a.shape[0])]
     elif a.dim() == 4:
         L, S = a.shape[:2]
         cells = [(f"layer {l}, level {s}", a[l, s]) for l in range(L) for s in reachable(l, S)]
     else:
         raise ValueError(f"alpha must be (E,O), (L,E,O) or (L,S,E,O); got shape {tuple(a.shape)}")
     ncols = min(ncols, len(cells))
-    fig, axes = _grid(len(cells), ncols, 0.8 * len(primitives) + 2.8, 0.32 * a.shape[-2] + 1.8)
+    fig, axes = _grid(len(cells), ncols, 0.9 * len(primitives) + 3.2, 0.42 * a.shape[-2] + 2.0)
     for ax, (title, cell) in zip(axes, cells):
-        plot_alpha_heatmap(cell, primitives, blocks, title=title, ax=ax)
+        plot_alpha_heatmap(cell, primitives, blocks, title=f"{title}: softmax(alpha) - uniform", ax=ax)
     fig.tight_layout()
     return fig
 
 
 def plot_beta(beta, mask=None, *, width_factors: Optional[Sequence[float]] = None):
-    """Masked softmax of beta, one heatmap per layer: rows are the source level in the
-    previous layer (the stem for layer 0), columns the move; impossible moves grey."""
+    """Masked softmax of beta as deviation from uniform, one heatmap per layer:
+    rows are the source level in the previous layer (the stem for layer 0),
+    columns the move (:data:`hinas_lib.grid.MOVES`); a move's deviation is its
+    weight minus 1/(number of moves out of that node), in percentage points.
+    Impossible moves grey."""
     b = _tensor(beta)
     L, S, _ = b.shape
-    mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
+    mask = move_mask(L, S) if mask is None else torch.as_tensor(mask, dtype=torch.bool).cpu()
     w = masked_softmax(b, mask).numpy()
+    m = mask.numpy()
+    n_out = np.maximum(m.sum(-1, keepdims=True), 1)
+    dev = np.where(m, PP * (w - 1.0 / n_out), np.nan)
+    lim = _deviation_limit(np.nan_to_num(dev))
     ylabels = [f"{f:g}x" for f in width_factors] if width_factors else [f"level {s}" for s in range(S)]
-    fig, axes = _grid(L, L, 2.3, 0.5 * S + 1.8)
+    fig, axes = _grid(L, L, 2.6, 0.55 * S + 1.9)
     for l, ax in enumerate(axes):
-        m = mask[l].numpy()
         ax.set_facecolor("lightgrey")  # NaN cells are transparent, so this marks impossible moves
-        ax.imshow(np.where(m, w[l], np.nan), cmap="viridis", vmin=0, vmax=1)
+        im = ax.imshow(dev[l], cmap="RdBu_r", vmin=-lim, vmax=lim)
+        _annotate(ax, np.nan_to_num(dev[l]), lim, valid=m[l])
+        ax.set_xticks(range(3), labels=MOVES, fontsize=10)
+        ax.set_yticks(range(S), labels=ylabels if l == 0 else [""] * S, fontsize=10)
+        ax.set_title("from the stem" if l == 0 else f"from layer {l - 1}", fontsize=10)
+    axes[0].set_ylabel("source width")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="softmax(beta) - uniform (points)")
+    return fig
+
+
+def plot_alpha_readers(net, ax=None):
+    """The supernet's layer x width grid, each node coloured by which slice of
+    alpha its cell reads, asked from ``net.alpha_for`` itself (so the picture
+    cannot disagree with the code): one colour for tied, one per layer for
+    layer-wise (LWAS), one per node for per-cell sharing.
+
+    Args:
+        net: a :class:`~hinas_lib.supernet.SuperNet` (any ``alpha_sharing``).
+        ax: axes to draw into (default: a new figure).
+    """
+    L, S = net.L, net.S
+    # a stand-in alpha whose every cell-sized slice holds its own index
+    n_slices = int(np.prod(net.alpha.shape[:-2]))
+    ids = torch.arange(n_slices, dtype=torch.float32).reshape(*net.alpha.shape[:-2], 1, 1)
+    ids = ids.expand(net.alpha.shape)
+    reads = {(l, s): int(net.alpha_for(l, s, ids)[0, 0]) for l, s in net.nodes}
+    cmap = plt.get_cmap("tab10" if n_slices <= 10 else "tab20")
+    own = ax is None
+    fig, ax = _fig_ax(ax, (1.2 * L + 2.0, 0.8 * S + 1.6))
+    for (l, s), k in reads.items():
+        ax.scatter([l], [s], s=1300, color=cmap(k % cmap.N), edgecolor="black", zorder=3)
+        idx = ",".join(str(int(i)) for i in np.unravel_index(k, net.alpha.shape[:-2]))
+        ax.text(l, s, f"α[{idx}]", ha="center", va="center", fontsize=9, zorder=4)
+    for l in range(L):
         for s in range(S):
-            for k in range(3):
-                if m[s, k]:
-                    ax.text(k, s, f"{w[l, s, k]:.2f}", ha="center", va="center", fontsize=8,
-                            color="black" if w[l, s, k] > 0.6 else "white")
-        ax.set_xticks(range(3), labels=MOVES, fontsize=8)
-        ax.set_yticks(range(S), labels=ylabels if l == 0 else [""] * S, fontsize=8)
-        ax.set_title("stem -> layer 0" if l == 0 else f"layer {l - 1} -> {l}")
-    fig.tight_layout()
+            if (l, s) not in reads:
+                ax.scatter([l], [s], s=1300, facecolor="none", edgecolor="lightgrey", zorder=3)
+    ax.set_xticks(range(L), labels=[f"layer {l}" for l in range(L)])
+    ax.set_yticks(range(S), labels=[f"{f:g}x" for f in net.cfg.space.width_factors])
+    ax.set_xlim(-0.6, L - 0.4)
+    ax.set_ylim(S - 0.5, -0.5)
+    ax.set_title(f"{net.cfg.space.alpha_sharing}: {len(set(reads.values()))} alpha(s) for {len(reads)} cells",
+                 fontsize=10)
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -371,7 +536,7 @@ def plot_trajectories(history: Sequence[dict], key: str = "alpha", *, primitives
 
 def plot_losses(history: Sequence[dict]):
     """Train/val (and architecture) loss on the left axis, validation PSNR on the right."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     epochs = _epochs(history)
 
     def points(key):
@@ -389,7 +554,8 @@ def plot_losses(history: Sequence[dict]):
     ax2.set_ylabel("PSNR (dB)", color="tab:red")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8)
+    # beside the axes: inside, it hid the ends of the curves, where they matter most
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", bbox_to_anchor=(1.15, 1.0), frameon=False)
     ax.set_title("search curves")
     fig.tight_layout()
     return fig
@@ -443,6 +609,7 @@ def image_grid(images: Sequence[np.ndarray], titles: Optional[Sequence] = None, 
     return fig
 
 
-__all__ = ["cell_graph", "genotype_graph", "width_path_graph", "render", "has_dot", "show", "DotSource",
-           "INSTALL_HINT", "plot_alpha_heatmap", "plot_alphas", "plot_beta", "plot_width_grid",
+__all__ = ["cell_graph", "genotype_graph", "width_path_graph", "mixed_edge_graph", "search_cell_graph", "PAGE_SIZE",
+           "render", "has_dot", "show", "DotSource", "GraphPicture",
+           "INSTALL_HINT", "plot_alpha_heatmap", "plot_alphas", "plot_beta", "plot_alpha_readers", "plot_width_grid",
            "load_history", "plot_trajectories", "plot_losses", "image_grid"]

@@ -1,12 +1,21 @@
-"""A small ipywidgets panel to set up and launch a HiNAS search from a notebook.
+"""A small ipywidgets panel to set up and launch a HiNAS search from a notebook,
+and the helper every course widget uses to show a figure.
 
 Everything runs through :class:`~hinas_lib.config.Config`, so the panel accepts
 exactly what the CLI and YAML files accept, and bad values produce the same
 ``ConfigError`` naming the field. The panel works without a browser: tests set
 ``panel.controls[name].value`` and call ``panel.click_run()``.
+
+Figures inside widgets: an ``ipywidgets.Output`` does not apply IPython display
+handles (``display(..., display_id=True).update()``), so a figure "updated"
+that way never changes inside a panel. :func:`show_figure` instead replaces the
+Output's ``outputs`` with a PNG of the figure: a synced trait, which JupyterLab
+redraws at once, and which works without a kernel (tests read it back).
 """
 from __future__ import annotations
 
+import base64
+import io
 from typing import Callable, Dict, Optional
 
 try:
@@ -17,6 +26,8 @@ except ImportError as e:  # an optional extra: say how to get it
 
 from .config import ALPHA_SHARING, PRESET_TASKS, Config, ConfigError, get_preset
 from .tasks import task_class
+
+import matplotlib.pyplot as plt
 
 _STYLE = {"description_width": "150px"}
 _LAYOUT = W.Layout(width="320px")
@@ -39,6 +50,36 @@ FIELDS = (
     ("search", "batch_size", "batch size", int),
     ("search", "crop", "crop (px)", int),
 )
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """The PNG bytes of a matplotlib figure (``dpi`` keeps widget images small)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def show_figure(output: "W.Output", *figs, dpi: int = 80) -> None:
+    """Replace what ``output`` shows with ``figs`` (as PNG images) and close them.
+
+    Args:
+        output: the ipywidgets Output to draw into; its previous content goes.
+        figs: matplotlib figures, shown one below the other.
+        dpi: resolution of the PNGs.
+    """
+    items = []
+    for fig in figs:
+        png = base64.b64encode(figure_png(fig, dpi)).decode("ascii")
+        items.append({"output_type": "display_data", "metadata": {},
+                      "data": {"image/png": png, "text/plain": f"<Figure: {fig.get_label() or 'plot'}>"}})
+        plt.close(fig)  # shown through the Output only; never a second time below the cell
+    output.outputs = tuple(items)
+
+
+def shown_images(output: "W.Output") -> list:
+    """The PNG bytes an Output currently shows (for tests and checks)."""
+    return [base64.b64decode(o["data"]["image/png"]) for o in output.outputs
+            if "image/png" in o.get("data", {})]
 
 
 def parse_widths(text: str) -> tuple:
@@ -158,4 +199,4 @@ class SearchPanel:
         display(self.widget)
 
 
-__all__ = ["SearchPanel", "parse_widths"]
+__all__ = ["FIELDS", "SearchPanel", "parse_widths", "figure_png", "show_figure", "shown_images"]

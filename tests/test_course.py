@@ -90,19 +90,93 @@ def test_search_panel_starts_from_the_config(monkeypatch):
     assert course.search_panel(sr).config().task.scale == 3
 
 
-def test_live_plot_and_tables(monkeypatch):
+def _record(epoch, alpha, beta, arch=True):
+    return {"epoch": epoch, "train_loss": 1.0 / (epoch + 1), "val_loss": 1.1 / (epoch + 1),
+            "arch_loss": 0.5 if arch else None, "val_psnr": 20.0 + epoch, "alpha": alpha.tolist(),
+            "beta": beta.tolist()}
+
+
+def test_live_plot_redraws_inside_its_widget_every_epoch(monkeypatch):
+    """The curves and heatmaps must change after epoch 0 (display handles froze them
+    inside the search panel): each Output holds one PNG, replaced every epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import torch
+    pytest.importorskip("ipywidgets")
+    from hinas_lib.widgets import shown_images
     monkeypatch.setenv(course.FAST_ENV, "1")
     cfg = course.course_config()
     live = course.LivePlot(cfg)
-    rec = {"epoch": 0, "train_loss": 1.0, "val_loss": 1.1, "arch_loss": None, "val_psnr": 20.0,
-           "alpha": torch.zeros(2, 5, 7).tolist(), "beta": torch.zeros(2, 3, 3).tolist()}
-    for kind in course.LivePlot.KINDS:
-        live.history = [rec]
+    assert set(live.outputs) == set(course.LivePlot.DEFAULT_KINDS)
+    g = torch.Generator().manual_seed(0)
+    seen = {k: [] for k in live.kinds}
+    for epoch in range(3):
+        live(_record(epoch, torch.randn(2, 5, 7, generator=g), torch.randn(2, 3, 3, generator=g), arch=epoch > 0))
+        for kind in live.kinds:
+            (png,) = shown_images(live.outputs[kind])  # replaced, not appended
+            seen[kind].append(png)
+        assert f"epoch {epoch + 1} of {cfg.search.epochs}" in live.status.value
+    for kind, pngs in seen.items():
+        assert len(set(pngs)) == 3, f"{kind} did not change between epochs"
+    assert len(live.history) == 3
+    assert len(live.figure("losses").axes[0].lines[0].get_xdata()) == 3
+    for kind in course.LivePlot.KINDS:  # every kind can be drawn
         assert live.figure(kind) is not None
     with pytest.raises(ValueError):
         course.LivePlot(cfg, kinds=("nope",))
+
+
+def test_tables():
     text = course.format_rows([{"a": 1.23456, "b": "x"}], ["a", "b"], {"a": ".2f"})
     assert text.splitlines()[2].split() == ["1.23", "x"]
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr"])
+def test_shipped_model_beats_its_baseline_and_says_where_it_comes_from(monkeypatch, task):
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    cfg = course.course_config(task)
+    name = course.SHIPPED[task]
+    res, info = course.evaluate_shipped(name, cfg, size=96)
+    assert res["mean"]["ours_psnr"] > res["mean"]["baseline_psnr"]
+    text = course.provenance(info)
+    assert text.startswith(f"shipped model (zoo/{name}") and "CPU-minutes" in text and "zoo/RESULTS.md" in text
+    assert f"{info['train_seconds'] / 60:.0f}" in text  # read from info.json, not hard-coded
+    with pytest.raises(ValueError, match="not for this notebook"):
+        course.evaluate_shipped(course.SHIPPED["sr" if task == "denoise" else "denoise"], cfg, size=48)
+
+
+def test_design_line_names_the_style():
+    cfg = course.course_config(fast=True)
+    assert course.design(cfg).startswith("design compact")
+    assert "README" in course.design(cfg)
+
+
+def test_setup_mentions_hinas_threads(monkeypatch):
+    import torch
+    monkeypatch.delenv(course.THREADS_ENV, raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert "HINAS_THREADS unset" in course.setup(threads=1)
+        monkeypatch.setenv(course.THREADS_ENV, "1")
+        assert "HINAS_THREADS=1" in course.setup()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_check_answers_never_raises(capsys):
+    import torch
+
+    def verdict(*args, **kw):
+        assert course.check(*args, **kw) is None  # printed only: a cell ending in check() shows it once
+        return capsys.readouterr().out.strip()
+
+    assert verdict(None, 3, "hint") == course.NOT_ANSWERED
+    assert verdict(3, 3, "hint") == "correct"
+    assert verdict(4, 3, "count again") == "not quite: count again"
+    assert verdict((1, 2), [1, 2], "h") == "correct" and verdict([1], [1, 2], "h").startswith("not quite")
+    assert verdict(0.3001, 0.3, "h", tol=1e-3) == "correct"
+    assert verdict(torch.ones(2), torch.ones(2), "h") == "correct"
+    assert verdict(torch.ones(3), torch.ones(2), "h").startswith("not quite")
+    assert verdict("abc", 1.0, "h").startswith("not quite")  # wrong type: a verdict, not an exception
+    assert verdict([1, 2], lambda a: sum(a) == 3, "h") == "correct"
+    assert verdict([1], lambda a: a[5] == 0, "h").startswith("not quite: h (comparing raised IndexError")

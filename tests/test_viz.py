@@ -6,12 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # tests only: the library itself never picks a backend
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
 from hinas_lib import viz
 from hinas_lib.genotype import Genotype, edges_per_cell
-from hinas_lib.grid import move_mask, reachable
+from hinas_lib.grid import MOVES, move_mask, reachable
 from hinas_lib.ops import PRIMITIVES
 
 L, B, S = 3, 3, 3
@@ -79,7 +80,9 @@ def test_render_png_and_show(geno, tmp_path):
     out = viz.render(viz.genotype_graph(geno), tmp_path / "sub" / "all", fmt="png")
     assert out.suffix == ".png" and out.read_bytes()[:4] == b"\x89PNG"
     g = viz.cell_graph(geno, 0)
-    assert viz.show(g) is g
+    bundle = viz.show(g)._repr_mimebundle_()
+    # PNG too: JupyterLab draws no SVG in a notebook it does not trust yet
+    assert bundle["image/png"][:4] == b"\x89PNG" and bundle["image/svg+xml"].lstrip().startswith("<?xml")
 
 
 def test_genotype_graph_has_a_cluster_per_layer(geno):
@@ -100,6 +103,52 @@ def test_width_path_graph(geno):
     src2 = viz.width_path_graph([0, 1, 1, 0], levels=3).source
     assert all(f"layer {l}" in src2 for l in range(4))
     assert src2.count("color=red penwidth=3") == 4
+
+
+def _positions(src):
+    """node id -> (x, y) from the pinned positions of a neato graph's source."""
+    import re
+    return {m.group(1): tuple(float(v) for v in m.group(2).split(","))
+            for m in re.finditer(r'^\s*(\w+) \[.*?pos="([-\d.]+,[-\d.]+)!"', src, re.M)}
+
+
+def test_width_path_graph_keeps_levels_on_rows_and_layers_in_columns():
+    src = viz.width_path_graph([0, 0, 0, 1], levels=3).source
+    pos = _positions(src)
+    for l in range(4):
+        for s in range(3):
+            x, y = pos[f"n{l}_{s}"]
+            assert y == pos[f"n0_{s}"][1], "a level must be one row"
+            assert x == pos[f"n{l}_0"][0], "a layer must be one column"
+    assert pos["stem"][1] == pos["n0_0"][1]  # the stem sits at level 0: 1x -> 1x is horizontal
+    assert pos["n0_0"][1] > pos["n0_1"][1] > pos["n0_2"][1]  # narrowest on top
+    assert viz.width_path_graph([0]).engine == "neato"  # neato honours the pinned positions
+
+
+@pytest.mark.skipif(not viz.has_dot(), reason="Graphviz not installed")
+def test_width_path_graph_renders_a_straight_keep_path(tmp_path):
+    out = viz.render(viz.width_path_graph([0, 0, 0], levels=3), tmp_path / "wp", fmt="svg")
+    assert out.suffix == ".svg" and "layer 2" in out.read_text()
+
+
+@pytest.mark.skipif(not viz.has_dot(), reason="Graphviz not installed")
+def test_genotype_graph_fits_a_page(tmp_path):
+    import re
+    big = Genotype(cells=[[(("sep_conv_5x5", 1), ("dil_conv_5x5", 0))] * 4] * 4, path=(0, 1, 2, 1))
+    out = viz.render(viz.genotype_graph(big), tmp_path / "g", fmt="svg")
+    width_pt = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text()).group(1))
+    assert width_pt <= 9 * 72 + 1  # PAGE_SIZE: at most 9 inches wide
+    out = viz.render(viz.search_cell_graph(4), tmp_path / "c", fmt="svg")
+    assert float(re.search(r'<svg width="([\d.]+)pt"', out.read_text()).group(1)) <= 9 * 72 + 1
+
+
+def test_mixed_edge_and_search_cell_graphs():
+    src = viz.mixed_edge_graph(PRIMITIVES, weights=[1.0] + [0.0] * (len(PRIMITIVES) - 1)).source
+    for p in PRIMITIVES:
+        assert p in src
+    assert src.count("-> sum") == len(PRIMITIVES) and "x 1.00" in src
+    src = viz.search_cell_graph(B).source
+    assert src.count("α[") == edges_per_cell(B)
 
 
 def test_render_without_dot_writes_source_and_warns_once(geno, tmp_path, monkeypatch):
@@ -131,9 +180,23 @@ def test_show_without_dot_gives_source_and_hint(geno, tmp_path, monkeypatch):
 E, O = edges_per_cell(B), len(PRIMITIVES)
 
 
+def test_alpha_heatmap_shows_the_deviation_from_uniform(tmp_path):
+    alpha = torch.zeros(E, O)
+    alpha[0, 2] = 2.0  # one op of one edge gained weight
+    fig = viz.plot_alpha_heatmap(alpha, PRIMITIVES, B)
+    ax = fig.axes[0]
+    data = ax.images[0].get_array()
+    w = torch.softmax(alpha, -1).numpy()
+    assert abs(float(data[0, 2]) - 100 * (w[0, 2] - 1 / O)) < 1e-4 and abs(float(data[1, 0])) < 1e-7  # points
+    lo, hi = ax.images[0].get_clim()
+    assert lo == -hi and ax.images[0].get_cmap().name == "RdBu_r"  # diverging, centred at 0
+    assert [t.get_text() for t in ax.texts][2] == f"{100 * (w[0, 2] - 1 / O):+.2f}"
+    assert min(t.get_fontsize() for t in ax.get_yticklabels()) >= 9  # legible
+
+
 def test_alpha_heatmap_labels(tmp_path):
     fig = viz.plot_alpha_heatmap(torch.randn(E, O), PRIMITIVES, B, title="layer 0")
-    (ax,) = fig.axes
+    ax = fig.axes[0]
     rows = [t.get_text() for t in ax.get_yticklabels()]
     assert rows[:3] == ["b0<-s0", "b0<-s1", "b1<-s0"] and rows[-1] == "b2<-b1"
     assert [t.get_text() for t in ax.get_xticklabels()] == PRIMITIVES
@@ -148,14 +211,20 @@ def test_alpha_heatmap_labels(tmp_path):
 def test_plot_alphas_one_axis_per_cell(shape, n_axes, tmp_path):
     alpha = torch.nn.Parameter(torch.randn(shape))  # a live parameter is fine
     fig = viz.plot_alphas(alpha, PRIMITIVES, B)
-    assert len(fig.axes) == n_axes
+    assert len([ax for ax in fig.axes if ax.images]) == n_axes  # (+ one colour bar each)
     fig.savefig(tmp_path / "alphas.png")
 
 
 def test_plot_beta_and_width_grid(geno, tmp_path):
     beta = torch.randn(L, S, 3)
     fig = viz.plot_beta(beta, move_mask(L, S), width_factors=geno.width_factors)
-    assert len(fig.axes) == L
+    heat = [ax for ax in fig.axes if ax.images]
+    assert len(heat) == L
+    dev = heat[1].images[0].get_array()
+    w = torch.softmax(beta[1, 0], -1).numpy()  # from level 0 at layer 0 every move but "lower" exists
+    assert abs(float(dev[0, 1]) - 100 * (w[1] / w[1:].sum() - 0.5)) < 1e-4
+    assert np.ma.getmaskarray(dev)[0, 0]  # impossible move: NaN, masked, no colour
+    assert [t.get_text() for t in heat[0].get_xticklabels()] == list(MOVES)
     fig.savefig(tmp_path / "beta.png")
 
     fig = viz.plot_width_grid(beta=beta.tolist(), path=geno.path, width_factors=geno.width_factors)
@@ -166,6 +235,21 @@ def test_plot_beta_and_width_grid(geno, tmp_path):
 
     fig2, ax2 = plt.subplots()  # drawing into the caller's axes returns the caller's figure
     assert viz.plot_width_grid(path=[0, 1, 1, 0], levels=3, ax=ax2) is fig2
+
+
+@pytest.mark.parametrize("mode,n", [("tied", 1), ("layer", L), ("cell", None)])
+def test_alpha_readers_follow_the_supernet(mode, n):
+    from hinas_lib.config import get_preset
+    from hinas_lib.supernet import SuperNet
+    cfg = get_preset("tiny").replace(space={"alpha_sharing": mode, "layers": L})
+    net = SuperNet(cfg)
+    fig = viz.plot_alpha_readers(net)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == len(net.nodes)
+    assert len(set(labels)) == (n or len(net.nodes))
+    if mode == "layer":  # every node of layer l reads alpha[l]
+        assert sorted(set(labels)) == [f"α[{l}]" for l in range(L)]
 
 
 def history(epochs=4, alpha_shape=(L, E, O)):

@@ -89,3 +89,22 @@ def test_click_with_good_values_runs_once():
     panel.controls["layers"].value = 2
     panel.click_run()
     assert len(calls) == 2 and "invalid" not in output_text(panel)
+
+
+def test_show_figure_replaces_the_output_and_closes_the_figures():
+    import matplotlib
+    matplotlib.use("Agg")
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from hinas_lib.widgets import show_figure, shown_images
+    out = W.Output()
+    out.append_stdout("old text\n")
+    figs = [plt.figure(), plt.figure()]
+    for f in figs:
+        f.add_subplot().plot([0, 1])
+    show_figure(out, *figs)
+    pngs = shown_images(out)
+    assert len(out.outputs) == 2 and len(pngs) == 2 and all(p[:4] == b"\x89PNG" for p in pngs)
+    assert not any(plt.fignum_exists(f.number) for f in figs)  # not shown a second time below the cell
+    show_figure(out)
+    assert out.outputs == ()

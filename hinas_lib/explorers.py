@@ -1,0 +1,335 @@
+"""Small interactive widgets for the course notebooks: move a control, see the effect.
+
+* :class:`MixedEdgeExplorer` (notebook 1) -- one slider per primitive's alpha on
+  one mixed edge; shows softmax(alpha) as bars and the edge's output image.
+* :class:`WidthPathPicker` (notebook 3) -- one dropdown per layer offering only
+  the legal width moves; shows the path on the grid and the network's size.
+* :class:`DenoiseExplorer` (notebooks 5 and 7) -- a noise-sigma slider on a zoo
+  denoiser; shows noisy / non-local means / the network with their PSNR.
+* :class:`SRExplorer` (notebook 6) -- a scale selector over the zoo's SR models;
+  shows LR / bicubic / the network / HR with their PSNR.
+
+Each keeps what it computed last in ``self.state`` (a dict), draws into
+``self.output`` through :func:`hinas_lib.widgets.show_figure`, and exposes its
+controls, so tests drive it without a browser: set a control's ``.value`` and
+read ``state`` and ``output.outputs``. Display one with ``explorer`` as the last
+expression of a cell (or ``display(explorer)``).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import data, viz
+from .cells import MixedOp
+from .config import Config
+from .evaluate import run_model
+from .genotype import Genotype, default_genotype
+from .grid import path_error
+from .metrics import psnr
+from .network import HiNASNet
+from .tasks import get_task
+from .widgets import W, show_figure, shown_images
+
+
+class _Explorer:
+    """Shared plumbing: an Output to draw into and notebook display."""
+
+    widget: "W.Widget"
+
+    def __init__(self):
+        self.output = W.Output()
+        self.state: Dict = {}
+
+    def _ipython_display_(self):
+        from IPython.display import display  # noqa: PLC0415 (only inside a notebook)
+        display(self.widget)
+
+    def snapshot(self):
+        """The picture the widget shows now, as a static image: it stays in a saved
+        notebook, where the live widget is only a placeholder until the cells run."""
+        from IPython.display import Image  # noqa: PLC0415
+
+        pngs = shown_images(self.output)
+        return Image(data=pngs[0]) if pngs else None
+
+
+def _photo(name: str, channels: int, size: int) -> np.ndarray:
+    """A centre crop of an embedded photograph (held out from every search and training)."""
+    return data.centre_crop(data.load_embedded(name, channels), size)
+
+
+# ---------------------------------------------------------------------------
+# Notebook 1: one mixed edge
+# ---------------------------------------------------------------------------
+
+class MixedEdgeExplorer(_Explorer):
+    """Alpha sliders on one mixed edge of a search cell.
+
+    The edge holds every primitive with fixed random weights (as at the start
+    of a search; BN in eval mode, so it does not renormalise the output). The
+    output is ``MixedOp(x, softmax(alpha))``: drag one alpha up and the output
+    becomes that op's output; give ``none`` the weight and it fades to zero.
+
+    Args:
+        primitives: the candidate ops.
+        image: the input picture's name (an embedded grey photograph).
+        size: side of the crop.
+        seed: for the ops' random weights.
+    """
+
+    def __init__(self, primitives: Sequence[str], image: str = "camera", size: int = 96, seed: int = 0):
+        super().__init__()
+        self.primitives = list(primitives)
+        torch.manual_seed(seed)
+        self.op = MixedOp(1, self.primitives, affine=False).eval()
+        self.x = data.to_tensor(_photo(image, 1, size))[None]
+        with torch.no_grad():  # each op's own output, to show what is being mixed
+            eye = torch.eye(len(self.primitives))
+            self.op_outputs = [self.op(self.x, eye[k])[0, 0].numpy() for k in range(len(self.primitives))]
+        # one colour range for every picture, so fading to `none` shows as fading
+        allv = np.concatenate([self.x[0, 0].numpy().ravel()] + [o.ravel() for o in self.op_outputs])
+        self.vrange = (float(np.percentile(allv, 1)), float(np.percentile(allv, 99)))
+        self.sliders = {p: W.FloatSlider(value=0.0, min=-4.0, max=4.0, step=0.1, description=p,
+                                         continuous_update=False, style={"description_width": "110px"},
+                                         layout=W.Layout(width="440px"))
+                        for p in self.primitives}
+        for s in self.sliders.values():
+            s.observe(self._redraw, names="value")
+        reset = W.Button(description="all alpha = 0")
+        reset.on_click(lambda _b: self.set_alpha([0.0] * len(self.primitives)))
+        self.widget = W.HBox([W.VBox([W.HTML("<b>alpha of each op on this edge</b>"), *self.sliders.values(),
+                                      reset]), self.output])
+        self._redraw()
+
+    def set_alpha(self, values: Sequence[float]) -> None:
+        """Set every slider at once (one redraw)."""
+        for s, v in zip(self.sliders.values(), values):
+            s.unobserve(self._redraw, names="value")
+            s.value = float(v)
+            s.observe(self._redraw, names="value")
+        self._redraw()
+
+    def alpha(self) -> torch.Tensor:
+        return torch.tensor([self.sliders[p].value for p in self.primitives])
+
+    def _redraw(self, _change=None) -> None:
+        w = torch.softmax(self.alpha(), dim=0)
+        with torch.no_grad():
+            y = self.op(self.x, w)[0, 0].numpy()
+        self.state = {"weights": w, "output": y}
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.3), gridspec_kw={"width_ratios": [1.6, 1, 1]})
+        ax = axes[0]
+        ax.barh(self.primitives, w.numpy(), color=["lightgrey" if p == "none" else "tab:blue"
+                                                   for p in self.primitives])
+        ax.axvline(1 / len(self.primitives), color="gray", ls="--", lw=1, label="uniform")
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_xlabel("softmax(alpha)")
+        ax.legend(fontsize=8, loc="lower right")
+        lo, hi = self.vrange
+        for a, img, title in ((axes[1], self.x[0, 0].numpy(), "input x"),
+                              (axes[2], y, "mixed output  sum_k w_k o_k(x)")):
+            a.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            a.set_title(title, fontsize=10)
+            a.set_xticks([])
+            a.set_yticks([])
+        fig.tight_layout()
+        show_figure(self.output, fig)
+
+
+# ---------------------------------------------------------------------------
+# Notebook 3: a width path by hand
+# ---------------------------------------------------------------------------
+
+class WidthPathPicker(_Explorer):
+    """One dropdown per layer; each offers only the levels one move away from
+    the previous layer's (the stem is at level 0). Changing a layer clamps the
+    later ones to the nearest legal level. Shows the path on the grid and the
+    parameters of the network it gives (the hand-made reference cells of
+    :func:`~hinas_lib.genotype.default_genotype`, at ``cfg.train.filters``).
+
+    Args:
+        cfg: the config (layers, blocks, width factors, task, filters).
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        sp = cfg.space
+        self.L, self.factors = sp.layers, tuple(sp.width_factors)
+        self.cells = default_genotype(sp.layers, sp.blocks, sp.width_factors).cells
+        self.dropdowns = [W.Dropdown(description=f"layer {l}", style={"description_width": "60px"},
+                                     layout=W.Layout(width="160px")) for l in range(self.L)]
+        self._busy = False
+        self._sync_options([0] * self.L)
+        for d in self.dropdowns:
+            d.observe(self._changed, names="value")
+        self.widget = W.VBox([W.HBox(self.dropdowns), self.output])
+        self._redraw()
+
+    def legal_levels(self, prev: int) -> List[int]:
+        """Levels reachable in one move (lower / keep / raise) from level ``prev``."""
+        return [s for s in (prev - 1, prev, prev + 1) if 0 <= s < len(self.factors)]
+
+    def path(self) -> List[int]:
+        return [int(d.value) for d in self.dropdowns]
+
+    def _sync_options(self, wanted: Sequence[int]) -> None:
+        # rebuild every dropdown's options from the layer before it, keeping each
+        # wanted level when still legal, else the nearest legal one
+        self._busy = True
+        try:
+            prev = 0
+            for d, want in zip(self.dropdowns, wanted):
+                legal = self.legal_levels(prev)
+                value = min(legal, key=lambda s: (abs(s - want), s))
+                d.options = [(f"{self.factors[s]:g}x", s) for s in legal]
+                d.value = value
+                prev = value
+        finally:
+            self._busy = False
+
+    def _changed(self, _change=None) -> None:
+        if self._busy:
+            return
+        self._sync_options(self.path())
+        self._redraw()
+
+    def set_path(self, path: Sequence[int]) -> None:
+        """Choose a whole path at once (illegal steps are clamped to legal ones)."""
+        self._sync_options(list(path))
+        self._redraw()
+
+    def genotype(self) -> Genotype:
+        return Genotype(cells=self.cells, path=tuple(self.path()), width_factors=self.factors)
+
+    def _redraw(self) -> None:
+        geno = self.genotype()
+        assert path_error(geno.path, len(self.factors)) is None  # the dropdowns only offer legal moves
+        net = HiNASNet(geno, self.cfg)
+        self.state = {"path": list(geno.path), "params": net.num_params(), "widths": net.widths}
+        fig = viz.plot_width_grid(path=geno.path, levels=len(self.factors), width_factors=self.factors)
+        fig.axes[0].set_title(f"path {' -> '.join(f'{self.factors[s]:g}x' for s in geno.path)}: "
+                              f"{self.state['params']:,} parameters (F={self.cfg.train.filters}, "
+                              f"channels {net.widths})", fontsize=10)
+        show_figure(self.output, fig)
+
+
+# ---------------------------------------------------------------------------
+# Notebooks 5-7: zoo models on a photograph
+# ---------------------------------------------------------------------------
+
+AUTO = "auto (nearest sigma)"
+
+
+class DenoiseExplorer(_Explorer):
+    """A noise-sigma slider on a zoo denoiser, next to non-local means.
+
+    Args:
+        model: where the dropdown starts: a zoo name (``denoise-s30``), a model
+            path, or :data:`AUTO` (the model trained nearest the slider's sigma).
+        models: zoo names to choose from (default: just ``model``); with
+            several, :data:`AUTO` is offered first.
+        image: an embedded photograph none of them was trained on.
+        size: side of its centre crop.
+        sigma: where the slider starts.
+    """
+
+    def __init__(self, model: str = "denoise-s30", models: Optional[Sequence[str]] = None, image: str = "camera",
+                 size: int = 128, sigma: float = 30.0):
+        super().__init__()
+        from .network import load_model  # noqa: PLC0415
+
+        self._load = load_model
+        self._cache: Dict[str, tuple] = {}
+        self.image = image
+        self.size = size
+        names = list(models or [model])
+        self.choices = ([AUTO] if len(names) > 1 else []) + [n for n in names if n != AUTO]
+        self.model = W.Dropdown(options=self.choices, value=model, description="model")
+        self.sigma = W.IntSlider(value=int(sigma), min=5, max=75, step=5, description="noise sigma",
+                                 continuous_update=False)
+        self.model.observe(self._redraw, names="value")
+        self.sigma.observe(self._redraw, names="value")
+        self.widget = W.VBox([W.HBox([self.model, self.sigma]), self.output])
+        self._redraw()
+
+    def _net(self, name: str):
+        if name not in self._cache:
+            net, cfg, _ = self._load(name, "cpu")
+            self._cache[name] = (net, cfg)
+        return self._cache[name]
+
+    def chosen(self) -> str:
+        """The model to run: the dropdown's, or under AUTO the one trained nearest the sigma."""
+        if self.model.value != AUTO:
+            return self.model.value
+        trained = {n: min(abs(s - self.sigma.value) for s in self._net(n)[1].task.sigmas) for n in self.choices[1:]}
+        return min(trained, key=trained.get)
+
+    def _redraw(self, _change=None) -> None:
+        name = self.chosen()
+        net, cfg = self._net(name)
+        task = get_task(cfg)
+        clean = data.to_tensor(_photo(self.image, cfg.task.channels, self.size))
+        sigma = float(self.sigma.value)
+        noisy, _ = task.eval_pair(clean, self.image, level=sigma)  # seeded by image name and sigma
+        outs = {"noisy": noisy.clamp(0, 1), "NLM": task.baseline(noisy, sigma),
+                f"HiNAS ({name})": run_model(net, noisy, cfg)}
+        scores = {k: psnr(v, clean, **task.metric_kwargs) for k, v in outs.items()}
+        self.state = {"sigma": sigma, "model": name, "psnr": scores}
+        trained = ", ".join(f"{s:g}" for s in cfg.task.sigmas)
+        fig = viz.image_grid([data.to_numpy(v) for v in (*outs.values(), clean)],
+                             [f"{k}\n{scores[k]:.2f} dB" for k in outs] + ["clean"], size=2.6)
+        fig.suptitle(f"sigma = {sigma:g} (the model was trained at sigma {trained})", fontsize=10)
+        fig.tight_layout()
+        show_figure(self.output, fig)
+
+
+class SRExplorer(_Explorer):
+    """A scale selector over the zoo's SR models: LR, bicubic, the network and
+    HR (a zoom on the centre), with PSNR on the Y channel, ``scale`` pixels shaved.
+
+    Args:
+        models: scale -> zoo name (default ``sr-x2``, ``sr-x3``, ``sr-x4``).
+        image: an embedded RGB photograph.
+        size: side of the HR centre crop (a multiple of every scale is taken).
+    """
+
+    def __init__(self, models: Optional[Dict[int, str]] = None, image: str = "astronaut", size: int = 192):
+        super().__init__()
+        from .network import load_model  # noqa: PLC0415
+
+        self._load = load_model
+        self.models = dict(models or {2: "sr-x2", 3: "sr-x3", 4: "sr-x4"})
+        self.image, self.size = image, size
+        self.scale = W.ToggleButtons(options=[(f"x{r}", r) for r in self.models], value=next(iter(self.models)),
+                                     description="scale")
+        self.scale.observe(self._redraw, names="value")
+        self.widget = W.VBox([self.scale, self.output])
+        self._redraw()
+
+    def _redraw(self, _change=None) -> None:
+        r = int(self.scale.value)
+        net, cfg, _ = self._load(self.models[r], "cpu")
+        task = get_task(cfg)
+        hr = data.to_tensor(data.centre_crop(data.load_embedded(self.image, cfg.task.channels), self.size, r))
+        lr, hr = task.eval_pair(hr, self.image)
+        outs = {"bicubic": task.baseline(lr), f"HiNAS ({self.models[r]})": run_model(net, lr, cfg)}
+        scores = {k: psnr(v, hr, **task.metric_kwargs) for k, v in outs.items()}
+        self.state = {"scale": r, "model": self.models[r], "psnr": scores, "lr_shape": tuple(lr.shape)}
+        H, Wd = hr.shape[-2:]
+        box = (H // 3, Wd // 3, H // 3, Wd // 3)
+        fig = viz.image_grid([data.to_numpy(lr)] + [data.to_numpy(v) for v in outs.values()] + [data.to_numpy(hr)],
+                             [f"LR input ({lr.shape[-1]} px)"] + [f"{k}\n{scores[k]:.2f} dB" for k in outs]
+                             + [f"HR ({Wd} px)"], crop=box, size=2.4)
+        fig.suptitle(f"x{r}: PSNR on Y, {r} border pixels shaved", fontsize=10)
+        fig.tight_layout()
+        show_figure(self.output, fig)
+
+
+__all__ = ["MixedEdgeExplorer", "WidthPathPicker", "DenoiseExplorer", "SRExplorer", "AUTO"]

@@ -1,0 +1,104 @@
+"""The course's interactive widgets, driven from code (no browser): set a
+control's value, check what was computed and that the picture changed."""
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest
+import torch
+
+pytest.importorskip("ipywidgets")
+
+from hinas_lib import course, explorers
+from hinas_lib.cells import MixedOp
+from hinas_lib.genotype import Genotype
+from hinas_lib.grid import all_paths, path_error
+from hinas_lib.network import HiNASNet
+from hinas_lib.widgets import shown_images
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture
+def cfg(monkeypatch):
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    return course.course_config()
+
+
+def one_png(output):
+    imgs = shown_images(output)
+    assert len(imgs) == 1 and imgs[0][:4] == PNG
+    return imgs[0]
+
+
+def test_mixed_edge_sliders_move_the_weights_and_the_output(cfg):
+    ex = explorers.MixedEdgeExplorer(cfg.space.primitives, size=48)
+    prims = list(cfg.space.primitives)
+    assert torch.allclose(ex.state["weights"], torch.full((len(prims),), 1 / len(prims)))
+    before = one_png(ex.output)
+
+    ex.sliders["skip_connect"].value = 4.0
+    w = ex.state["weights"]
+    assert int(w.argmax()) == prims.index("skip_connect") and float(w.sum()) == pytest.approx(1.0)
+    assert one_png(ex.output) != before
+    # the picture is the library's MixedOp with these weights, nothing else
+    with torch.no_grad():
+        ref = ex.op(ex.x, w)[0, 0].numpy()
+    assert (ex.state["output"] == ref).all()
+    # skip_connect dominating: the output is close to the input picture
+    x = ex.x[0, 0].numpy()
+    assert abs(ex.state["output"] - x).mean() < abs(ex.op_outputs[prims.index("conv_3x3")] - x).mean()
+
+    ex.set_alpha([6.0 if p == "none" else 0.0 for p in prims])  # `none` takes the weight: output fades
+    assert abs(ex.state["output"]).max() < 0.05 * abs(x).max() + 0.05
+    assert isinstance(ex.op, MixedOp)
+
+
+def test_width_path_picker_offers_only_legal_moves(cfg):
+    c = cfg.replace(space={"layers": 4})
+    pick = explorers.WidthPathPicker(c)
+    S = len(c.space.width_factors)
+    assert pick.state["path"] == [0, 0, 0, 0]
+    seen = set()
+    for target in all_paths(4, S):
+        pick.set_path(target)
+        assert pick.state["path"] == target
+        seen.add(tuple(target))
+        prev = 0
+        for d, s in zip(pick.dropdowns, target):  # each dropdown offers exactly the legal levels
+            assert sorted(v for _, v in d.options) == [t for t in (prev - 1, prev, prev + 1) if 0 <= t < S]
+            prev = s
+    assert len(seen) == len(all_paths(4, S))
+
+    pick.set_path([1, 2, 2, 2])
+    pick.dropdowns[0].value = 0           # layer 1 can no longer be at 2x: clamped to 1.5x
+    assert pick.state["path"] == [0, 1, 2, 2] and path_error(pick.state["path"], S) is None
+    geno = Genotype(cells=pick.cells, path=(0, 1, 2, 2), width_factors=c.space.width_factors)
+    assert pick.state["params"] == HiNASNet(geno, c).num_params()
+    wide = pick.state["params"]
+    pick.set_path([0, 0, 0, 0])
+    assert pick.state["params"] < wide
+    one_png(pick.output)
+
+
+def test_denoise_explorer_follows_the_slider_and_picks_the_nearest_model():
+    ex = explorers.DenoiseExplorer(model=explorers.AUTO, models=["denoise-s30", "denoise-s50"], size=64)
+    assert ex.state["model"] == "denoise-s30" and ex.state["sigma"] == 30
+    low = ex.state["psnr"]["noisy"]
+    before = one_png(ex.output)
+    ex.sigma.value = 50
+    assert ex.state["model"] == "denoise-s50"
+    assert ex.state["psnr"]["noisy"] < low - 3  # more noise
+    assert one_png(ex.output) != before
+    ex.model.value = "denoise-s30"
+    assert ex.state["model"] == "denoise-s30"
+    assert set(ex.state["psnr"]) == {"noisy", "NLM", "HiNAS (denoise-s30)"}
+
+
+def test_sr_explorer_switches_models_with_the_scale():
+    ex = explorers.SRExplorer(models={2: "sr-x2", 4: "sr-x4"}, size=96)
+    assert ex.state["scale"] == 2 and ex.state["lr_shape"][-1] == 48
+    ex.scale.value = 4
+    assert ex.state["model"] == "sr-x4" and ex.state["lr_shape"][-1] == 24
+    psnr = ex.state["psnr"]
+    assert psnr["HiNAS (sr-x4)"] > psnr["bicubic"]  # the shipped model beats its baseline here too
+    one_png(ex.output)
