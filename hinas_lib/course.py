@@ -29,8 +29,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from . import data, viz
+from . import data, viz, zoo
 from .config import Config, get_preset
+from .evaluate import evaluate
+from .network import load_model
 from .profiling import measure_search_step
 from .runtime import seed_everything
 from .search import Searcher
@@ -161,9 +163,6 @@ def shipped_model(name: str):
         ``(net, config, info)``: the network on the CPU in eval mode, its
         config, and its ``info.json`` (how it was made and its test scores).
     """
-    from . import zoo  # noqa: PLC0415 (keeps importing course light)
-    from .network import load_model  # noqa: PLC0415
-
     net, cfg, _ = load_model(name, "cpu")
     return net, cfg, zoo.entry_info(name)
 
@@ -190,8 +189,6 @@ def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE, **kw
     Returns:
         ``(result of evaluate, the entry's info.json)``.
     """
-    from .evaluate import evaluate  # noqa: PLC0415
-
     net, zcfg, info = shipped_model(name)
     if zcfg.task.channels != cfg.task.channels or get_task(zcfg).scale != get_task(cfg).scale:
         raise ValueError(f"zoo entry {name!r} is for {get_task(zcfg).describe_level()} with "

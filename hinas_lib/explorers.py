@@ -30,7 +30,7 @@ from .evaluate import run_model
 from .genotype import Genotype, default_genotype
 from .grid import path_error
 from .metrics import psnr
-from .network import HiNASNet
+from .network import HiNASNet, load_model
 from .tasks import get_task
 from .widgets import W, show_figure, shown_images
 
@@ -242,8 +242,6 @@ class DenoiseExplorer(_Explorer):
     def __init__(self, model: str = "denoise-s30", models: Optional[Sequence[str]] = None, image: str = "camera",
                  size: int = 128, sigma: float = 30.0):
         super().__init__()
-        from .network import load_model  # noqa: PLC0415
-
         self._load = load_model
         self._cache: Dict[str, tuple] = {}
         self.image = image
@@ -302,8 +300,6 @@ class SRExplorer(_Explorer):
 
     def __init__(self, models: Optional[Dict[int, str]] = None, image: str = "astronaut", size: int = 192):
         super().__init__()
-        from .network import load_model  # noqa: PLC0415
-
         self._load = load_model
         self.models = dict(models or {2: "sr-x2", 3: "sr-x3", 4: "sr-x4"})
         self.image, self.size = image, size
