@@ -60,6 +60,7 @@ CHUNK_S = 20 * 60  # CPU seconds between validations at the three sigmas
 # Candidate recipes for the trunk: (layers of the searched genotype repeated, F, crop, batch, lr).
 RECIPES: Dict[str, Dict] = {
     "g1-f32": dict(repeat=1, filters=32, crop=48, batch=16, lr=1e-3),
+    "g1-f48": dict(repeat=1, filters=48, crop=48, batch=16, lr=1e-3),
     "g2-f24": dict(repeat=2, filters=24, crop=48, batch=16, lr=1e-3),
     "g2-f32": dict(repeat=2, filters=32, crop=48, batch=16, lr=1e-3),
 }
