@@ -33,9 +33,13 @@ def _machine(m: Dict) -> str:
 def _search_section(r: Dict, title: str, command: str) -> List[str]:
     res = {r["variant"]: {k: r[k] for k in ("iter_s_median", "peak_mem_mib", "max_rss_mib")}, **r["variants"]}
     a = r.get("anchor") or {}
+    how = a.get("measured", "quoted")
     anchor = "No anchor figures for this preset." if not a.get("iter_s") else (
-        f"Anchor (the authors' code, same settings and machine type): {a['iter_s']:g} s/iter"
-        + (f", {a['peak_mem_mib'] / 1024:.1f} GiB peak activation memory" if a.get("peak_mem_mib") else "")
+        (f"Anchor: the authors' code ({how})" if how.startswith("in this run") else
+         f"Anchor: the authors' code, figures quoted from an earlier measurement on this machine type, "
+         f"not side by side ({how})")
+        + f": {a['iter_s']:.2f} s/iter"
+        + (f", {a['peak_mem_mib']:.0f} MiB peak allocation" if a.get("peak_mem_mib") else "")
         + (f", {a['max_rss_mib'] / 1024:.1f} GiB max RSS." if a.get("max_rss_mib") else "."))
     return [f"## {title}", "", f"`{command}`", "", f"Machine: {_machine(r['machine'])}. "
             f"{r['warmup']} warm-up + {r['iters']} timed iterations per variant, variants interleaved.", "",

@@ -1,0 +1,77 @@
+"""The library's shape: its import graph has no cycle, nothing imports upwards by the
+back door (a function-local import), the task is asked rather than tested by name,
+and the cell the course teaches stays readable."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "hinas_lib"
+
+# function-local imports that are allowed, and why (none of them dodges a cycle)
+LOCAL_IMPORTS_ALLOWED = {
+    ("course", "widgets"): "ipywidgets is an optional extra",
+    ("__main__", "cli"): "Ctrl-C while torch imports must not print a traceback",
+}
+
+
+def _imports():
+    """module -> (top-level library imports, function-local library imports)."""
+    mods = {p.stem: p for p in PKG.glob("*.py")}
+    out = {}
+    for name, path in mods.items():
+        top, local = set(), set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                for t in targets:
+                    t = t.split(".")[0]
+                    if t in mods:
+                        (local if node.col_offset > 0 else top).add(t)
+        out[name] = (top, local)
+    return out
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {m: top | local for m, (top, local) in _imports().items()}
+    state = {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            assert state.get(n) != "open", f"import cycle: {' -> '.join(stack + [m, n])}"
+            if n not in state:
+                visit(n, stack + [m])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+def test_no_function_local_imports_but_the_listed_ones():
+    found = {(m, t) for m, (_, local) in _imports().items() for t in local}
+    assert found <= set(LOCAL_IMPORTS_ALLOWED), sorted(found - set(LOCAL_IMPORTS_ALLOWED))
+
+
+def test_the_task_is_an_object_not_a_name_tested_everywhere():
+    pattern = re.compile(r"""task(?:\.task)?\s*[!=]=\s*["']|["'](?:denoise|sr)["']\s*[!=]=""")
+    hits = [(p.name, i + 1) for p in PKG.glob("*.py") if p.name != "tasks.py"
+            for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]
+    assert len(hits) <= 3, hits
+
+
+def test_the_teaching_cell_is_short_and_the_fast_path_lives_elsewhere():
+    text = (PKG / "cells.py").read_text()
+    assert len(text.splitlines()) <= 250
+    assert "_ConvsBN" not in text and "PERF" not in text
+
+
+def test_no_module_level_perf_switch():
+    for p in PKG.glob("*.py"):
+        tree = ast.parse(p.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    assert not (isinstance(t, ast.Name) and t.id in ("PERF", "PERF_OPTIONS")), p.name
