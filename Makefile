@@ -41,18 +41,24 @@ test-lib: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
 
+# AUTHORS_SRC=~/HiNAS (a checkout of github.com/hkzhang91/HiNAS, plus pip install yacs) times
+# the authors' own code side by side with ours
+AUTHORS_SRC ?=
+AUTHORS = $(if $(AUTHORS_SRC),--authors-src $(AUTHORS_SRC),)
+
 bench: setup
-	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --json benchmarks/results/search_step_denoise.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 $(AUTHORS) --json benchmarks/results/search_step_denoise.json
 	$(PY) -m benchmarks.report
 
 # every CPU benchmark behind benchmarks/RESULTS.md (about an hour on 2 cores)
 bench-all: setup
-	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --iters 3 --warmup 1 --json benchmarks/results/search_step_denoise.json
-	$(PY) -m benchmarks.search_step --preset paper-sr --threads 2 --iters 3 --warmup 1 --variants default,no-sharing,checkpoint,unoptimised --json benchmarks/results/search_step_sr.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --iters 3 --warmup 1 $(AUTHORS) --json benchmarks/results/search_step_denoise.json
+	$(PY) -m benchmarks.search_step --preset paper-sr --threads 2 --iters 3 --warmup 1 $(AUTHORS) --json benchmarks/results/search_step_sr.json
 	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
 	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
-	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json
-	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --sweep batch --json benchmarks/results/sweep_batch.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json
+	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep batch --json benchmarks/results/sweep_batch.json
+	$(PY) -m benchmarks.distributed_cpu --steps 60 --repeats 2 --json benchmarks/results/distributed_cpu.json
 	$(PY) -m benchmarks.report
 
 # rebuild the model zoo from ../shared/data (CPU: about an hour and a half)

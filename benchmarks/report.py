@@ -4,7 +4,8 @@
 
 Reads, when present: ``search_step_denoise.json``, ``search_step_sr.json``
 (``benchmarks.search_step``), ``sweep_layers.json``, ``sweep_batch.json``
-(``--sweep``), ``eval_forward.json``, ``derived.json`` and ``gpu_check.md``.
+(``--sweep``), ``eval_forward.json``, ``derived.json``, ``distributed_cpu.json``
+and ``gpu_check.md``.
 ``make bench-all`` runs them all and then this.
 """
 from __future__ import annotations
@@ -93,6 +94,18 @@ def build(d: Path) -> str:
                 "`python -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json`", "",
                 f"HiNAS rows use `{r['genotype']}` at the paper presets' retraining width; the searched zoo "
                 "models' own sizes and speeds are in `zoo/RESULTS.md`.", "", r["table"], ""]
+    r = _load(d, "distributed_cpu.json")
+    if r:
+        out += ["## Several processes on a CPU: the README's torchrun example", "",
+                "`python -m benchmarks.distributed_cpu --steps 60 --repeats 2 "
+                "--json benchmarks/results/distributed_cpu.json`", "",
+                f"The `tiny` denoising search shortened to {r['steps']} steps, each variant run {r['repeats']} "
+                f"times, taking turns, with `OMP_NUM_THREADS=2` in the environment (as many users have it); "
+                f"steps/s from the search's own log. Machine: {_machine(r['machine'])}.", "", r["table"], "",
+                "By default the ranks on a CPU keep their own BatchNorm statistics (`HINAS_BN_SYNC=auto` -> "
+                "`local`) and share the cores out (one thread each here); `HINAS_BN_SYNC=global` synchronises "
+                "BatchNorm so that 2 processes compute exactly what 1 process computes, at the cost of hundreds "
+                "of small collectives per step.", ""]
     gpu = d / "gpu_check.md"
     out += ["## GPU", ""]
     if gpu.is_file():

@@ -178,7 +178,8 @@ def cmd_search(args) -> int:
             cfg = Config.from_yaml(saved)  # resume with the run's own config
     if args.amp is not None:
         cfg = cfg.replace(search={"amp": args.amp})
-    s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress)
+    s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
+                 threads=args.threads)
     res = s.run(stop_after=args.stop_after)
     if not s.main:
         return 0
@@ -196,7 +197,7 @@ def cmd_train(args) -> int:
         cfg = Config.from_yaml(Path(args.out) / "config.yaml")
     geno = Genotype.load(args.genotype)
     t = Trainer(cfg, geno, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
-                val_size=args.val_size)
+                val_size=args.val_size, threads=args.threads)
     res = t.run(stop_after=args.stop_after)
     if not t.main:
         return 0

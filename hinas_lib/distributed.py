@@ -20,23 +20,33 @@ Design:
   of the gradient of its slice (``W`` x its share, since every rank holds the
   same loss); DDP's average over ranks (weights) and ``all_reduce / W`` (alpha,
   beta) then give exactly the gradient of the single-process loss.
-* **BatchNorm** is synchronised (statistics of the global batch): torch's
-  ``SyncBatchNorm`` on CUDA; on CPU torch's refuses to run ("expected input
-  tensor to be on GPU"), so :class:`SyncBatchNormCPU` does the same with
-  gloo collectives. Both are switched in place (see :func:`sync_batchnorm_`).
+* **BatchNorm**, two modes (``HINAS_BN_SYNC``, see :func:`bn_mode`):
+  ``global`` synchronises the statistics over the global batch (torch's
+  ``SyncBatchNorm`` on CUDA; on CPU, where torch's refuses to run,
+  :class:`SyncBatchNormCPU` does the same with gloo collectives), so W
+  processes compute what one process computes on batch B; ``local`` lets each
+  rank normalise with its own slice's statistics, as the authors'
+  ``DataParallel`` does, and keeps rank 0's running statistics on every rank
+  (DDP broadcasts them). ``auto`` (the default) is global with NCCL and local
+  with gloo: on a CPU the hundreds of small BatchNorm collectives per step
+  cost more than the second process gains.
+* **Threads.** On a CPU each rank uses ``cores / local processes`` torch threads
+  (never more, whatever ``OMP_NUM_THREADS`` says), unless ``--threads`` is given.
 * **Failures.** ``init_process_group(timeout=HINAS_DIST_TIMEOUT)`` bounds every
   collective (default 600 s): a rank that dies or raises ends the run, at once
   under torchrun (it stops the other workers when one exits non-zero) or when
   gloo sees the peer's connection close, and at the latest after the timeout.
 
 Environment: ``HINAS_DIST_BACKEND`` (``nccl`` | ``gloo``; default nccl on CUDA,
-gloo on CPU), ``HINAS_DIST_TIMEOUT`` (seconds, default 600).
+gloo on CPU), ``HINAS_BN_SYNC`` (``auto`` | ``global`` | ``local``),
+``HINAS_DIST_TIMEOUT`` (seconds, default 600).
 """
 from __future__ import annotations
 
 import datetime
 import inspect
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
@@ -50,12 +60,20 @@ from .runtime import pick_device
 DEFAULT_TIMEOUT_S = 600.0
 
 
+BN_MODES = ("auto", "global", "local")
+
+
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     backend: Optional[str] = None
+    bn: str = "global"          # global | local (bn_mode); irrelevant with one process
+
+    @property
+    def sync_bn(self) -> bool:
+        return self.enabled and self.bn == "global"
 
     @property
     def enabled(self) -> bool:
@@ -75,14 +93,52 @@ def timeout_s() -> float:
     return float(os.environ.get("HINAS_DIST_TIMEOUT", "") or DEFAULT_TIMEOUT_S)
 
 
-def init(device: Optional[str] = None) -> Tuple[DistInfo, torch.device]:
+def bn_mode(backend: Optional[str]) -> str:
+    """``HINAS_BN_SYNC``: ``global`` or ``local``; ``auto`` (default) is global with NCCL, local with gloo."""
+    mode = os.environ.get("HINAS_BN_SYNC", "").strip().lower() or "auto"
+    if mode not in BN_MODES:
+        raise ValueError(f"HINAS_BN_SYNC={mode!r}: choose one of {', '.join(BN_MODES)}")
+    if mode == "auto":
+        return "global" if backend == "nccl" else "local"
+    return mode
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, as cgroups and taskset set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_rank(threads: Optional[int]) -> Tuple[int, str]:
+    """Torch threads for one of several CPU processes on this machine, and why.
+
+    ``threads`` (the user's ``--threads``) wins; otherwise the cores shared out
+    over the local processes, at least 1: more would oversubscribe the cores,
+    and OpenMP threads spin-waiting on each other made runs 5-8x slower.
+    """
+    local = max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+    if threads:
+        return int(threads), f"{threads} torch thread(s) per process (--threads)"
+    n = max(1, cpu_cores() // local)
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    note = f" (OMP_NUM_THREADS={omp} ignored: it would oversubscribe)" if omp.isdigit() and int(omp) > n else ""
+    return n, f"{n} torch thread(s) per process: {cpu_cores()} core(s) / {local} local process(es){note}"
+
+
+def init(device: Optional[str] = None, threads: Optional[int] = None) -> Tuple[DistInfo, torch.device]:
     """Join the process group torchrun describes (idempotent) and pick this rank's device.
 
+    On a CPU it also sets this rank's torch threads (:func:`threads_per_rank`;
+    ``threads`` is the user's explicit choice) and rank 0 says what it chose.
     Returns ``(DistInfo(), pick_device(device))`` when not launched as several processes.
     """
     if dist.is_available() and dist.is_initialized():
         # already joined (an earlier Searcher/Trainer, or the caller's own setup)
-        info = DistInfo(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0), dist.get_backend())
+        backend = dist.get_backend()
+        info = DistInfo(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0), backend,
+                        bn_mode(backend))
         return info, _rank_device(device, info.local_rank)
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
@@ -98,8 +154,17 @@ def init(device: Optional[str] = None) -> Tuple[DistInfo, torch.device]:
         raise ValueError("HINAS_DIST_BACKEND=nccl needs CUDA devices; this rank runs on the CPU (use gloo)")
     # NCCL: bind the group to this rank's GPU (otherwise torch guesses it, with a warning)
     bind = {"device_id": dev} if backend == "nccl" else {}
+    bn = bn_mode(backend)
+    if dev.type == "cpu":
+        n, why = threads_per_rank(threads)
+        torch.set_num_threads(n)
+        os.environ["OMP_NUM_THREADS"] = str(n)
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s()), **bind)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, backend), dev
+    info = DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, backend, bn)
+    if info.is_main:
+        print(f"{info.world_size} processes ({backend}), BatchNorm statistics {bn} (HINAS_BN_SYNC)"
+              + (f"; {why}" if dev.type == "cpu" else ""), file=sys.stderr, flush=True)
+    return info, dev
 
 
 def _rank_device(device: Optional[str], local_rank: int) -> torch.device:
@@ -318,15 +383,16 @@ def wrap_ddp(module: nn.Module, device: torch.device, info: DistInfo,
     skip = {id(p) for p in ignore}
     names = [n for n, p in module.named_parameters() if id(p) in skip]
     nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, names)
-    # BN running statistics come from the global batch on every rank (synchronised
-    # BN), hence stay equal: no buffer broadcast before each forward. Newer torch
-    # spells it forward_sync_buffers (broadcast_buffers is deprecated there).
+    # Synchronised BN: the running statistics come from the global batch on every rank,
+    # hence stay equal, no buffer broadcast. Local BN: rank 0's are broadcast before
+    # each forward (what DataParallel keeps too). Newer torch spells it
+    # forward_sync_buffers (broadcast_buffers is deprecated there).
     params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
-    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     return nn.parallel.DistributedDataParallel(
-        module, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
+        module, device_ids=[device.index] if device.type == "cuda" else None, **{key: not info.sync_bn})
 
 
-__all__ = ["DistInfo", "init", "shutdown", "check_batch", "shard", "unshard",
+__all__ = ["DistInfo", "BN_MODES", "bn_mode", "threads_per_rank", "cpu_cores", "init", "shutdown", "check_batch", "shard", "unshard",
            "broadcast_object", "broadcast_", "average_", "gather", "GlobalBatchLoss", "SyncBatchNormCPU",
            "sync_batchnorm_", "wrap_ddp", "timeout_s"]

@@ -130,18 +130,20 @@ class Searcher:
         progress: show a progress bar.
         on_epoch: called with each epoch's log record (rank 0).
         write_figures: render cells, width path and curves into ``out_dir/figures``.
-        perf: how the supernet computes (default: the fast path; unfused when distributed).
+        perf: how the supernet computes (default: the fast path; unfused with synchronised BN).
+        threads: torch threads per process when launched as several CPU processes
+            (default: the cores shared out; see :func:`hinas_lib.distributed.threads_per_rank`).
     """
 
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
                  resume: bool = False, progress: bool = True, on_epoch: Optional[Callable[[Dict], None]] = None,
-                 write_figures: bool = True, perf: Optional[PerfOptions] = None):
+                 write_figures: bool = True, perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
         expect(out_dir, PATH_OR_NONE, "out_dir")
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before
-        self.dist, self.device = distributed.init(device)
+        self.dist, self.device = distributed.init(device, threads)
         self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
         self.progress, self.on_epoch, self.write_figures = progress, on_epoch, write_figures
         s = cfg.search
@@ -149,10 +151,10 @@ class Searcher:
         self.task = get_task(cfg)
 
         seed_everything(s.seed)
-        if perf is None:  # distributed BN must see every forward: no fused edges
-            perf = PerfOptions(fuse_edges=not self.dist.enabled)
+        if perf is None:  # synchronised BN must see every forward: no fused edges
+            perf = PerfOptions(fuse_edges=not self.dist.sync_bn)
         self.net = prepare_model(build_supernet(cfg, perf), self.device)
-        if self.dist.enabled:
+        if self.dist.sync_bn:
             distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
         self.loss_fn = self.task.loss()
         # training losses see the whole global batch (per-rank outputs gathered)

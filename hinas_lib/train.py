@@ -60,19 +60,20 @@ class Trainer:
         val_size: centre crop of the validation images (0 = whole images).
         init_weights: a state_dict to start from instead of the random initialisation
             (fine-tuning, e.g. a per-sigma model branched from a blind one); ignored on resume.
+        threads: torch threads per process when launched as several CPU processes.
     """
 
     def __init__(self, cfg: Config, genotype: Genotype, out_dir: Optional[str | Path] = None, *,
                  device: Optional[str] = None, resume: bool = False, progress: bool = True,
                  val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None,
-                 init_weights: Optional[Dict] = None):
+                 init_weights: Optional[Dict] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
         expect(genotype, Genotype, "genotype", GENOTYPE_HINT)
         expect(out_dir, PATH_OR_NONE, "out_dir")
         self.cfg, self.genotype = cfg, genotype
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before
-        self.dist, self.device = distributed.init(device)
+        self.dist, self.device = distributed.init(device, threads)
         self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
         self.progress, self.on_epoch = progress, on_epoch
         t = cfg.train
@@ -85,7 +86,7 @@ class Trainer:
         # NHWC on the CPU too: oneDNN's depthwise and dilated kernels are much faster
         # in it (8-24% per retraining step measured on the searched zoo networks)
         self.net = prepare_model(net, self.device).to(memory_format=torch.channels_last)
-        if self.dist.enabled:
+        if self.dist.sync_bn:
             distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
         # the loss of the whole global batch (per-rank outputs gathered)
         self.loss_fn = distributed.GlobalBatchLoss(

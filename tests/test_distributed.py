@@ -176,7 +176,9 @@ def runs(cfg_path):
         ["train", "--config", str(cfg_path), "--genotype", str(root / "RUN" / "genotype.json"),
          "--out", str(root / "TRAIN"), "--no-progress", "--val-size", "0"],
     ]
-    p, secs = _torchrun([str(root / "worker.py"), str(dump), "none", json.dumps(commands)], root)
+    # the synchronised mode: it promises that 2 processes compute what 1 process computes
+    p, secs = _torchrun([str(root / "worker.py"), str(dump), "none", json.dumps(commands)], root,
+                        HINAS_BN_SYNC="global")
     assert p.returncode == 0, p.stderr[-3000:]
     ranks = {name: [torch.load(dump / f"{name}_rank{r}.pt", weights_only=True) for r in range(2)]
              for name in ("RUN", "HALF")}
@@ -262,6 +264,47 @@ def test_failing_rank_ends_the_run(cfg_path, tmp_path, fault):
     if fault == "raise":
         assert "injected failure in rank 1" in p.stderr
     assert secs < 30, f"took {secs:.0f} s"
+
+
+@pytest.mark.slow
+def test_local_batchnorm_mode_on_cpu(cfg_path, tmp_path):
+    """The CPU default (HINAS_BN_SYNC=auto -> local): each rank normalises with its own
+    slice, the fused cells stay on, rank 0's BN running statistics are kept on every
+    rank, threads are shared out without oversubscribing, and the run says so."""
+    root = cfg_path.parent
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    commands = [["search", "--config", str(cfg_path), "--out", str(tmp_path / "RUN"), "--no-progress"]]
+    p, _ = _torchrun([str(root / "worker.py"), str(dump), "none", json.dumps(commands)], tmp_path,
+                     OMP_NUM_THREADS="8")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "BatchNorm statistics local" in p.stderr
+    assert "OMP_NUM_THREADS=8 ignored" in p.stderr or "torch thread(s) per process" in p.stderr
+    r0, r1 = (torch.load(dump / f"RUN_rank{r}.pt", weights_only=True) for r in range(2))
+    assert r0["fused"] and r1["fused"]
+    assert torch.equal(r0["alpha"], r1["alpha"]) and torch.equal(r0["beta"], r1["beta"])
+    for k, v in r0["state"].items():  # weights by DDP, BN buffers from rank 0
+        if "running" not in k:
+            assert torch.equal(v, r1["state"][k]), k
+    assert Genotype.load(tmp_path / "RUN" / "genotype.json").layers == 2
+
+
+def test_bn_mode_and_threads_per_rank(monkeypatch):
+    monkeypatch.delenv("HINAS_BN_SYNC", raising=False)
+    assert distributed.bn_mode("gloo") == "local" and distributed.bn_mode("nccl") == "global"
+    monkeypatch.setenv("HINAS_BN_SYNC", "global")
+    assert distributed.bn_mode("gloo") == "global"
+    monkeypatch.setenv("HINAS_BN_SYNC", "sometimes")
+    with pytest.raises(ValueError, match="HINAS_BN_SYNC"):
+        distributed.bn_mode("gloo")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    monkeypatch.setattr(distributed, "cpu_cores", lambda: 2)
+    n, why = distributed.threads_per_rank(None)
+    assert n == 1 and "OMP_NUM_THREADS=64 ignored" in why
+    assert distributed.threads_per_rank(3)[0] == 3  # the user's explicit choice wins
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert distributed.threads_per_rank(None)[0] == 1  # never 0
 
 
 # ---------------------------------------------------------------------------

@@ -253,30 +253,44 @@ def _published_line(task: str) -> str:
     return f"Published bicubic on {p['set']}: " + ", ".join(f"x{k} {v:.2f}" for k, v in p["bicubic"].items()) + " dB."
 
 
+def _level(info: Dict, r: Dict, level: str) -> str:
+    v = r.get(level, info.get(level))
+    return "-" if v is None else ("{:g}".format(v) if level == "sigma" else f"x{v}")
+
+
+def _cpu_hours(info: Dict) -> str:
+    h = info.get("cpu_hours")
+    if h:
+        return f"{h['total']:.1f}"
+    return f"{(info.get('recipe', {}).get('search_seconds', 0) + info.get('train_seconds', 0)) / 3600:.1f}"
+
+
 def results_table(zoo_dir: Path = ZOO_DIR) -> str:
     """Markdown tables of every entry's test scores (from ``info.json``)."""
     infos = [entry_info(n, zoo_dir) for n in available(zoo_dir)]
     lines: List[str] = []
     for task, (title, level, fmt, cols) in _SECTIONS.items():
-        mine = sorted((i for i in infos if i["task"] == task), key=lambda i: i[level])
+        mine = sorted((i for i in infos if i["task"] == task), key=lambda i: (i.get(level) is None, i.get(level) or 0))
         if not mine:
             continue
-        heads = ["model", "test set", level] + [h for _, h in cols] + ["HiNAS (ours)", "params", "ms/MPix CPU"]
+        heads = (["model", "test set", level] + [h for _, h in cols] +
+                 ["HiNAS (ours)", "params", "ms/MPix CPU", "CPU-hours"])
         lines += [f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for i in mine:
             for set_name, r in i["results"].items():
-                cells = [f"`{i['name']}`", set_name, fmt.format(i[level])] + [_fmt(r["mean"], k) for k, _ in cols]
-                cells += [f"**{_fmt(r['mean'], 'ours')}**", f"{i['params']:,}", f"{i['ms_per_mpix_cpu']:.0f}"]
+                cells = [f"`{i['name']}`", set_name.split(" sigma")[0], _level(i, r, level)]
+                cells += [_fmt(r["mean"], k) for k, _ in cols]
+                cells += [f"**{_fmt(r['mean'], 'ours')}**", f"{i['params']:,}", f"{i['ms_per_mpix_cpu']:.0f}",
+                          _cpu_hours(i)]
                 lines.append("| " + " | ".join(cells) + " |")
         lines += ["", _published_line(task), ""]
     if infos:
         lines += ["## How each entry was made", "",
-                  "| model | training data | search | retraining | search + train time | machine |",
-                  "|---|---|---|---|---|---|"]
+                  "| model | training data | search | retraining | machine |", "|---|---|---|---|---|"]
         for i in infos:
             r = i["recipe"]
             lines.append(f"| `{i['name']}` | {r.get('data', '?')} | {r.get('search', '?')} | {r.get('train', '?')} | "
-                         f"{r.get('search_seconds', 0) / 60:.0f} + {i['train_seconds'] / 60:.0f} min | {i['machine']} |")
+                         f"{i['machine']} |")
     return "\n".join(lines) + "\n"
 
 
