@@ -146,7 +146,7 @@ class _ConvsBN(torch.autograd.Function):
         E, convs, factor, eps, ctx.nodes = meta
         h = inp if inp_fwd is None else inp_fwd
         for (stride, pad, dil, groups), w in zip(convs, weights):
-            h = F.conv2d(h, w, None, stride, pad, dil, groups)
+            h = _conv(h, w, None, stride, pad, dil, groups)
         out, mean, invstd = torch.native_batch_norm(h, gamma, beta, rm, rv, True, factor, eps)
         ctx.save_for_backward(inp, gamma, mean, invstd, *weights)
         # under autocast the convs ran in a lower precision; backward (not autocast)
@@ -167,7 +167,7 @@ class _ConvsBN(torch.autograd.Function):
         with torch.no_grad():
             hs = [(torch.cat([inp] * E, dim=1) if ctx.repeat else inp).to(dt)]
             for (stride, pad, dil, groups), w in zip(convs, ws):
-                hs.append(F.conv2d(hs[-1], w, None, stride, pad, dil, groups))
+                hs.append(_conv(hs[-1], w, None, stride, pad, dil, groups))
             h = hs.pop()
             if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
                 grad = grad.contiguous(memory_format=torch.channels_last)  # one layout: the fast kernels
@@ -179,9 +179,7 @@ class _ConvsBN(torch.autograd.Function):
             for k in range(len(convs) - 1, -1, -1):
                 stride, pad, dil, groups = convs[k]
                 want_in = k > 0 or need[0]
-                g, g_w[k], _ = torch.ops.aten.convolution_backward(
-                    g.to(dt), hs[k], ws[k], None, list(stride), list(pad), list(dil), False, [0, 0], groups,
-                    [want_in, need[7 + k], False])
+                g, g_w[k] = _conv_backward(g.to(dt), hs[k], ws[k], stride, pad, dil, groups, (want_in, need[7 + k]))
                 if g_w[k] is not None:
                     g_w[k] = g_w[k].to(weights[k].dtype)
                 hs.pop()
@@ -190,6 +188,48 @@ class _ConvsBN(torch.autograd.Function):
             if need[0]:
                 g = g.to(inp.dtype)
         return (g if need[0] else None, None, g_gamma, g_beta, None, None, None, *g_w)
+
+
+def _grouped_pointwise(w: torch.Tensor, stride, pad, dil, groups: int) -> bool:
+    """A grouped 1x1 conv (one per edge: the separable ops' pointwise step)?"""
+    return (groups > 1 and w.shape[1] > 1 and w.shape[-1] == w.shape[-2] == 1
+            and tuple(stride) == (1, 1) and tuple(pad) == (0, 0))
+
+
+def _as_groups(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(N, G*C, H, W) -> (G, N*H*W, C); a view for channels_last input."""
+    N, GC, H, W = x.shape
+    return x.permute(0, 2, 3, 1).reshape(N * H * W, groups, GC // groups).transpose(0, 1)
+
+
+def _from_groups(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(G, N*H*W, O) -> (N, G*O, H, W) in channels_last layout."""
+    N, _, H, W = like.shape
+    G, _, O = y.shape
+    return y.transpose(0, 1).reshape(N, H, W, G * O).permute(0, 3, 1, 2)
+
+
+def _conv(x, w, b, stride, pad, dil, groups):
+    """``F.conv2d``, except grouped 1x1 convs: as one batched matrix product, the
+    same numbers 1.5-1.7x faster on a CPU, where torch runs them group by group
+    through its slow (non-oneDNN) kernel."""
+    if b is None and _grouped_pointwise(w, stride, pad, dil, groups):
+        G = groups
+        return _from_groups(torch.bmm(_as_groups(x, G), w.view(G, -1, w.shape[1]).transpose(1, 2)), x)
+    return F.conv2d(x, w, b, stride, pad, dil, groups)
+
+
+def _conv_backward(g, x, w, stride, pad, dil, groups, mask):
+    """``convolution_backward`` (no bias) for :func:`_conv`: (grad input, grad weight)."""
+    if _grouped_pointwise(w, stride, pad, dil, groups):
+        G, O, C = groups, w.shape[0] // groups, w.shape[1]
+        gg = _as_groups(g, G)                                     # (G, P, O)
+        g_in = _from_groups(torch.bmm(gg, w.view(G, O, C)), x) if mask[0] else None
+        g_w = torch.bmm(gg.transpose(1, 2), _as_groups(x, G)).reshape(G * O, C, 1, 1) if mask[1] else None
+        return g_in, g_w
+    g_in, g_w, _ = torch.ops.aten.convolution_backward(g, x, w, None, list(stride), list(pad), list(dil), False,
+                                                        [0, 0], groups, [mask[0], mask[1], False])
+    return g_in, g_w
 
 
 def _per_edge_copy(h: torch.Tensor, inp: torch.Tensor, repeated, E: int) -> torch.Tensor:
@@ -323,7 +363,7 @@ class FusedSearchCell(SearchCell):
                 return h
             x = _per_edge_copy(src, inp, lambda: repeated(False), E) if src_rep else src
             for w, b, stride, pad, dil, groups in pending:
-                x = F.conv2d(x, w, b, stride, pad, dil, groups)
+                x = _conv(x, w, b, stride, pad, dil, groups)
             pending.clear()
             return x
 

@@ -2,7 +2,7 @@
 """Grow the zoo's grey denoisers over days: CPU hours add up across sessions.
 
     python zoo/grow_denoise.py trunk --hours 2      # train the blind trunk 2 more CPU-hours (resumes)
-    python zoo/grow_denoise.py trial NAME --hours 0.3   # a candidate recipe, measured the same way
+    python zoo/grow_denoise.py trial NAME --hours 0.3   # another recipe, grown and measured the same way
     python zoo/grow_denoise.py branches              # per-sigma + blind models from the trunk -> zoo entries
     python zoo/grow_denoise.py status                # CPU-hours and validation PSNR so far
 
@@ -64,7 +64,8 @@ RECIPES: Dict[str, Dict] = {
     "g2-f24": dict(repeat=2, filters=24, crop=48, batch=16, lr=1e-3),
     "g2-f32": dict(repeat=2, filters=32, crop=48, batch=16, lr=1e-3),
 }
-TRUNK = "g2-f32"   # the recipe the trunk grows with (chosen from the trials; see zoo/RESULTS.md)
+TRUNK = "g2-f24"   # the recipe the trunk grows with (chosen from the trials; see zoo/RESULTS.md)
+BLIND = STATE / "blind"  # one folder per recipe: the trunk is the TRUNK recipe's, trials are the others
 BRANCH_STEPS = 3000  # per branch: a short decay from the trunk's learning rate to ~0
 
 
@@ -76,11 +77,11 @@ def genotype(repeat: int) -> Genotype:
                     width_factors=g.width_factors)
 
 
-def trunk_config(recipe: str, name: str) -> Config:
+def trunk_config(recipe: str) -> Config:
     r = RECIPES[recipe]
     base = get_preset("tiny", "denoise")
     return base.replace(
-        name=name,
+        name=f"zoo-denoise-blind-{recipe}",
         task=dict(sigmas=[float(s) for s in SIGMAS], sigma_range=list(BLIND_RANGE), eval_sigma=50.0),
         space=dict(layers=3, blocks=4, filters=8),  # the search's space (retraining reads its activation only)
         train=dict(filters=r["filters"], epochs=1_000_000, steps_per_epoch=250, batch_size=r["batch"],
@@ -110,10 +111,11 @@ def _curve_point(tr: Trainer, images) -> Dict:
     return out
 
 
-def grow(recipe: str, folder: Path, hours: float, name: str) -> None:
-    """Train ``recipe`` in ``folder`` for ``hours`` more CPU-hours (resuming), logging the
-    validation PSNR at every sigma to ``folder/curves.jsonl``."""
-    cfg = trunk_config(recipe, name)
+def grow(recipe: str, hours: float) -> None:
+    """Train ``recipe`` in ``zoo/state/blind/<recipe>`` for ``hours`` more CPU-hours
+    (resuming), logging the validation PSNR at every sigma to its ``curves.jsonl``."""
+    folder, name = BLIND / recipe, recipe + (" (trunk)" if recipe == TRUNK else "")
+    cfg = trunk_config(recipe)
     geno = genotype(RECIPES[recipe]["repeat"])
     resume = (folder / STATE_NAME).exists()
     tr = Trainer(cfg, geno, folder, resume=resume, progress=False, val_size=0)
@@ -172,7 +174,7 @@ class _Identity(torch.nn.Module):
 
 
 def branch(sigma, shared: Path) -> Dict:
-    trunk_dir = STATE / "denoise-blind"
+    trunk_dir = BLIND / TRUNK
     trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
     trunk = Config.from_dict(trunk_state["config"])
     geno = Genotype.from_dict(trunk_state["genotype"])
@@ -246,19 +248,19 @@ def main(argv=None) -> int:
         return 2
     set_threads(args.threads)
     if args.command == "trunk":
-        grow(TRUNK, STATE / "denoise-blind", args.hours, "trunk")
+        grow(TRUNK, args.hours)
     elif args.command == "trial":
         if args.name not in RECIPES:
             print(f"error: unknown recipe {args.name!r}; known: {', '.join(RECIPES)}", file=sys.stderr)
             return 2
-        grow(args.name, STATE / "trials" / args.name, args.hours, f"trial {args.name}")
+        grow(args.name, args.hours)
     elif args.command == "branches":
         wanted = args.sigmas or [str(s) for s in SIGMAS] + ["blind"]
         for s in wanted:
             branch(None if s == "blind" else float(s), shared)
         zootools.write_results(header=zootools._header())
     else:
-        for folder in [STATE / "denoise-blind"] + sorted((STATE / "trials").glob("*")):
+        for folder in sorted(BLIND.glob("*")):
             c = read_curve(folder)
             if c:
                 print(f"{folder.name:14s} {c[-1]['cpu_h']:6.2f} CPU-h  step {c[-1]['step']:7d}  val PSNR "
