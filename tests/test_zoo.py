@@ -177,4 +177,12 @@ def test_entry_was_made_by_its_script(name):
     want, have = trains[name].to_dict(), cfg.to_dict()
     for d in (want, have):
         d.pop("search")
+        d.pop("data")  # the folders it was trained from are machine paths, left out of the entry
     assert want == have
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_entry_carries_no_machine_paths(name):
+    """`eval --model NAME` without --data must not name a folder the user never mentioned."""
+    _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
+    assert (cfg.data.train_dir, cfg.data.val_dir, cfg.data.test_dir) == (None, None, None)
