@@ -174,6 +174,7 @@ class SearchConfig:
     select: str = "final"             # genotype.json: the final epoch's | the best one's (select_by, select_from)
     select_by: str = "psnr"           # psnr | ssim_psnr (SSIM + PSNR/100, the authors')
     select_from: int = -1             # first epoch (0-based) that may be selected; -1: the end of the warm-up
+                                      # (none reached, as in a shortened run: the final epoch is kept)
     amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
@@ -198,8 +199,8 @@ class SearchConfig:
                  "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
         _require(self.checkpoint_every >= 0, "search.checkpoint_every", "must be >= 0")
-        _require(-1 <= self.select_from < self.epochs, "search.select_from",
-                 f"must be -1 or an epoch in [0, {self.epochs}), got {self.select_from}")
+        # (a later select_from than the run has epochs, e.g. a shortened paper preset: the final epoch is kept)
+        _require(self.select_from >= -1, "search.select_from", f"must be -1 or an epoch >= 0, got {self.select_from}")
         self.a_betas = tuple(float(b) for b in self.a_betas)
         _require(len(self.a_betas) == 2 and all(0 <= b < 1 for b in self.a_betas), "search.a_betas",
                  f"need two Adam betas in [0, 1), got {list(self.a_betas)}")
@@ -252,8 +253,8 @@ class TrainConfig:
         _require(self.lr > 0 and 0 <= self.lr_min <= self.lr, "train.lr", "need lr > 0 and 0 <= lr_min <= lr")
         _require(self.amp in AMP_MODES, "train.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
         _require(self.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
-        _require(0 <= self.val_from < self.epochs, "train.val_from",
-                 f"must be an epoch in [0, {self.epochs}), got {self.val_from}")
+        # (the last epoch is always validated, also when val_from is past it)
+        _require(self.val_from >= 0, "train.val_from", f"must be an epoch >= 0, got {self.val_from}")
 
 
 @dataclass
