@@ -143,6 +143,54 @@ def read_curve(folder: Path) -> List[Dict]:
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
 
+def val_baselines() -> Dict[str, Dict[str, float]]:
+    """NLM and BM3D on the 20 held-out validation images at each sigma (cached), for the plot."""
+    cache = STATE / "baselines_val.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    cfg = trunk_config(TRUNK)
+    images = data.split_images(cfg)["val"]
+    out = {}
+    for s in SIGMAS:
+        c = get_preset("tiny", "denoise").replace(task=dict(sigmas=[float(s)], eval_sigma=float(s)))
+        ev = evaluate(_Identity(), c, images, progress=False, bm3d=True)
+        out[str(s)] = {"nlm": ev["mean"]["baseline_psnr"], "bm3d": ev["mean"]["bm3d_psnr"],
+                       "noisy": ev["mean"]["input_psnr"]}
+    atomic_write_text(cache, json.dumps(out, indent=1))
+    return out
+
+
+def plot_curves(path: Path) -> Path:
+    """Validation PSNR against CPU-hours for every recipe grown, one panel per sigma, with NLM
+    and BM3D on the same images as dashed lines."""
+    import matplotlib  # noqa: PLC0415 -- only the plot needs it
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    base = val_baselines()
+    fig, axes = plt.subplots(1, len(SIGMAS), figsize=(4.2 * len(SIGMAS), 3.6), sharex=True)
+    for ax, s in zip(axes, SIGMAS):
+        for folder in sorted(BLIND.glob("*")):
+            c = read_curve(folder)[1:]  # (the first point is the untrained network)
+            if c:
+                label = folder.name + (" (trunk)" if folder.name == TRUNK else "")
+                ax.plot([p["cpu_h"] for p in c], [p[f"psnr{s}"] for p in c], marker=".", label=label,
+                        lw=2.5 if folder.name == TRUNK else 1.2)
+        for key, style in (("bm3d", "--"), ("nlm", ":")):
+            ax.axhline(base[str(s)][key], color="grey", ls=style, lw=1)
+            ax.annotate(key.upper(), (1.0, base[str(s)][key]), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=8, color="grey")
+        ax.set_title(f"sigma {s}: validation PSNR (20 held-out Train400 images)", fontsize=9)
+        ax.set_xlabel("CPU-hours (one thread)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("PSNR (dB)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------------
 # branches -> zoo entries
 # ---------------------------------------------------------------------------
@@ -234,7 +282,7 @@ def _recipe_note(recipe: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["trunk", "trial", "branches", "status"])
+    ap.add_argument("command", choices=["trunk", "trial", "branches", "status", "plot"])
     ap.add_argument("name", nargs="?", help="trial: the recipe (" + ", ".join(RECIPES) + ")")
     ap.add_argument("--hours", type=float, default=1.0, help="CPU-hours to add (trunk, trial)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
@@ -258,7 +306,10 @@ def main(argv=None) -> int:
         wanted = args.sigmas or [str(s) for s in SIGMAS] + ["blind"]
         for s in wanted:
             branch(None if s == "blind" else float(s), shared)
+        plot_curves(ROOT / "zoo" / "curves.png")
         zootools.write_results(header=zootools._header())
+    elif args.command == "plot":
+        print(f"wrote {plot_curves(ROOT / 'zoo' / 'curves.png')}")
     else:
         for folder in sorted(BLIND.glob("*")):
             c = read_curve(folder)
