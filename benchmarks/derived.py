@@ -26,7 +26,7 @@ from torch import nn
 from benchmarks.common import machine_info, set_threads
 from hinas_lib.config import get_preset
 from hinas_lib.genotype import Genotype, default_genotype
-from hinas_lib.network import HiNASNet
+from hinas_lib.network import build_network
 
 
 class DnCNN(nn.Module):
@@ -103,16 +103,25 @@ def measure(net: nn.Module, channels: int, scale: int, size: int, iters: int) ->
             "ms_per_mpx": statistics.median(ts) * 1e3 / out_px * 1e6}
 
 
+def _designs(cfg):
+    """The paper preset's network (the authors' design) and the compact one at the same F."""
+    compact = cfg.replace(space={"style": "compact", "primitives": list(get_preset("tiny").space.primitives),
+                                 "arch_init": "random"})
+    return (("HiNAS, authors' design", cfg), ("HiNAS, compact design", compact))
+
+
 def rows(genotype: Optional[Genotype], size: int, iters: int):
     out = []
     cfg = get_preset("paper-denoise")
     g = genotype or default_genotype(cfg.space.layers, cfg.space.blocks, cfg.space.width_factors)
-    out.append(("denoise", "HiNAS", measure(HiNASNet(g, cfg), 1, 1, size, iters)))
+    for name, c in _designs(cfg):
+        out.append(("denoise", name, measure(build_network(g, c), 1, 1, size, iters)))
     out.append(("denoise", "DnCNN-17", measure(DnCNN(1), 1, 1, size, iters)))
     for scale in (2, 3, 4):
         cfg = get_preset("paper-sr", scale=scale)
         g = genotype or default_genotype(cfg.space.layers, cfg.space.blocks, cfg.space.width_factors)
-        out.append((f"SR x{scale}", "HiNAS", measure(HiNASNet(g, cfg), 3, scale, size, iters)))
+        for name, c in _designs(cfg):
+            out.append((f"SR x{scale}", name, measure(build_network(g, c), 3, scale, size, iters)))
         out.append((f"SR x{scale}", "FSRCNN(56,12,4)", measure(FSRCNN(scale), 3, scale, size, iters)))
     return out
 

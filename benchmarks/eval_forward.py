@@ -19,7 +19,7 @@ from benchmarks.common import machine_info, set_threads
 from benchmarks.search_step import ANCHOR
 from hinas_lib.fused import PerfOptions
 from hinas_lib.config import get_preset
-from hinas_lib.supernet import SuperNet
+from hinas_lib.supernet import build_supernet
 
 PATHS = {"default": PerfOptions(), "unoptimised": PerfOptions(fuse_edges=False, channels_last=False)}
 
@@ -36,7 +36,7 @@ def main(argv=None):
     set_threads(args.threads)
     cfg = get_preset(args.preset)
     torch.manual_seed(0)
-    nets = {name: SuperNet(cfg, perf).eval() for name, perf in PATHS.items()}
+    nets = {name: build_supernet(cfg, perf).eval() for name, perf in PATHS.items()}
     state = nets["default"].state_dict()
     for net in nets.values():
         net.load_state_dict(state)  # the same weights: the paths must agree
