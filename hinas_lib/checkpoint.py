@@ -7,6 +7,8 @@ plain Python data so that ``torch.load(weights_only=True)`` can read them.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
 import re
@@ -86,7 +88,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_save(obj: Dict[str, Any], path: str | Path) -> None:
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` atomically. Serialised in memory first: torch's writer reports a
+    full disk as a RuntimeError ("unexpected pos"), a plain write as OSError ENOSPC."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path, *, kind: str | None = None) -> Dict[str, Any]:
@@ -111,8 +117,12 @@ def load_checkpoint(path: str | Path, *, kind: str | None = None) -> Dict[str, A
         raise CheckpointError(f"cannot read checkpoint {p}: the file is empty (an interrupted copy?)")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except OSError:
-        raise  # permissions and the like: a file-system error, not a bad checkpoint
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, None):
+            raise  # permissions and the like: a file-system error, not a bad checkpoint
+        # torch's zip reader says "Invalid argument" for a truncated file
+        raise CheckpointError(f"cannot read checkpoint {p}: the file is damaged or truncated "
+                              f"({_first_line(e)})") from None
     except pickle.UnpicklingError as e:
         raise CheckpointError(_unpickling_message(p, e)) from None
     except Exception as e:  # damaged file, not a torch file, ...

@@ -31,7 +31,7 @@ from .genotype import Genotype, GenotypeError
 from .network import load_model
 from .runtime import TrainingError, set_threads
 from .search import Searcher
-from .tasks import TASKS
+from .tasks import TASKS, get_task
 from .train import Trainer
 
 # Exit codes, one per kind of failure (documented in README.md, "Failure modes handled").
@@ -210,6 +210,9 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     net, cfg, ckpt = load_model(args.model, args.device, task=args.task, scale=args.scale)
+    if args.sigma is not None and get_task(cfg).level_name != "sigma":
+        raise ValueError(f"--sigma: {args.model} is a {get_task(cfg).describe_level()} {cfg.task.task} model; "
+                         "--sigma is the noise level of denoising models")
     if args.data:
         images = data.load_folder(args.data, channels=cfg.task.channels)
     else:
@@ -333,7 +336,8 @@ def classify(e: BaseException, args=None) -> "tuple[int, str]":
         return EXIT_INTERRUPTED, _interrupted_message(args)
     if isinstance(e, (TrainingError, NonFiniteOutputError)):
         return EXIT_NUMERIC, _one_line(e)
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+    if (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))):  # torch's CPU allocator
         return EXIT_MEMORY, ("out of memory; use a smaller batch_size/crop, or --tile for eval/restore "
                              f"({_one_line(e) or type(e).__name__})")
     if isinstance(e, FileNotFoundError):  # a missing input: the user named the wrong file

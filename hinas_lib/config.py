@@ -12,6 +12,7 @@ Every dataclass validates itself on construction and names the bad field.
 from __future__ import annotations
 
 import os
+import math
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -43,7 +44,13 @@ def _check_types(obj, section: str) -> None:
         if f.type == "int":
             _require(isinstance(v, int) and not isinstance(v, bool), name, f"expected an integer, got {v!r}")
         elif f.type == "float":
+            if isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+                try:
+                    v = float(v)
+                except ValueError:
+                    pass
             _require(isinstance(v, (int, float)) and not isinstance(v, bool), name, f"expected a number, got {v!r}")
+            _require(math.isfinite(v), name, f"must be a finite number, got {v!r}")
             setattr(obj, f.name, float(v))
         elif f.type == "bool":
             _require(isinstance(v, bool), name, f"expected true or false, got {v!r}")
@@ -67,6 +74,8 @@ SEARCH_SCHEDULES = ("cosine", "poly_cosine")
 TRAIN_SCHEDULES = ("cosine", "poly", "constant")
 OPTIMIZERS = ("adam", "sgd")
 SELECT_BY = ("psnr", "ssim_psnr")    # ssim_psnr: SSIM + PSNR/100, the authors' rule
+SSIM_WINDOW = 11                      # the 'valid' SSIM of the compact loss needs this many pixels
+MAX_SUPERNET_WEIGHTS = 5e8            # beyond it a supernet would not fit in memory (about 2 GB of weights)
 
 
 @dataclass
@@ -147,6 +156,13 @@ class SpaceConfig:
                  f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
         _require(self.alpha_sharing in ALPHA_SHARING, "space.alpha_sharing",
                  f"must be one of {ALPHA_SHARING}, got {self.alpha_sharing!r}")
+        # (each size is within its limit, yet together they can still be absurd)
+        c_max = self.filters * max(self.width_factors)
+        estimate = self.layers * len(self.width_factors) * sum(2 + i for i in range(self.blocks)) * 50 * c_max ** 2
+        _require(estimate <= MAX_SUPERNET_WEIGHTS, "space",
+                 f"layers={self.layers}, blocks={self.blocks}, filters={self.filters} and widths up to "
+                 f"{max(self.width_factors):g}x make a supernet of about {estimate:.1e} weights "
+                 f"(> {MAX_SUPERNET_WEIGHTS:.0e}): it would not fit in memory; lower some of them")
 
     def widths(self, filters: Optional[int] = None) -> List[int]:
         return channel_widths(self.filters if filters is None else filters, self.width_factors)
@@ -198,6 +214,9 @@ class SearchConfig:
         _require(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "search.w_lr",
                  "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
+        _require(0 <= self.w_momentum < 1, "search.w_momentum", f"must be in [0, 1), got {self.w_momentum}")
+        for name in ("w_weight_decay", "a_weight_decay", "grad_clip"):
+            _require(getattr(self, name) >= 0, f"search.{name}", f"must be >= 0, got {getattr(self, name)}")
         _require(self.checkpoint_every >= 0, "search.checkpoint_every", "must be >= 0")
         # (a later select_from than the run has epochs, e.g. a shortened paper preset: the final epoch is kept)
         _require(self.select_from >= -1, "search.select_from", f"must be -1 or an epoch >= 0, got {self.select_from}")
@@ -239,8 +258,9 @@ class TrainConfig:
         _require(self.schedule in TRAIN_SCHEDULES, "train.schedule",
                  f"must be one of {TRAIN_SCHEDULES}, got {self.schedule!r}")
         _require(self.select_by in SELECT_BY, "train.select_by", f"must be one of {SELECT_BY}, got {self.select_by!r}")
-        for name in ("lr_power", "momentum", "weight_decay", "bias_lr_factor", "grad_clip", "grad_clip_value"):
+        for name in ("lr_power", "weight_decay", "bias_lr_factor", "grad_clip", "grad_clip_value"):
             _require(getattr(self, name) >= 0, f"train.{name}", f"must be >= 0, got {getattr(self, name)}")
+        _require(0 <= self.momentum < 1, "train.momentum", f"must be in [0, 1), got {self.momentum}")
         _require(self.bias_weight_decay >= 0 or self.bias_weight_decay == -1, "train.bias_weight_decay",
                  f"must be >= 0, or -1 for the weight decay, got {self.bias_weight_decay}")
         _require(self.ssim_weight >= 0 or self.ssim_weight == -1, "train.ssim_weight",
@@ -294,6 +314,18 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
+    def __post_init__(self):
+        # checks that read two sections (only when every section is what it should be)
+        if not all(isinstance(getattr(self, n), t) for n, t in _SECTION_TYPES.items()):
+            return
+        scale = TASKS[self.task.task](self.task).scale
+        if self.task.loss_form == "compact" and self.task.ssim_weight > 0:
+            for sec in ("search", "train"):
+                crop = getattr(self, sec).crop
+                _require(crop * scale >= SSIM_WINDOW, f"{sec}.crop",
+                         f"the loss's SSIM needs patches of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
+                         f"(crop x scale), got {crop * scale}")
+
     # ---- serialisation -------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         def plain(v):
@@ -342,7 +374,9 @@ class Config:
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text())
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"config: {p} is not a YAML text file (binary content)") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config: {p} is not valid YAML ({e})") from None
         return cls.from_dict(data)
@@ -380,6 +414,7 @@ class Config:
                 _require(isinstance(section, want), f.name,
                          f"expected a {want.__name__}, got {type(section).__name__}")
             section.__post_init__()
+        self.__post_init__()
         return self
 
 

@@ -55,7 +55,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .runtime import pick_device
+from .runtime import pick_device, set_threads
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -142,6 +142,7 @@ def init(device: Optional[str] = None, threads: Optional[int] = None) -> Tuple[D
         return info, _rank_device(device, info.local_rank)
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
+        set_threads(threads)  # one process: the caller's choice, if any (validated)
         return DistInfo(), pick_device(device)
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
@@ -155,6 +156,8 @@ def init(device: Optional[str] = None, threads: Optional[int] = None) -> Tuple[D
     # NCCL: bind the group to this rank's GPU (otherwise torch guesses it, with a warning)
     bind = {"device_id": dev} if backend == "nccl" else {}
     bn = bn_mode(backend)
+    if threads is not None:
+        set_threads(threads)  # validates it
     if dev.type == "cpu":
         n, why = threads_per_rank(threads)
         torch.set_num_threads(n)

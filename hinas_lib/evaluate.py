@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import data
 from .checks import CONFIG_HINT, PATH_TYPES, expect
 from .config import Config
-from .inference import tiled_forward
+from .inference import MIN_TILE, tiled_forward
 from .metrics import psnr, ssim
 from .network import load_model
 from .tasks import get_task
@@ -139,10 +139,12 @@ def _check_eval_args(net, images, sigma, tile) -> None:
         ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], (np.ndarray, torch.Tensor))
         if not ok:
             raise TypeError(f"images[{i}]: expected a (name, image array) pair, got {type(item).__name__}")
+        if min(item[1].shape[:2]) < 1:
+            raise ValueError(f"images[{i}] ({item[0]!r}): empty image of shape {tuple(item[1].shape)}")
     expect(sigma, (numbers.Real, type(None)), "sigma")
     expect(tile, numbers.Integral, "tile")
-    if tile < 0:
-        raise ValueError(f"tile: must be >= 0 (0 = the whole image at once), got {tile}")
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
 
 
 def format_table(res: Dict) -> str:
@@ -183,8 +185,8 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
     for value, name in ((model_path, "model_path"), (src, "src"), (dst, "dst")):
         expect(value, PATH_TYPES, name)
     expect(tile, numbers.Integral, "tile")
-    if tile < 0:
-        raise ValueError(f"tile: must be >= 0 (0 = the whole image at once), got {tile}")
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
     src, dst = Path(src), Path(dst)
     model_path = resolve_model(model_path)  # a wrong model name fails first; loading comes last
     check_output_path(dst, src=src, overwrite_input=overwrite_input)

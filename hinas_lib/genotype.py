@@ -157,7 +157,9 @@ class Genotype:
         if not p.is_file():
             raise GenotypeError(f"genotype file not found: {p}")
         try:
-            return cls.from_json(p.read_text())
+            return cls.from_json(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise GenotypeError(f"{p}: not a genotype JSON file (binary content; a model.pt goes to --model)") from None
         except GenotypeError as e:
             raise GenotypeError(f"{p}: {e}") from None
 

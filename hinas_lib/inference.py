@@ -21,6 +21,7 @@ import torch
 
 _RADIUS_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
 MAX_PROBE = 513
+MIN_TILE = 32  # smaller tiles are mostly context: thousands of forward passes for one photograph
 
 
 def receptive_radius(net: torch.nn.Module, channels: int, probe: int = 65) -> Optional[int]:
@@ -96,8 +97,8 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
     Returns:
         (N, C_out, H * scale, W * scale), as ``net(x)``.
     """
-    if tile < 0:
-        raise ValueError(f"tile must be >= 0 (0 = whole image), got {tile}")
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
     H, W = x.shape[-2:]
     try:
         dev = next(net.parameters()).device
@@ -145,4 +146,4 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
     return out
 
 
-__all__ = ["receptive_radius", "tiled_forward", "MAX_PROBE"]
+__all__ = ["receptive_radius", "tiled_forward", "MAX_PROBE", "MIN_TILE"]

@@ -22,6 +22,7 @@ from torch import nn
 from .authors import AuthorsNet
 from .cells import FixedCell
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
+from .checks import MAX_FILTERS
 from .config import Config
 from .genotype import Genotype
 from .grid import channel_widths
@@ -118,7 +119,10 @@ def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional
         raise CheckpointError(f"{path} holds a {cfg.task.task!r} model, but task {task!r} was asked for")
     if scale is not None and scale != get_task(cfg).scale:
         raise CheckpointError(f"{path} is an x{get_task(cfg).scale} model, but x{scale} was asked for")
-    net = build_network(Genotype.from_dict(ckpt["genotype"]), cfg, filters=int(ckpt["filters"]))
+    filters = ckpt.get("filters")
+    if isinstance(filters, bool) or not isinstance(filters, int) or not 1 <= filters <= MAX_FILTERS:
+        raise CheckpointError(f"{path}: stores filters={filters!r}, not a width in 1..{MAX_FILTERS} (damaged?)")
+    net = build_network(Genotype.from_dict(ckpt["genotype"]), cfg, filters=filters)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

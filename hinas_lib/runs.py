@@ -31,6 +31,9 @@ from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_ch
 from .config import Config
 
 LOCK_NAME = ".hinas.lock"
+STATE_FILES = ("checkpoint.pt", "train_checkpoint.pt")  # the resumable states of search and training
+# what finished runs leave (a training writes its genotype.json when it starts: not a result there)
+RESULT_FILES = {"search": ("model.pt", "genotype.json"), "train": ("model.pt",)}
 
 
 class RunLockedError(CheckpointError):
@@ -70,6 +73,9 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 other = self._read()
+                if not other and self._age_s() > 5:  # empty or garbage, and not being written now: stale
+                    self.path.unlink(missing_ok=True)
+                    continue
                 if other.get("pid") == me["pid"] and other.get("host") == me["host"]:
                     self.held = True  # this process already holds it (e.g. a second engine in a notebook)
                     return
@@ -80,12 +86,22 @@ class RunLock:
                     f"{self.path.parent} is in use by another run (pid {other.get('pid', '?')} on "
                     f"{other.get('host', '?')}, started {other.get('started', '?')}: {other.get('command', '?')}); "
                     f"wait for it or choose another --out (if that run is gone, delete {self.path})") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(me, f)
+            except BaseException:  # e.g. a full disk: leave no empty lock behind
+                self.path.unlink(missing_ok=True)
+                raise
             self.held = True
             atexit.register(self.release)
             return
         raise RunLockedError(f"could not lock {self.path.parent}: the lock file keeps reappearing")
+
+    def _age_s(self) -> float:
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return 0.0
 
     def _read(self) -> Dict:
         try:
@@ -130,6 +146,8 @@ class RunDir:
             if resume:
                 raise ValueError("resume needs an output directory")
             return None
+        if str(self.out) in ("", "."):
+            raise ValueError("--out: give the run folder a name (an empty path would write into the current folder)")
         payload: Dict[str, Any] = {}
         if self.writes:
             try:
@@ -138,9 +156,8 @@ class RunDir:
                 self._remove_stale_temp_files()
                 if resume:
                     payload["state"] = self._read_state(cfg, check)
-                elif self.state_path.exists():
-                    raise CheckpointError(f"{self.out} already holds a {self.kind} checkpoint; pass --resume "
-                                          "to continue it or choose another --out")
+                else:
+                    self._check_fresh()
             except CheckpointError as e:
                 payload["error"] = str(e)
                 self.close()
@@ -154,6 +171,18 @@ class RunDir:
         self.write_text("config.yaml", cfg.to_yaml())
         return state
 
+    def _check_fresh(self) -> None:
+        """A fresh run may only use a folder without another run's checkpoint or results.
+        A run that stopped before its first checkpoint left nothing to resume: its
+        log is started over (so no epoch is recorded twice)."""
+        held = [n for n in STATE_FILES + RESULT_FILES.get(self.kind, ()) if (self.out / n).exists()]
+        if held:
+            what = "checkpoint" if any(n in STATE_FILES for n in held) else "results"
+            hint = (" pass --resume to continue it or" if self.state_file in held else "")
+            raise CheckpointError(f"{self.out} already holds a run's {what} ({', '.join(held)});{hint} "
+                                  "choose another --out")
+        (self.out / "log.jsonl").unlink(missing_ok=True)
+
     def _remove_stale_temp_files(self) -> None:
         # atomic writes go through ".NAME.XXXX.tmp"; a killed write leaves one behind
         for p in self.out.glob(".*.tmp"):
@@ -165,7 +194,13 @@ class RunDir:
     def _read_state(self, cfg: Config, check) -> Dict:
         path = self.state_path
         if not path.is_file():
-            raise CheckpointError(f"nothing to resume: {path} does not exist (run without --resume to start)")
+            other = [n for n in STATE_FILES if n != self.state_file and (self.out / n).exists()]
+            if other:
+                raise CheckpointError(f"nothing to resume in {self.out}: it holds a "
+                                      f"{'search' if other[0] == 'checkpoint.pt' else 'training'} run ({other[0]}), "
+                                      f"not a {self.kind}")
+            raise CheckpointError(f"nothing to resume: no checkpoint in {self.out} (the run stopped before its "
+                                  "first one, or never started); run without --resume to start over")
         state = load_checkpoint(path, kind=self.kind)
         if not same_config(state["config"], cfg):
             raise CheckpointError(f"{path} was written by a {self.kind} with another configuration "

@@ -145,42 +145,47 @@ class Searcher:
         # joins the process group when launched by torchrun; else one process, as before
         self.dist, self.device = distributed.init(device, threads)
         self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
-        self.progress, self.on_epoch, self.write_figures = progress, on_epoch, write_figures
-        s = cfg.search
-        distributed.check_batch(s.batch_size, self.dist, "search.batch_size")
-        self.task = get_task(cfg)
-
-        seed_everything(s.seed)
-        if perf is None:  # synchronised BN must see every forward: no fused edges
-            perf = PerfOptions(fuse_edges=not self.dist.sync_bn)
-        self.net = prepare_model(build_supernet(cfg, perf), self.device)
-        if self.dist.sync_bn:
-            distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
-        self.loss_fn = self.task.loss()
-        # training losses see the whole global batch (per-rank outputs gathered)
-        self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
-        self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
-
-        images = data.split_images(cfg)
-        rescale = cfg.data.rescale
-        self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
-        self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
-        # fixed validation patches (separate seed), the same every epoch: from the held-out
-        # images when there are some, else from the architecture half
-        select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
-        self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
-
-        self.step, self.history = 0, []
-        self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
-        self.best = {"score": -float("inf"), "epoch": -1, "genotype": None}
+        # the run folder first: a folder in use is refused before minutes of building and loading
         self.run_dir = RunDir(self.out, self.dist, state_file=CKPT_NAME, kind="search")
         state = self.run_dir.open(cfg, resume=resume)
-        if state is not None:
-            self._apply_checkpoint(state)
-        # DDP over the weights only (alpha/beta have their own step); built after
-        # loading, it starts every rank from rank 0's weights, and alpha/beta too
-        self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
-        distributed.broadcast_(self.net.arch_parameters(), self.dist)
+        try:
+            self.progress, self.on_epoch, self.write_figures = progress, on_epoch, write_figures
+            s = cfg.search
+            distributed.check_batch(s.batch_size, self.dist, "search.batch_size")
+            self.task = get_task(cfg)
+
+            seed_everything(s.seed)
+            if perf is None:  # synchronised BN must see every forward: no fused edges
+                perf = PerfOptions(fuse_edges=not self.dist.sync_bn)
+            self.net = prepare_model(build_supernet(cfg, perf), self.device)
+            if self.dist.sync_bn:
+                distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
+            self.loss_fn = self.task.loss()
+            # training losses see the whole global batch (per-rank outputs gathered)
+            self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
+            self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
+
+            images = data.split_images(cfg)
+            rescale = cfg.data.rescale
+            self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
+            self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
+            # fixed validation patches (separate seed), the same every epoch: from the held-out
+            # images when there are some, else from the architecture half
+            select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
+            self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
+
+            self.step, self.history = 0, []
+            self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
+            self.best = {"score": -float("inf"), "epoch": -1, "genotype": None}
+            if state is not None:
+                self._apply_checkpoint(state)
+            # DDP over the weights only (alpha/beta have their own step); built after
+            # loading, it starts every rank from rank 0's weights, and alpha/beta too
+            self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
+            distributed.broadcast_(self.net.arch_parameters(), self.dist)
+        except BaseException:  # nothing was started: leave the folder to others
+            self.run_dir.close()
+            raise
 
     # ------------------------------------------------------------------
     @property

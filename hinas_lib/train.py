@@ -70,53 +70,61 @@ class Trainer:
         expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
         expect(genotype, Genotype, "genotype", GENOTYPE_HINT)
         expect(out_dir, PATH_OR_NONE, "out_dir")
+        expect(val_size, int, "val_size")
+        if val_size < 0:
+            raise ValueError(f"val_size: the centre crop of validation images, >= 0 (0 = whole), got {val_size}")
         self.cfg, self.genotype = cfg, genotype
         self.out = Path(out_dir) if out_dir is not None else None
         # joins the process group when launched by torchrun; else one process, as before
         self.dist, self.device = distributed.init(device, threads)
         self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
-        self.progress, self.on_epoch = progress, on_epoch
-        t = cfg.train
-        distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
-        self.task = get_task(cfg)
-        seed_everything(t.seed)
-        net = build_network(genotype, cfg)
-        if init_weights is not None:
-            net.load_state_dict(init_weights)
-        # NHWC on the CPU too: oneDNN's depthwise and dilated kernels are much faster
-        # in it (8-24% per retraining step measured on the searched zoo networks)
-        self.net = prepare_model(net, self.device).to(memory_format=torch.channels_last)
-        if self.dist.sync_bn:
-            distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
-        # the loss of the whole global batch (per-rank outputs gathered)
-        self.loss_fn = distributed.GlobalBatchLoss(
-            self.task.loss(None if t.ssim_weight < 0 else t.ssim_weight), self.dist)
-        self.opt = make_train_optimizer(self.net, cfg)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
-
-        images = data.split_images(cfg)
-        train_imgs, val_imgs = images["train"], images["val"]
-        if t.train_on_val:
-            # the paper retrains on the whole training set: the search's two halves together
-            train_imgs = train_imgs + val_imgs
-        if images["holdout"]:  # the images neither half saw validate the retraining
-            val_imgs = images["holdout"]
-        self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
-        val_imgs = [(n, data.centre_crop(a, val_size, self.task.scale)) for n, a in val_imgs]
-        self.val_set = list(self.task.eval_dataset(val_imgs))
-
-        self.step, self.history, self.best_psnr, self.best_score = 0, [], -float("inf"), -float("inf")
-        self.cpu_s = 0.0  # CPU time of this run over all its resumes (process time: every thread counted)
-        self.sums = {"loss": 0.0, "n": 0}
-        self.best_state: Optional[Dict] = None
+        # the run folder first: a folder in use is refused before minutes of building and loading
         self.run_dir = RunDir(self.out, self.dist, state_file=STATE_NAME, kind="train")
         state = self.run_dir.open(cfg, resume=resume, check=self._check_genotype)
-        if state is not None:
-            self._apply_checkpoint(state)
-        if self.main and self.out is not None:
-            self.genotype.save(self.out / "genotype.json")
-        # built after loading: DDP starts every rank from rank 0's weights
-        self.model = distributed.wrap_ddp(self.net, self.device, self.dist)
+        try:
+            self.progress, self.on_epoch = progress, on_epoch
+            t = cfg.train
+            distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
+            self.task = get_task(cfg)
+            seed_everything(t.seed)
+            net = build_network(genotype, cfg)
+            if init_weights is not None:
+                net.load_state_dict(init_weights)
+            # NHWC on the CPU too: oneDNN's depthwise and dilated kernels are much faster
+            # in it (8-24% per retraining step measured on the searched zoo networks)
+            self.net = prepare_model(net, self.device).to(memory_format=torch.channels_last)
+            if self.dist.sync_bn:
+                distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
+            # the loss of the whole global batch (per-rank outputs gathered)
+            self.loss_fn = distributed.GlobalBatchLoss(
+                self.task.loss(None if t.ssim_weight < 0 else t.ssim_weight), self.dist)
+            self.opt = make_train_optimizer(self.net, cfg)
+            self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
+
+            images = data.split_images(cfg)
+            train_imgs, val_imgs = images["train"], images["val"]
+            if t.train_on_val:
+                # the paper retrains on the whole training set: the search's two halves together
+                train_imgs = train_imgs + val_imgs
+            if images["holdout"]:  # the images neither half saw validate the retraining
+                val_imgs = images["holdout"]
+            self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
+            val_imgs = [(n, data.centre_crop(a, val_size, self.task.scale)) for n, a in val_imgs]
+            self.val_set = list(self.task.eval_dataset(val_imgs))
+
+            self.step, self.history, self.best_psnr, self.best_score = 0, [], -float("inf"), -float("inf")
+            self.cpu_s = 0.0  # CPU time of this run over all its resumes (process time: every thread counted)
+            self.sums = {"loss": 0.0, "n": 0}
+            self.best_state: Optional[Dict] = None
+            if state is not None:
+                self._apply_checkpoint(state)
+            if self.main and self.out is not None:
+                self.genotype.save(self.out / "genotype.json")
+            # built after loading: DDP starts every rank from rank 0's weights
+            self.model = distributed.wrap_ddp(self.net, self.device, self.dist)
+        except BaseException:  # nothing was started: leave the folder to others
+            self.run_dir.close()
+            raise
 
     @property
     def total_steps(self) -> int:
