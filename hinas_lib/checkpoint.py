@@ -144,10 +144,11 @@ def _first_line(e: BaseException) -> str:
 
 def _unpickling_message(p: Path, e: pickle.UnpicklingError) -> str:
     text = str(e)
-    # torch's weights-only unpickler names the Python object it refused ("GLOBAL posix.system")
-    if "Weights only load failed" not in text or not re.search(r"global", text, re.IGNORECASE):
+    # torch's weights-only unpickler names the Python object it refused: "GLOBAL posix.system"
+    # (torch >= 2.4) or "Unsupported class posix.system" (2.3)
+    if "Weights only load failed" not in text or not re.search(r"global|unsupported class", text, re.IGNORECASE):
         return f"cannot read checkpoint {p}: the file is damaged or not a torch checkpoint ({_first_line(e)})"
-    found = re.search(r"GLOBAL ([\w.]+)", text)
+    found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
     what = f" (it refers to {found.group(1)})" if found else ""
     return (f"{p} is not a hinas checkpoint: it contains Python objects that cannot be loaded safely "
             f"(weights_only){what}")
