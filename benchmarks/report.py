@@ -25,6 +25,10 @@ def _load(d: Path, name: str):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def _threads(r: Dict) -> int:
+    return r.get("machine", {}).get("threads", 2)
+
+
 def _machine(m: Dict) -> str:
     return (f"{m['cpu_model']}, {m['cpu_count']} cores, {m['threads']} torch threads, torch {m['torch']}, "
             f"Python {m['python']}, {m['date'][:16].replace('T', ' ')}, load average at start "
@@ -53,45 +57,54 @@ def build(d: Path) -> str:
            "Written by `python -m benchmarks.report` from the JSON files in `benchmarks/results/`; "
            "rerun the commands below to reproduce (CPU figures are from a shared, noisy 2-core machine: "
            "read the ratios, which come from one run with the variants interleaved).", "",
-           "Variants: `default` = HiNAS as the library runs it (cell sharing, fused mixed ops, channels_last); "
-           "`no-sharing` = one cell per incoming path (Auto-DeepLab style), same optimisations; "
-           "`checkpoint` = per-cell activation checkpointing (`space.checkpoint_cells`); "
-           "`unoptimised` = the straightforward per-edge, NCHW code path computing the same function.",
+           "Variants: `default` = HiNAS as the library runs it (cell sharing, fused mixed ops, channels_last, "
+           "alpha/beta-only gradients in the architecture step); `checkpoint` = per-cell activation "
+           "checkpointing (`space.checkpoint_cells`); `unoptimised` = the straightforward per-edge, NCHW code "
+           "path computing the same function; `full-backward` = ours, but the architecture step back-propagates "
+           "into every weight as the authors' code does (what the alpha/beta-only gradients save); "
+           "`authors-code` = the authors' own code (github hkzhang91/HiNAS, `--authors-src`, nothing of it in "
+           "this repository) at the same preset, batch and crop, its worker interleaved with ours: the anchor; "
+           "`no-sharing` = one cell per incoming path (Auto-DeepLab style, compact design only).",
            "Peak memory: the profiler's peak of live CPU allocations during one search iteration "
            "(activations and temporaries, above the weights already live); max RSS of the worker process.", ""]
     r = _load(d, "search_step_denoise.json")
     if r:
-        out += _search_section(r, "Search iteration, paper denoising config (3 layers, 4 blocks, F=10, batch 6, crop 64)",
-                               "python -m benchmarks.search_step --preset paper-denoise --threads 2 --iters 3 "
-                               "--warmup 1 --json benchmarks/results/search_step_denoise.json")
+        out += _search_section(r, "Search iteration, paper denoising config: the authors' design "
+                                  "(3 layers, 4 blocks, F=10, batch 6, crop 64)",
+                               f"python -m benchmarks.search_step --preset paper-denoise --threads {_threads(r)} "
+                               "--iters 3 --warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_denoise.json")
     r = _load(d, "search_step_sr.json")
     if r:
-        out += _search_section(r, "Search iteration, paper SR x4 config (2 layers, 3 blocks, F=8, batch 24, LR crop 64)",
-                               "python -m benchmarks.search_step --preset paper-sr --threads 2 --iters 3 --warmup 1 "
-                               "--variants default,no-sharing,checkpoint,unoptimised "
-                               "--json benchmarks/results/search_step_sr.json")
+        out += _search_section(r, "Search iteration, paper SR x4 config: the authors' design "
+                                  "(2 layers, 3 blocks, F=8, batch 24, LR crop 64)",
+                               f"python -m benchmarks.search_step --preset paper-sr --threads {_threads(r)} --iters 3 "
+                               "--warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_sr.json")
     for sw in ("layers", "batch"):
         r = _load(d, f"sweep_{sw}.json")
         if r:
-            out += [f"## Cell sharing vs none as the {sw} grow (paper denoising config)", "",
-                    f"`python -m benchmarks.search_step --preset paper-denoise --threads 2 --sweep {sw} "
-                    f"--json benchmarks/results/sweep_{sw}.json`", "",
+            out += [f"## Cell sharing vs none as the {sw} grow (paper denoising sizes, compact design)", "",
+                    f"`python -m benchmarks.search_step --preset paper-denoise --style compact --threads "
+                    f"{r['machine']['threads']} --sweep {sw} --json benchmarks/results/sweep_{sw}.json`", "",
+                    "(The authors' design always shares one cell per node, so the comparison runs on the compact "
+                    "design at the paper's sizes.)", "",
                     f"{r['warmup']} warm-up + {r['iters']} timed iterations per point; ratio = no-sharing / sharing.",
                     "", r["table"], ""]
     r = _load(d, "eval_forward.json")
     if r:
         out += ["## Eval-mode forward of the denoising supernet on a 256x256 grey image", "",
-                "`python -m benchmarks.eval_forward --preset paper-denoise --threads 2 "
+                f"`python -m benchmarks.eval_forward --preset paper-denoise --threads {r['machine']['threads']} "
                 "--json benchmarks/results/eval_forward.json`", "",
-                "| path | s (median) | vs anchor (9 s) |", "|---|---|---|"]
+                "| path | s (median) | vs the quoted anchor (their code, 9 s at 2 threads) |", "|---|---|---|"]
         for k, v in r["paths"].items():
-            vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if r.get("anchor_s") else "-"
+            same = r.get("anchor_s") and r["machine"]["threads"] == 2  # the anchor was timed at 2 threads
+            vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
     r = _load(d, "derived.json")
     if r:
         out += ["## Derived networks against classic baselines (CPU, eval mode)", "",
-                "`python -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json`", "",
+                f"`python -m benchmarks.derived --threads {r['machine']['threads']} --json benchmarks/results/derived.json`",
+                "",
                 f"HiNAS rows use `{r['genotype']}` at the paper presets' retraining width; the searched zoo "
                 "models' own sizes and speeds are in `zoo/RESULTS.md`.", "", r["table"], ""]
     r = _load(d, "distributed_cpu.json")
