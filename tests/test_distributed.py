@@ -98,7 +98,8 @@ def _free_port() -> int:
 
 
 def _torchrun(args, tmp_path, nproc=2, timeout=RUN_TIMEOUT, **env_extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", HINAS_DIST_TIMEOUT="30", PYTHONPATH=str(ROOT), **env_extra)
+    env = dict(os.environ, OMP_NUM_THREADS="1", HINAS_DIST_TIMEOUT="30", PYTHONPATH=str(ROOT))
+    env.update(env_extra)  # callers may override the defaults above (e.g. OMP_NUM_THREADS)
     cmd = TORCHRUN + [f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
                       "--monitor_interval=0.2"] + list(args)
     t0 = time.monotonic()
