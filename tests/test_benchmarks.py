@@ -43,3 +43,28 @@ def test_gpu_check_runs_its_cpu_smoke_path(tmp_path, monkeypatch):
     assert gpu_check.main([]) == 0
     text = (tmp_path / "gpu_check.md").read_text()
     assert "CUDA is not available" in text and "Retraining (smoke)" in text
+
+
+def test_profile_step_accounts_for_the_whole_iteration(tmp_path):
+    from benchmarks import profile_step
+    out = tmp_path / "profile_step_denoise.json"
+    profile_step.main(["--preset", "tiny", "--threads", "1", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    shares = [g["share"] for g in saved["groups"].values()]
+    assert sum(shares) == pytest.approx(1.0)
+    assert sum(g["s"] for g in saved["groups"].values()) == pytest.approx(saved["total_s"])
+    assert "convolutions (forward + backward)" in saved["groups"]
+    assert profile_step.group_of("aten::native_batch_norm_backward").startswith("BatchNorm")
+    assert profile_step.group_of("aten::mkldnn_convolution").startswith("convolutions")
+    page = report.build(tmp_path)
+    assert "Where our search step's time goes" in page and "What would close the gap" in page
+
+
+def test_goal_is_judged_only_against_a_side_by_side_run():
+    fake = {"ratios": {"authors-code / default": {"iter_s_median": 2.2, "peak_mem_mib": 3.63}}}
+    line = " ".join(report._goal(fake))
+    assert "time 2.20x less (not met)" in line and "0.28x theirs (met)" in line
+    fake["ratios"]["authors-code / default"] = {"iter_s_median": 3.1, "peak_mem_mib": 1.5}
+    line = " ".join(report._goal(fake))
+    assert "3.10x less (met)" in line and "0.67x theirs (not met)" in line
+    assert report._goal({"ratios": {"checkpoint / default": {"iter_s_median": 1.2}}}) == []
