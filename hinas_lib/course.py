@@ -171,6 +171,12 @@ def provenance(info: Mapping) -> str:
     """One line saying how a zoo entry was made, read from its ``info.json``
     (the entries may be rebuilt, so nothing here is hard-coded)."""
     recipe = info.get("recipe", {})
+    hours = info.get("cpu_hours")
+    if hours:  # a zoo v2 entry: grown from a blind trunk, then a branch
+        return (f"shipped model (zoo/{info['name']}, {hours['total']:.1f} CPU-hours: search "
+                f"{hours.get('search', 0):.1f} + blind trunk {hours['trunk']:.1f} + branch {hours['branch']:.1f}, "
+                f"on {recipe.get('data', '?')}, "
+                f"{info.get('date', '?')}; see zoo/RESULTS.md)")
     search_min = recipe.get("search_seconds", 0) / 60
     train_min = info.get("train_seconds", 0) / 60
     return (f"shipped model (zoo/{info['name']}, searched {search_min:.0f} + trained {train_min:.0f} CPU-minutes "

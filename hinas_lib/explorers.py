@@ -263,10 +263,12 @@ class DenoiseExplorer(_Explorer):
         return self._cache[name]
 
     def chosen(self) -> str:
-        """The model to run: the dropdown's, or under AUTO the one trained nearest the sigma."""
+        """The model to run: the dropdown's, or under AUTO the per-sigma model trained nearest
+        the sigma (a blind model, trained over a range, is picked by hand)."""
         if self.model.value != AUTO:
             return self.model.value
-        trained = {n: min(abs(s - self.sigma.value) for s in self._net(n)[1].task.sigmas) for n in self.choices[1:]}
+        fixed = [n for n in self.choices[1:] if self._net(n)[1].task.sigma_range is None] or self.choices[1:]
+        trained = {n: min(abs(s - self.sigma.value) for s in self._net(n)[1].task.sigmas) for n in fixed}
         return min(trained, key=trained.get)
 
     def _redraw(self, _change=None) -> None:
@@ -280,7 +282,9 @@ class DenoiseExplorer(_Explorer):
                 f"HiNAS ({name})": run_model(net, noisy, cfg)}
         scores = {k: psnr(v, clean, **task.metric_kwargs) for k, v in outs.items()}
         self.state = {"sigma": sigma, "model": name, "psnr": scores}
-        trained = ", ".join(f"{s:g}" for s in cfg.task.sigmas)
+        rng = cfg.task.sigma_range
+        trained = (f"{rng[0]:g}-{rng[1]:g} (blind)" if rng is not None
+                   else ", ".join(f"{s:g}" for s in cfg.task.sigmas))
         fig = viz.image_grid([data.to_numpy(v) for v in (*outs.values(), clean)],
                              [f"{k}\n{scores[k]:.2f} dB" for k in outs] + ["clean"], size=2.6)
         fig.suptitle(f"sigma = {sigma:g} (the model was trained at sigma {trained})", fontsize=10)

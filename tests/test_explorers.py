@@ -94,6 +94,15 @@ def test_denoise_explorer_follows_the_slider_and_picks_the_nearest_model():
     assert set(ex.state["psnr"]) == {"noisy", "NLM", "HiNAS (denoise-s30)"}
 
 
+def test_denoise_explorer_auto_leaves_the_blind_model_to_the_user():
+    ex = explorers.DenoiseExplorer(model=explorers.AUTO, models=["denoise-blind", "denoise-s30", "denoise-s70"],
+                                   size=64, sigma=65)
+    assert ex.state["model"] == "denoise-s70"  # the blind model would tie at every sigma
+    ex.model.value = "denoise-blind"
+    assert ex.state["model"] == "denoise-blind"
+    assert ex.state["psnr"]["HiNAS (denoise-blind)"] > ex.state["psnr"]["noisy"] + 3
+
+
 def test_sr_explorer_switches_models_with_the_scale():
     ex = explorers.SRExplorer(models={2: "sr-x2", 4: "sr-x4"}, size=96)
     assert ex.state["scale"] == 2 and ex.state["lr_shape"][-1] == 48

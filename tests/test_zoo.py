@@ -19,7 +19,7 @@ from hinas_lib.network import HiNASNet
 from hinas_lib.network import load_model
 
 ENTRIES = sorted(zoo.available())
-EXPECTED = {"denoise-s30", "denoise-s50", "denoise-s70", "sr-x2", "sr-x3", "sr-x4"}
+EXPECTED = {"denoise-s30", "denoise-s50", "denoise-s70", "denoise-blind", "sr-x2", "sr-x3", "sr-x4"}
 
 
 def test_zoo_ships_the_promised_entries():
@@ -63,7 +63,8 @@ def test_entry_restores_a_small_image(name, tmp_path):
     clean = _clean_image(t.channels)
     if t.task == "denoise":
         rng = np.random.default_rng(0)
-        degraded = np.clip(clean + rng.normal(0, t.eval_sigma / 255, clean.shape), 0, 1).astype(np.float32)
+        sigma = zoo.entry_info(name).get("sigma") or t.eval_sigma  # the blind model: its eval sigma
+        degraded = np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
     else:
         from hinas_lib.degrade import bicubic_downscale
         x = torch.from_numpy(clean).permute(2, 0, 1)
@@ -159,10 +160,36 @@ def _script(name):
     return mod
 
 
-@pytest.mark.parametrize("name", ["make_denoise", "make_sr"])
-def test_make_scripts_refuse_a_missing_shared_folder(name, tmp_path, capsys):
-    assert _script(name).main(["--shared", str(tmp_path)]) == 2
+@pytest.mark.parametrize("name,argv", [("grow_denoise", ["status"]), ("make_sr", [])])
+def test_make_scripts_refuse_a_missing_shared_folder(name, argv, tmp_path, capsys):
+    assert _script(name).main(argv + ["--shared", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_grow_denoise_branch_lengths_are_checked():
+    grow = _script("grow_denoise")
+    trunk = grow.trunk_config(grow.TRUNK)
+    with pytest.raises(ValueError, match="multiple of 250"):
+        grow.branch_config(trunk, 30.0, steps=300)
+    b = grow.branch_config(trunk, 30.0, steps=500)
+    # a branch: one sigma, the trunk's learning rate decayed (cosine) to 1/1000 of it
+    assert tuple(b.task.sigmas) == (30.0,) and b.task.sigma_range is None
+    assert b.train.epochs * b.train.steps_per_epoch == 500 and b.train.lr_min == trunk.train.lr * 1e-3
+    blind = grow.branch_config(trunk, None, steps=500)
+    assert blind.task.sigma_range == trunk.task.sigma_range
+
+
+def test_grown_entries_record_their_cpu_hours():
+    """Zoo v2: every grey entry says what it cost (trunk + branch CPU-hours) and, on Set12,
+    carries the BM3D column it is judged against."""
+    for name in [n for n in ENTRIES if n.startswith("denoise-")]:
+        info = zoo.entry_info(name)
+        h = info["cpu_hours"]
+        assert h["total"] == pytest.approx(h["search"] + h["trunk"] + h["branch"], abs=0.02) and h["trunk"] > 0
+        for r in info["results"].values():
+            assert "bm3d_psnr" in r["mean"] and "ours_psnr" in r["mean"]
+    blind = zoo.entry_info("denoise-blind")["results"]
+    assert {r["sigma"] for r in blind.values()} == {30, 50, 70}
 
 
 @pytest.mark.parametrize("name", ENTRIES)
@@ -171,10 +198,12 @@ def test_entry_was_made_by_its_script(name):
     (every section a retraining reads; its ``search`` section is not used by retraining)."""
     _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
     if cfg.task.task == "denoise":
-        _, trains = _script("make_denoise").configs("../shared", [cfg.task.eval_sigma])
+        grow, info = _script("grow_denoise"), zoo.entry_info(name)
+        want_cfg = grow.branch_config(grow.trunk_config(info["trunk_recipe"]), info["sigma"], info["branch_steps"])
     else:
         _, trains = _script("make_sr").configs("../shared", [cfg.task.scale])
-    want, have = trains[name].to_dict(), cfg.to_dict()
+        want_cfg = trains[name]
+    want, have = want_cfg.to_dict(), cfg.to_dict()
     for d in (want, have):
         d.pop("search")
         d.pop("data")  # the folders it was trained from are machine paths, left out of the entry

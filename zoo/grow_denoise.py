@@ -5,6 +5,8 @@
     python zoo/grow_denoise.py trial NAME --hours 0.3   # another recipe, grown and measured the same way
     python zoo/grow_denoise.py branches              # per-sigma + blind models from the trunk -> zoo entries
     python zoo/grow_denoise.py status                # CPU-hours and validation PSNR so far
+    python zoo/grow_denoise.py point [NAME]          # validate a stopped run's state now (adds a curve point)
+    python zoo/grow_denoise.py plot                  # zoo/curves.png
 
 How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
 
@@ -66,7 +68,7 @@ RECIPES: Dict[str, Dict] = {
 }
 TRUNK = "g1-f32"   # the recipe the trunk grows with: the best validation PSNR per CPU-hour in the first hour
 BLIND = STATE / "blind"  # one folder per recipe: the trunk is the TRUNK recipe's, trials are the others
-BRANCH_STEPS = 3000  # per branch: a short decay from the trunk's learning rate to ~0
+BRANCH_STEPS = 1000  # per branch (default): a short decay from the trunk's learning rate to ~0
 
 
 def genotype(repeat: int) -> Genotype:
@@ -91,15 +93,17 @@ def trunk_config(recipe: str) -> Config:
         data=dict(train_dir="../shared/data/Train400", val_fraction=0.05))
 
 
-def branch_config(trunk: Config, sigma) -> Config:
+def branch_config(trunk: Config, sigma, steps: int = BRANCH_STEPS) -> Config:
     """A branch of the trunk: one sigma (or the blind range when sigma is None), the learning
-    rate decayed from the trunk's to ~0 over BRANCH_STEPS."""
+    rate decayed from the trunk's to ~0 over ``steps`` (a multiple of 250)."""
+    if steps <= 0 or steps % 250:
+        raise ValueError(f"branch steps must be a positive multiple of 250, got {steps}")
     task = (dict(sigmas=[float(sigma)], sigma_range=None, eval_sigma=float(sigma)) if sigma is not None
             else dict(eval_sigma=50.0))
     name = f"zoo-denoise-{'s%g' % sigma if sigma is not None else 'blind'}"
     return trunk.replace(name=name, task=task,
-                         train=dict(epochs=BRANCH_STEPS // 250, lr_min=trunk.train.lr * 1e-3, schedule="cosine",
-                                    val_every=BRANCH_STEPS // 250, seed=1))
+                         train=dict(epochs=steps // 250, lr_min=trunk.train.lr * 1e-3, schedule="cosine",
+                                    val_every=steps // 250, seed=1))
 
 
 def _curve_point(tr: Trainer, images) -> Dict:
@@ -138,6 +142,21 @@ def grow(recipe: str, hours: float) -> None:
               + " / ".join(f"{point[f'psnr{s}']:.2f}" for s in SIGMAS) + f" at sigma {SIGMAS}", flush=True)
 
 
+def add_point(recipe: str) -> Dict:
+    """Validate ``recipe``'s saved state at the three sigmas and add it to ``curves.jsonl``
+    (for a trunk stopped between two of its own points, e.g. killed to free the cores)."""
+    folder = BLIND / recipe
+    cfg = trunk_config(recipe)
+    tr = Trainer(cfg, genotype(RECIPES[recipe]["repeat"]), folder, resume=True, progress=False, val_size=0)
+    curve = read_curve(folder)
+    if curve and curve[-1]["step"] == tr.step:
+        return curve[-1]
+    point = _curve_point(tr, data.split_images(cfg)["val"])
+    with open(folder / "curves.jsonl", "a") as f:
+        f.write(json.dumps(point) + "\n")
+    return point
+
+
 def read_curve(folder: Path) -> List[Dict]:
     path = folder / "curves.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
@@ -160,6 +179,16 @@ def val_baselines() -> Dict[str, Dict[str, float]]:
     return out
 
 
+def _entries() -> List[Dict]:
+    """The grey zoo entries this script made (``info.json`` with CPU-hours)."""
+    out = []
+    for f in sorted((ROOT / "zoo").glob("denoise-*/info.json")):
+        info = json.loads(f.read_text())
+        if "cpu_hours" in info:
+            out.append(info)
+    return out
+
+
 def plot_curves(path: Path) -> Path:
     """Validation PSNR against CPU-hours for every recipe grown, one panel per sigma, with NLM
     and BM3D on the same images as dashed lines."""
@@ -176,6 +205,13 @@ def plot_curves(path: Path) -> Path:
                 label = folder.name + (" (trunk)" if folder.name == TRUNK else "")
                 ax.plot([p["cpu_h"] for p in c], [p[f"psnr{s}"] for p in c], marker=".", label=label,
                         lw=2.5 if folder.name == TRUNK else 1.2)
+        # the entries: the trunk's weights after a branch (learning rate decayed), at the CPU-hours
+        # of trunk + branch; validated on the same images at the branch's own sigma (blind: 50)
+        for info in _entries():
+            h, at = info["cpu_hours"], info["sigma"] if info["sigma"] is not None else 50
+            if at == s and info.get("best_val_psnr") is not None:
+                ax.plot([h["trunk"] + h["branch"]], [info["best_val_psnr"]], marker="*", ms=11, ls="none",
+                        label=f"{info['name']} (branch)", color="black" if info["sigma"] is not None else "tab:red")
         for key, style in (("bm3d", "--"), ("nlm", ":")):
             ax.axhline(base[str(s)][key], color="grey", ls=style, lw=1)
             ax.annotate(key.upper(), (1.0, base[str(s)][key]), xycoords=("axes fraction", "data"),
@@ -184,7 +220,8 @@ def plot_curves(path: Path) -> Path:
         ax.set_xlabel("CPU-hours (one thread)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("PSNR (dB)")
-    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -206,6 +243,10 @@ def baselines(images, sigma: float) -> Dict:
         ev = evaluate(ident, cfg, images, progress=True, bm3d=True)
         table[key] = {"mean": {k: v for k, v in ev["mean"].items() if not k.startswith("ours")},
                       "images": [{k: v for k, v in r.items() if not k.startswith("ours")} for r in ev["images"]]}
+        # branches may run side by side: merge with what another process wrote meanwhile
+        entry = table[key]
+        table = json.loads(cache.read_text()) if cache.exists() else {}
+        table[key] = entry
         atomic_write_text(cache, json.dumps(table, indent=1))
     return table[key]
 
@@ -221,12 +262,12 @@ class _Identity(torch.nn.Module):
         return x
 
 
-def branch(sigma, shared: Path) -> Dict:
+def branch(sigma, shared: Path, steps: int = BRANCH_STEPS) -> Dict:
     trunk_dir = BLIND / TRUNK
     trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
     trunk = Config.from_dict(trunk_state["config"])
     geno = Genotype.from_dict(trunk_state["genotype"])
-    cfg = branch_config(trunk, sigma)
+    cfg = branch_config(trunk, sigma, steps)
     label = f"s{sigma:g}" if sigma is not None else "blind"
     run = ROOT / "runs" / "zoo-v2" / f"branch-{label}"
     resume = (run / STATE_NAME).exists()
@@ -246,24 +287,29 @@ def branch(sigma, shared: Path) -> Dict:
         print(format_table({**ev, "mean": mean, "images": rows}))
     trunk_h = float(trunk_state.get("cpu_s", 0.0)) / 3600
     branch_h = tr._cpu_now() / 3600
+    search_h = zootools.run_seconds(SEARCH_GENOTYPE.parent) / 3600
     name = f"denoise-{label}"
     info = {
         "name": name, "task": "denoise", "channels": 1, "sigma": sigma,
         "params": sum(p.numel() for p in net.parameters()),
         "ms_per_mpix_cpu": zootools.ms_per_megapixel({name: (net, mcfg)})[name],
-        "cpu_hours": {"trunk": round(trunk_h, 2), "branch": round(branch_h, 2), "total": round(trunk_h + branch_h, 2)},
+        # the search ran once on one thread (its wall time from its log); trunk and branch are CPU time
+        "cpu_hours": {"search": round(search_h, 2), "trunk": round(trunk_h, 2), "branch": round(branch_h, 2),
+                      "total": round(search_h + trunk_h + branch_h, 2)},
         "train_seconds": round((trunk_h + branch_h) * 3600),
         "train_steps": int(trunk_state["step"]) + tr.step,
+        "branch_steps": steps, "trunk_recipe": TRUNK,
         "best_val_psnr": res.best_psnr,
         "machine": zootools.machine(), "date": time.strftime("%Y-%m-%d"),
         "recipe": {"data": "Train400 (400 grey BSD crops; 20 held out for validation)",
                    "search": _search_note(),
                    "train": (f"blind trunk ({TRUNK}: {_recipe_note(TRUNK)}, sigma U[0, 75], Adam {trunk.train.lr:g} "
                              f"constant, {int(trunk_state['step']):,} steps of {trunk.train.batch_size} "
-                             f"{trunk.train.crop}x{trunk.train.crop} patches), then {BRANCH_STEPS:,} steps "
+                             f"{trunk.train.crop}x{trunk.train.crop} patches), then {steps:,} steps "
                              + (f"at sigma {sigma:g}" if sigma is not None else "over sigma U[0, 75]")
                              + " with the learning rate decayed to 1e-6 (cosine)"),
-                   "command": "python zoo/grow_denoise.py trunk --hours H; python zoo/grow_denoise.py branches"},
+                   "command": (f"python zoo/grow_denoise.py trunk --hours H; "
+                               f"python zoo/grow_denoise.py branches --steps {steps}")},
         "results": results,
     }
     zootools.write_entry(name, res.model_path, info)
@@ -282,12 +328,15 @@ def _recipe_note(recipe: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["trunk", "trial", "branches", "status", "plot"])
+    ap.add_argument("command", choices=["trunk", "trial", "branches", "point", "status", "plot"])
     ap.add_argument("name", nargs="?", help="trial: the recipe (" + ", ".join(RECIPES) + ")")
     ap.add_argument("--hours", type=float, default=1.0, help="CPU-hours to add (trunk, trial)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sigmas", nargs="*", default=None, help="branches: which (30 50 70 blind)")
+    ap.add_argument("--steps", type=int, default=BRANCH_STEPS, help="branches: fine-tuning steps each (x250)")
+    ap.add_argument("--no-page", action="store_true",
+                    help="branches: skip the plot and zoo/RESULTS.md (when several branch commands run side by side)")
     args = ap.parse_args(argv)
     os.chdir(ROOT)  # the configs name ../shared relative to the repository
     shared = Path(args.shared)
@@ -304,10 +353,16 @@ def main(argv=None) -> int:
         grow(args.name, args.hours)
     elif args.command == "branches":
         wanted = args.sigmas or [str(s) for s in SIGMAS] + ["blind"]
+        if args.steps <= 0 or args.steps % 250:
+            print(f"error: --steps must be a positive multiple of 250, got {args.steps}", file=sys.stderr)
+            return 2
         for s in wanted:
-            branch(None if s == "blind" else float(s), shared)
-        plot_curves(ROOT / "zoo" / "curves.png")
-        zootools.write_results(header=zootools._header())
+            branch(None if s == "blind" else float(s), shared, args.steps)
+        if not args.no_page:
+            plot_curves(ROOT / "zoo" / "curves.png")
+            zootools.write_results(header=zootools._header())
+    elif args.command == "point":
+        print(add_point(args.name or TRUNK))
     elif args.command == "plot":
         print(f"wrote {plot_curves(ROOT / 'zoo' / 'curves.png')}")
     else:
