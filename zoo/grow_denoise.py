@@ -283,7 +283,7 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS) -> Dict:
         mean = {**base["mean"], **{k: v for k, v in ev["mean"].items() if k.startswith("ours")}}
         rows = [{**b, **{k: v for k, v in r.items() if k.startswith("ours")}} for b, r in zip(base["images"],
                                                                                              ev["images"])]
-        results[f"Set12 sigma {s}"] = {"mean": mean, "images": rows, "sigma": s, "metric": ev["metric"]}
+        results[f"Set12 sigma {s:g}"] = {"mean": mean, "images": rows, "sigma": s, "metric": ev["metric"]}
         print(format_table({**ev, "mean": mean, "images": rows}))
     trunk_h = float(trunk_state.get("cpu_s", 0.0)) / 3600
     branch_h = tr._cpu_now() / 3600
