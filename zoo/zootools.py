@@ -1,5 +1,5 @@
 """Making the model zoo's entries: retrain, evaluate, write ``zoo/<name>/`` and
-the results page. Used by ``zoo/make_*.py``; ``python zoo/zootools.py [--time]``
+the results page. Used by ``zoo/make_sr.py`` and ``zoo/grow_denoise.py``; ``python zoo/zootools.py [--time]``
 rewrites ``zoo/RESULTS.md`` from the entries' ``info.json`` (``--time`` first
 measures every entry's CPU speed again, side by side).
 """
@@ -196,7 +196,7 @@ def run_family(search_cfg, train_cfgs: Dict[str, object], *, work_dir: Path, tes
 
 def family_main(argv, *, description: str, configs, level: str, level_type, levels: Sequence, needs: Sequence[str],
                 test_sets: Dict[str, str], data_note: str, script: str, bm3d: bool = False) -> int:
-    """The command line shared by ``zoo/make_*.py``: ``configs(shared, levels)`` gives the
+    """The command line shared by ``zoo/make_sr.py``: ``configs(shared, levels)`` gives the
     search config and ``{name: retrain config}``; ``test_sets`` and ``needs`` are paths
     below ``--shared``."""
 
