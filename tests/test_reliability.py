@@ -610,7 +610,10 @@ def test_ctrl_c_during_search_then_resume(tmp_path):
     env.pop("HINAS_DEBUG", None)
     proc = subprocess.Popen(_hinas("search", "--preset", "tiny", *shrink, "--out", run, "--no-progress",
                                    "--threads", "1"), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test runner started in the background (nohup,
+                            # `cmd &` in a script) passes SIGINT on ignored, and Python keeps it so
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
