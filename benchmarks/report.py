@@ -124,7 +124,7 @@ def build(d: Path) -> str:
         if r:
             out += [f"## Cell sharing vs none as the {sw} grow (paper denoising sizes, compact design)", "",
                     f"`python -m benchmarks.search_step --preset paper-denoise --style compact --threads "
-                    f"{r['machine']['threads']} --sweep {sw} --json benchmarks/results/sweep_{sw}.json`", "",
+                    f"{_threads(r)} --sweep {sw} --json benchmarks/results/sweep_{sw}.json`", "",
                     "(The authors' design always shares one cell per node, so the comparison runs on the compact "
                     "design at the paper's sizes.)", "",
                     f"{r['warmup']} warm-up + {r['iters']} timed iterations per point; ratio = no-sharing / sharing.",
@@ -132,18 +132,18 @@ def build(d: Path) -> str:
     r = _load(d, "eval_forward.json")
     if r:
         out += ["## Eval-mode forward of the denoising supernet on a 256x256 grey image", "",
-                f"`python -m benchmarks.eval_forward --preset paper-denoise --threads {r['machine']['threads']} "
+                f"`python -m benchmarks.eval_forward --preset paper-denoise --threads {_threads(r)} "
                 "--json benchmarks/results/eval_forward.json`", "",
                 "| path | s (median) | vs the quoted anchor (their code, 9 s at 2 threads) |", "|---|---|---|"]
         for k, v in r["paths"].items():
-            same = r.get("anchor_s") and r["machine"]["threads"] == 2  # the anchor was timed at 2 threads
+            same = r.get("anchor_s") and _threads(r) == 2  # the anchor was timed at 2 threads
             vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
     r = _load(d, "derived.json")
     if r:
         out += ["## Derived networks against classic baselines (CPU, eval mode)", "",
-                f"`python -m benchmarks.derived --threads {r['machine']['threads']} --json benchmarks/results/derived.json`",
+                f"`python -m benchmarks.derived --threads {_threads(r)} --json benchmarks/results/derived.json`",
                 "",
                 f"HiNAS rows use `{r['genotype']}` at the paper presets' retraining width; the searched zoo "
                 "models' own sizes and speeds are in `zoo/RESULTS.md`.", "", r["table"], ""]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import data
 from .checks import CONFIG_HINT, PATH_TYPES, expect
 from .config import Config
-from .inference import MIN_TILE, tiled_forward
+from .inference import check_tile, tiled_forward
 from .metrics import psnr, ssim
 from .network import load_model
 from .tasks import get_task
@@ -143,8 +143,7 @@ def _check_eval_args(net, images, sigma, tile) -> None:
             raise ValueError(f"images[{i}] ({item[0]!r}): empty image of shape {tuple(item[1].shape)}")
     expect(sigma, (numbers.Real, type(None)), "sigma")
     expect(tile, numbers.Integral, "tile")
-    if tile < 0 or 0 < tile < MIN_TILE:
-        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
+    check_tile(tile)
 
 
 def format_table(res: Dict) -> str:
@@ -185,8 +184,7 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
     for value, name in ((model_path, "model_path"), (src, "src"), (dst, "dst")):
         expect(value, PATH_TYPES, name)
     expect(tile, numbers.Integral, "tile")
-    if tile < 0 or 0 < tile < MIN_TILE:
-        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
+    check_tile(tile)
     src, dst = Path(src), Path(dst)
     model_path = resolve_model(model_path)  # a wrong model name fails first; loading comes last
     check_output_path(dst, src=src, overwrite_input=overwrite_input)

@@ -24,6 +24,12 @@ MAX_PROBE = 513
 MIN_TILE = 32  # smaller tiles are mostly context: thousands of forward passes for one photograph
 
 
+def check_tile(tile: int) -> None:
+    """The one rule for a tile size: 0 (the whole image at once) or at least ``MIN_TILE``."""
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
+
+
 def receptive_radius(net: torch.nn.Module, channels: int, probe: int = 65) -> Optional[int]:
     """How far (in input pixels) an output pixel sees: the gradient of one
     output pixel w.r.t. a random input, in eval mode. ``None`` when it reaches
@@ -97,8 +103,7 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
     Returns:
         (N, C_out, H * scale, W * scale), as ``net(x)``.
     """
-    if tile < 0 or 0 < tile < MIN_TILE:
-        raise ValueError(f"tile: 0 (the whole image at once) or at least {MIN_TILE} pixels, got {tile}")
+    check_tile(tile)
     H, W = x.shape[-2:]
     try:
         dev = next(net.parameters()).device
@@ -146,4 +151,4 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
     return out
 
 
-__all__ = ["receptive_radius", "tiled_forward", "MAX_PROBE", "MIN_TILE"]
+__all__ = ["check_tile", "receptive_radius", "tiled_forward", "MAX_PROBE", "MIN_TILE"]
