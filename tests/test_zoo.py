@@ -215,3 +215,18 @@ def test_entry_carries_no_machine_paths(name):
     """`eval --model NAME` without --data must not name a folder the user never mentioned."""
     _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
     assert (cfg.data.train_dir, cfg.data.val_dir, cfg.data.test_dir) == (None, None, None)
+
+
+def test_grow_refuses_a_curve_without_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Only the trunk's checkpoint is kept in git: growing a trial from a fresh clone must not
+    append a new run's points to the old curve."""
+    grow = _script("grow_denoise")
+    folder = tmp_path / "g2-f24"
+    folder.mkdir()
+    (folder / "curves.jsonl").write_text('{"step": 0, "cpu_h": 0.0}\n')
+    monkeypatch.setattr(grow, "BLIND", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        grow.grow("g2-f24", 0.01)
+    assert e.value.code == 2 and "no train_checkpoint.pt" in capsys.readouterr().err
+    assert (folder / "curves.jsonl").read_text() == '{"step": 0, "cpu_h": 0.0}\n'
+    assert sorted(p.name for p in folder.iterdir()) == ["curves.jsonl"]

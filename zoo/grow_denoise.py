@@ -52,6 +52,7 @@ from hinas_lib.runtime import set_threads  # noqa: E402
 from hinas_lib.tasks import get_task  # noqa: E402
 from hinas_lib.train import STATE_NAME, Trainer  # noqa: E402
 from hinas_lib.validation import validate  # noqa: E402
+from hinas_lib.zoo import available, entry_info  # noqa: E402
 
 STATE = ROOT / "zoo" / "state"
 SEARCH_GENOTYPE = STATE / "denoise-search" / "genotype.json"
@@ -122,11 +123,16 @@ def grow(recipe: str, hours: float) -> None:
     cfg = trunk_config(recipe)
     geno = genotype(RECIPES[recipe]["repeat"])
     resume = (folder / STATE_NAME).exists()
+    curves = folder / "curves.jsonl"
+    if curves.exists() and not resume:
+        # (only the trunk's state is kept in git: a trial's curve stays, its checkpoint does not)
+        print(f"error: {folder} has a curve but no {STATE_NAME} to resume it from; "
+              f"move the folder away to grow {recipe} from scratch", file=sys.stderr)
+        raise SystemExit(2)
     tr = Trainer(cfg, geno, folder, resume=resume, progress=False, val_size=0)
     images = data.split_images(cfg)["val"]
-    curves = folder / "curves.jsonl"
     if not curves.exists():
-        curves.write_text(json.dumps(_curve_point(tr, images)) + "\n")
+        _append_point(folder, _curve_point(tr, images))
     budget_end = tr._cpu_now() + hours * 3600
     steps_per_s = None
     while tr._cpu_now() < budget_end:
@@ -135,9 +141,7 @@ def grow(recipe: str, hours: float) -> None:
         n = 250 if steps_per_s is None else max(250, int(chunk * steps_per_s) // 250 * 250)
         tr.run(stop_after=tr.step + n)
         steps_per_s = (tr.step - s0) / max(1e-9, tr._cpu_now() - c0)
-        point = _curve_point(tr, images)
-        with open(curves, "a") as f:
-            f.write(json.dumps(point) + "\n")
+        point = _append_point(folder, _curve_point(tr, images))
         print(f"{name}: step {tr.step}, {point['cpu_h']:.2f} CPU-h, val PSNR "
               + " / ".join(f"{point[f'psnr{s}']:.2f}" for s in SIGMAS) + f" at sigma {SIGMAS}", flush=True)
 
@@ -151,7 +155,10 @@ def add_point(recipe: str) -> Dict:
     curve = read_curve(folder)
     if curve and curve[-1]["step"] == tr.step:
         return curve[-1]
-    point = _curve_point(tr, data.split_images(cfg)["val"])
+    return _append_point(folder, _curve_point(tr, data.split_images(cfg)["val"]))
+
+
+def _append_point(folder: Path, point: Dict) -> Dict:
     with open(folder / "curves.jsonl", "a") as f:
         f.write(json.dumps(point) + "\n")
     return point
@@ -181,12 +188,8 @@ def val_baselines() -> Dict[str, Dict[str, float]]:
 
 def _entries() -> List[Dict]:
     """The grey zoo entries this script made (``info.json`` with CPU-hours)."""
-    out = []
-    for f in sorted((ROOT / "zoo").glob("denoise-*/info.json")):
-        info = json.loads(f.read_text())
-        if "cpu_hours" in info:
-            out.append(info)
-    return out
+    infos = (entry_info(n) for n in available() if n.startswith("denoise-"))
+    return [i for i in infos if "cpu_hours" in i]
 
 
 def plot_curves(path: Path) -> Path:
