@@ -65,7 +65,8 @@ bench-all: setup
 
 # the model zoo from ../shared/data. Grey denoisers: a blind trunk that grows across
 # sessions (resumes from zoo/state; HOURS more CPU-hours on one thread), then per-sigma and
-# blind branches (750 steps, about 20 CPU-minutes each). SR: make_sr.py (about 40 minutes).
+# blind branches (750 to 2,500 steps, 20 to 75 CPU-minutes each: BRANCHES in grow_denoise.py).
+# SR: make_sr.py (about 40 minutes).
 HOURS ?= 1
 zoo: setup
 	$(PY) zoo/grow_denoise.py trunk --hours $(HOURS) --threads 1

@@ -34,6 +34,14 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.flip(y, dims=(-1,)) if k >= 4 else y
 
 
+def undo_dihedral(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of :func:`dihedral`: ``undo_dihedral(dihedral(x, k), k) == x``."""
+    if not 0 <= k < 8:
+        raise ValueError(f"dihedral index must be in 0..7, got {k}")
+    y = torch.flip(y, dims=(-1,)) if k >= 4 else y
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
+
+
 def _as_tensors(images: Sequence[np.ndarray], names: Sequence[str], channels: int) -> List[torch.Tensor]:
     if len(images) != len(names):
         raise ValueError(f"got {len(images)} images but {len(names)} names")

@@ -11,12 +11,15 @@ from hinas_lib import data
 from hinas_lib.checkpoint import CheckpointError, load_checkpoint
 from hinas_lib.cli import main
 from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
-from hinas_lib.evaluate import evaluate
+from hinas_lib.config import get_preset
+from hinas_lib.datasets import dihedral, undo_dihedral
+from hinas_lib.evaluate import evaluate, run_model
 from hinas_lib.inference import receptive_radius, tiled_forward
 from hinas_lib.genotype import Genotype
 from hinas_lib.network import HiNASNet
 from hinas_lib.runtime import TrainingError
 from hinas_lib.search import Searcher
+from hinas_lib.tasks import get_task
 from hinas_lib.network import load_model
 from hinas_lib.train import Trainer
 
@@ -214,6 +217,36 @@ def test_restore_cli_on_an_image_larger_than_the_tile(image_dirs, tmp_path, caps
     assert np.abs(tiled - whole).max() <= 1 / 255 + 1e-6  # equal up to 8-bit rounding
 
 
+def test_undo_dihedral_inverts_each_of_the_eight_views():
+    x = torch.rand(2, 1, 5, 7)
+    views = [dihedral(x, k) for k in range(8)]
+    assert all(torch.equal(undo_dihedral(v, k), x) for k, v in enumerate(views))
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8  # eight different views
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr"])
+def test_self_ensemble_is_the_mean_of_the_eight_views_turned_back(task):
+    """x8 self-ensemble: the output on each flipped/rotated input is turned back and averaged;
+    tiling gives the same result; a network that is already equivariant is unchanged."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", task)
+    s = get_task(cfg).scale
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, s * s, 3, padding=1), torch.nn.PixelShuffle(s)).eval()
+    img = torch.rand(1, 45, 70)
+    with torch.no_grad():
+        want = sum(undo_dihedral(net(dihedral(img[None], k)), k) for k in range(8))[0] / 8
+        plain = net(img[None])[0]
+    got = run_model(net, img, cfg, self_ensemble=True)
+    assert torch.allclose(got, want.clamp(0, 1), atol=1e-6)
+    assert (got - plain.clamp(0, 1)).abs().max() > 1e-3  # a random kernel is not equivariant
+    assert torch.allclose(run_model(net, img, cfg, tile=32, self_ensemble=True), got, atol=1e-5)
+    if task == "denoise":
+        sym = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False).eval()
+        with torch.no_grad():
+            sym.weight.copy_(torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]]) / 16)
+        assert torch.allclose(run_model(sym, img, cfg, self_ensemble=True), run_model(sym, img, cfg), atol=1e-6)
+
+
 def test_cli_contract(image_dirs, tmp_path, capsys):
     cfg = small_config(image_dirs, epochs=2, warmup_epochs=1)
     cfg_path = tmp_path / "cfg.yaml"
@@ -233,6 +266,16 @@ def test_cli_contract(image_dirs, tmp_path, capsys):
     assert main(["restore", "--model", str(run2 / "model.pt"), str(src), str(tmp_path / "out.png")]) == 0
     out = data.load_image(tmp_path / "out.png", channels=None)
     assert out.shape == data.load_image(src, channels=1).shape
+    assert main(["restore", "--model", str(run2 / "model.pt"), str(src), str(tmp_path / "x8.png"),
+                 "--self-ensemble"]) == 0
+    x8 = data.load_image(tmp_path / "x8.png", channels=None)
+    assert x8.shape == out.shape and np.abs(x8 - out).max() > 0
+    capsys.readouterr()
+    assert main(["eval", "--model", str(run2 / "model.pt"), "--data", str(image_dirs / "grey" / "test"),
+                 "--sigma", "30", "--json", "--no-progress", "--self-ensemble"]) == 0
+    res8 = json.loads(capsys.readouterr().out)
+    assert res8["self_ensemble"] and not res["self_ensemble"] and res8["labels"]["ours"] == "HiNAS x8"
+    assert res8["mean"]["input_psnr"] == res["mean"]["input_psnr"]  # same noisy images
     # a denoising model asked to do SR fails with a message
     assert main(["eval", "--model", str(run2 / "model.pt"), "--task", "sr"]) == 2
     assert "holds a 'denoise' model" in capsys.readouterr().err

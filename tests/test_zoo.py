@@ -17,6 +17,7 @@ from hinas_lib.genotype import Genotype
 from hinas_lib.metrics import psnr
 from hinas_lib.network import HiNASNet
 from hinas_lib.network import load_model
+from hinas_lib.tasks import get_task
 
 ENTRIES = sorted(zoo.available())
 EXPECTED = {"denoise-s30", "denoise-s50", "denoise-s70", "denoise-blind", "sr-x2", "sr-x3", "sr-x4"}
@@ -177,6 +178,20 @@ def test_grow_denoise_branch_lengths_are_checked():
     assert b.train.epochs * b.train.steps_per_epoch == 500 and b.train.lr_min == trunk.train.lr * 1e-3
     blind = grow.branch_config(trunk, None, steps=500)
     assert blind.task.sigma_range == trunk.task.sigma_range
+    # the branch's loss: MSE alone when its log-SSIM weight is 0, whatever the trunk's
+    mse = grow.branch_config(trunk, 30.0, steps=500, ssim_weight=0.0)
+    assert mse.train.ssim_weight == 0.0 and mse.task.ssim_weight == trunk.task.ssim_weight
+    loss = get_task(mse).loss(mse.train.ssim_weight)
+    x, y = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    assert loss(x, y).item() == pytest.approx(torch.mean((x - y) ** 2).item())
+
+
+def test_branches_default_to_the_shipped_entries_settings():
+    """`grow_denoise.py branches` with no options remakes each entry as shipped."""
+    grow = _script("grow_denoise")
+    for label, (steps, w) in grow.BRANCHES.items():
+        info = zoo.entry_info(f"denoise-{label if label == 'blind' else 's' + label}")
+        assert (info["branch_steps"], info["branch_ssim_weight"]) == (steps, w)
 
 
 def test_grown_entries_record_their_cpu_hours():
@@ -199,7 +214,8 @@ def test_entry_was_made_by_its_script(name):
     _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
     if cfg.task.task == "denoise":
         grow, info = _script("grow_denoise"), zoo.entry_info(name)
-        want_cfg = grow.branch_config(grow.trunk_config(info["trunk_recipe"]), info["sigma"], info["branch_steps"])
+        want_cfg = grow.branch_config(grow.trunk_config(info["trunk_recipe"]), info["sigma"], info["branch_steps"],
+                                      info["branch_ssim_weight"])
     else:
         _, trains = _script("make_sr").configs("../shared", [cfg.task.scale])
         want_cfg = trains[name]

@@ -237,11 +237,14 @@ def _fmt(m: Dict, key: str) -> str:
     return f"{m[key + '_psnr']:.2f} / {m[key + '_ssim']:.4f}" if key + "_psnr" in m else "-"
 
 
-# task -> (section title, level column, level format, score columns (key, heading))
+# task -> (section title, level column, level format, score columns (key, heading),
+#          our columns (key, heading))
 _SECTIONS = {
     "denoise": ("Grey denoising (PSNR dB / SSIM, whole image)", "sigma", "{:g}",
-                [("input", "noisy"), ("baseline", "NLM (skimage)"), ("bm3d", "BM3D")]),
-    "sr": ("Super-resolution (PSNR dB / SSIM on Y, shave = scale)", "scale", "x{}", [("input", "bicubic")]),
+                [("input", "noisy"), ("baseline", "NLM (skimage)"), ("bm3d", "BM3D")],
+                [("ours", "HiNAS (ours)"), ("ours_x8", "HiNAS x8 self-ensemble")]),
+    "sr": ("Super-resolution (PSNR dB / SSIM on Y, shave = scale)", "scale", "x{}", [("input", "bicubic")],
+           [("ours", "HiNAS (ours)")]),
 }
 
 
@@ -269,19 +272,19 @@ def results_table(zoo_dir: Path = ZOO_DIR) -> str:
     """Markdown tables of every entry's test scores (from ``info.json``)."""
     infos = [entry_info(n, zoo_dir) for n in available(zoo_dir)]
     lines: List[str] = []
-    for task, (title, level, fmt, cols) in _SECTIONS.items():
+    for task, (title, level, fmt, cols, ours) in _SECTIONS.items():
         mine = sorted((i for i in infos if i["task"] == task), key=lambda i: (i.get(level) is None, i.get(level) or 0))
         if not mine:
             continue
-        heads = (["model", "test set", level] + [h for _, h in cols] +
-                 ["HiNAS (ours)", "params", "ms/MPix CPU", "CPU-hours"])
+        heads = (["model", "test set", level] + [h for _, h in cols] + [h for _, h in ours] +
+                 ["params", "ms/MPix CPU", "CPU-hours"])
         lines += [f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for i in mine:
             for set_name, r in i["results"].items():
                 cells = [f"`{i['name']}`", set_name.split(" sigma")[0], _level(i, r, level)]
                 cells += [_fmt(r["mean"], k) for k, _ in cols]
-                cells += [f"**{_fmt(r['mean'], 'ours')}**", f"{i['params']:,}", f"{i['ms_per_mpix_cpu']:.0f}",
-                          _cpu_hours(i)]
+                cells += [f"**{_fmt(r['mean'], k)}**" if k + "_psnr" in r["mean"] else "-" for k, _ in ours]
+                cells += [f"{i['params']:,}", f"{i['ms_per_mpix_cpu']:.0f}", _cpu_hours(i)]
                 lines.append("| " + " | ".join(cells) + " |")
         lines += ["", _published_line(task), ""]
     if infos:
