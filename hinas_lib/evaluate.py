@@ -139,8 +139,7 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
                       "ours": "HiNAS x8" if self_ensemble else "HiNAS"},
            # the baseline is the input itself (bicubic SR): tables show it once
            "baseline_is_input": task.baseline_is_input,
-           "metric": task.metric_label, "images": rows, "mean": mean}
-    res["self_ensemble"] = bool(self_ensemble)
+           "metric": task.metric_label, "images": rows, "mean": mean, "self_ensemble": self_ensemble}
     if keep_images:
         res["restored"] = kept
     return res

@@ -21,8 +21,8 @@ How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
    at one sigma (``denoise-s30``, ``-s50``, ``-s70``) or over the whole range
    (``denoise-blind``), on MSE alone: the trunk's loss adds the authors' log-SSIM
    term, 35 to 50 times the MSE's value at sigma 70 to 30 on the trunk's outputs,
-   so it steers training away from PSNR. ``BRANCHES`` holds each shipped entry's length and loss. The trunk
-   itself is not changed, so it keeps growing.
+   so it steers training away from PSNR. ``BRANCHES`` holds each shipped entry's
+   length and loss. The trunk itself is not changed, so it keeps growing.
 3. Every entry is evaluated on Set12 against noisy input, NLM and BM3D (the
    ``bm3d`` package), and records the CPU-hours it took (trunk + branch).
 
@@ -411,7 +411,7 @@ def main(argv=None) -> int:
             branch(None if s == "blind" else float(s), shared, args.steps or steps,
                    w if args.ssim_weight is None else args.ssim_weight)
         if not args.no_page:
-            plot_curves(ROOT / "zoo" / "curves.png")
+            plot_curves(ZOO / "curves.png")
             zootools.write_results(header=zootools._header())
     elif args.command == "ensemble":
         for info in _entries():
