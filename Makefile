@@ -65,7 +65,8 @@ bench-all: setup
 
 # the model zoo from ../shared/data. Grey denoisers: a blind trunk that grows across
 # sessions (resumes from zoo/state; HOURS more CPU-hours on one thread), then per-sigma and
-# blind branches (750 to 2,500 steps, 20 to 75 CPU-minutes each: BRANCHES in grow_denoise.py).
+# blind branches (750 to 10,500 steps in one to three cosine cycles, 20 minutes to 3 CPU-hours each:
+# BRANCHES in grow_denoise.py).
 # SR: make_sr.py (about 40 minutes).
 HOURS ?= 1
 zoo: setup

@@ -191,7 +191,7 @@ def retrain(device: torch.device, steps: int, batch: int, crop: int, amp: str) -
         loss.backward()
         opt.step()
         if i == 0 or i == steps - 1:
-            losses.append(float(loss))
+            losses.append(loss.item())
     _sync(device)
     dt = time.perf_counter() - t0
     say(f"| authors' network F={cfg.train.filters} | {amp} | {steps} | {batch}x1x{crop}x{crop} | {dt:.1f} | "

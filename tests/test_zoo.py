@@ -189,9 +189,82 @@ def test_grow_denoise_branch_lengths_are_checked():
 def test_branches_default_to_the_shipped_entries_settings():
     """`grow_denoise.py branches` with no options remakes each entry as shipped."""
     grow = _script("grow_denoise")
-    for label, (steps, w) in grow.BRANCHES.items():
+    for label, (steps, w, restarts) in grow.BRANCHES.items():
         info = zoo.entry_info(f"denoise-{label if label == 'blind' else 's' + label}")
         assert (info["branch_steps"], info["branch_ssim_weight"]) == (steps, w)
+        assert info.get("branch_restarts", []) == [list(r) for r in restarts]
+        assert info["train_steps"] == 3500 + steps + sum(n for n, _ in restarts)
+
+
+def test_branch_restarts_continue_the_first_cycle():
+    """A warm restart: the first cycle's sigma, loss and final rate, its own length and peak, new patches."""
+    grow = _script("grow_denoise")
+    trunk = grow.trunk_config(grow.TRUNK)
+    first, second, third = grow.cycle_configs(trunk, 30.0, 500, 0.0, [(750, 5e-4), (250, 1e-4)])
+    assert first.to_dict() == grow.branch_config(trunk, 30.0, 500, 0.0).to_dict()
+    for cfg, (steps, lr, seed) in ((second, (750, 5e-4, first.train.seed + 1)),
+                                   (third, (250, 1e-4, first.train.seed + 2))):
+        assert (cfg.train.epochs * cfg.train.steps_per_epoch, cfg.train.lr, cfg.train.seed) == (steps, lr, seed)
+        assert cfg.train.lr_min == first.train.lr_min and cfg.train.schedule == "cosine"
+        assert cfg.task == first.task and cfg.train.ssim_weight == first.train.ssim_weight
+        assert cfg.train.val_every == cfg.train.epochs  # validated once, at the end: model.pt = final weights
+    with pytest.raises(ValueError, match="multiple of 250"):
+        grow.restart_config(first, 1, 100, 5e-4)
+    with pytest.raises(ValueError, match="peak learning rate"):
+        grow.restart_config(first, 1, 250, 2e-3)  # above the first cycle's
+    assert grow.parse_restart("2500@5e-4") == (2500, 5e-4)
+    with pytest.raises(ValueError, match="STEPS@LR"):
+        grow.parse_restart("2500")
+
+
+@pytest.mark.parametrize("bad", ["2500", "300@5e-4", "250@0.1"])
+def test_branches_refuse_a_bad_restart_in_one_line(bad, tmp_path, capsys, monkeypatch):
+    (tmp_path / "data" / "Train400").mkdir(parents=True)
+    grow = _script("grow_denoise")
+    monkeypatch.setattr(grow, "set_threads", lambda n: None)  # (torch's thread count is process-wide)
+    assert grow.main(["branches", "--sigmas", "30", "--restarts", bad, "--shared", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_branches_cli_makes_the_shipped_settings_unless_told_otherwise(tmp_path, monkeypatch):
+    grow = _script("grow_denoise")
+    (tmp_path / "data" / "Train400").mkdir(parents=True)
+    monkeypatch.setattr(grow, "set_threads", lambda n: None)
+    calls = []
+    monkeypatch.setattr(grow, "branch", lambda sigma, shared, *rest: calls.append((sigma, *rest)))
+
+    def run(*argv):
+        calls.clear()
+        assert grow.main(["branches", *argv, "--no-page", "--shared", str(tmp_path)]) == 0
+        return calls
+
+    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"]), (None, *grow.BRANCHES["blind"])]
+    # a first cycle of one's own choosing has no restarts unless asked (the commands entries record)
+    assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], ())]
+    assert run("--sigmas", "50", "--steps", "750", "--ssim-weight", "0", "--restarts", "500@1e-4", "250@5e-5") == \
+        [(50.0, 750, 0.0, ((500, 1e-4), (250, 5e-5)))]
+    assert run("--sigmas", "30", "--restarts") == [(30.0, grow.BRANCHES["30"][0], grow.BRANCHES["30"][1], ())]
+
+
+def test_first_cycle_is_reused_only_from_an_entry_that_is_exactly_it():
+    """A restart goes on from the shipped entry when the entry is its first cycle (same trunk,
+    steps, loss, no restarts yet) and never from anything else."""
+    grow = _script("grow_denoise")
+    trunk = load_checkpoint(grow.BLIND / grow.TRUNK / "train_checkpoint.pt", kind="train")
+    info = zoo.entry_info("denoise-s50")  # a single cycle of 750 steps on MSE alone
+    assert (info["branch_steps"], info["branch_ssim_weight"], info.get("branch_restarts", [])) == (750, 0.0, [])
+    weights, cpu_s = grow._shipped_first_cycle("denoise-s50", trunk, 750, 0.0)
+    net, _, _ = load_model(zoo.ZOO_DIR / "denoise-s50", "cpu")
+    assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    assert cpu_s / 3600 == pytest.approx(info["cpu_hours"]["branch"], abs=0.01)
+    assert grow._shipped_first_cycle("denoise-s50", trunk, 1000, 0.0) is None
+    assert grow._shipped_first_cycle("denoise-s50", trunk, 750, 1.0) is None
+    assert grow._shipped_first_cycle("denoise-s999", trunk, 750, 0.0) is None
+    for name in ("denoise-s30", "denoise-blind", "denoise-s50", "denoise-s70"):  # a restarted entry is no first cycle
+        i = zoo.entry_info(name)
+        if i.get("branch_restarts"):
+            assert grow._shipped_first_cycle(name, trunk, i["branch_steps"], i["branch_ssim_weight"]) is None
 
 
 def test_grown_entries_record_their_cpu_hours():
@@ -214,8 +287,8 @@ def test_entry_was_made_by_its_script(name):
     _, cfg, _ = load_model(zoo.ZOO_DIR / name, "cpu")
     if cfg.task.task == "denoise":
         grow, info = _script("grow_denoise"), zoo.entry_info(name)
-        want_cfg = grow.branch_config(grow.trunk_config(info["trunk_recipe"]), info["sigma"], info["branch_steps"],
-                                      info["branch_ssim_weight"])
+        want_cfg = grow.cycle_configs(grow.trunk_config(info["trunk_recipe"]), info["sigma"], info["branch_steps"],
+                                      info["branch_ssim_weight"], info.get("branch_restarts", []))[-1]
     else:
         _, trains = _script("make_sr").configs("../shared", [cfg.task.scale])
         want_cfg = trains[name]
@@ -246,3 +319,58 @@ def test_grow_refuses_a_curve_without_its_checkpoint(tmp_path, monkeypatch, caps
     assert e.value.code == 2 and "no train_checkpoint.pt" in capsys.readouterr().err
     assert (folder / "curves.jsonl").read_text() == '{"step": 0, "cpu_h": 0.0}\n'
     assert sorted(p.name for p in folder.iterdir()) == ["curves.jsonl"]
+
+
+def test_branch_cycles_go_on_from_the_entry_and_resume_without_redoing_a_cycle(tmp_path, monkeypatch):
+    """A warm restart starts from the shipped first cycle's weights (not trained again), records
+    where it came from, and a later call resumes the restart, not the whole branch."""
+    from types import SimpleNamespace
+    grow = _script("grow_denoise")
+    monkeypatch.setattr(grow, "ROOT", tmp_path)
+    calls = []
+
+    class FakeTrainer:  # stands for a cycle's training: 100 CPU seconds, PSNR 30 + the cycle's seed
+        def __init__(self, cfg, geno, out, *, resume, progress, val_size, init_weights):
+            self.cfg, self.out = cfg, out
+            out.mkdir(parents=True, exist_ok=True)
+            calls.append((out.name, resume, None if init_weights is None else float(init_weights["w"])))
+
+        def run(self):
+            (self.out / grow.STATE_NAME).write_text("state")
+            net = torch.nn.Module()
+            net.register_buffer("w", torch.tensor(float(self.cfg.train.seed)))
+            return SimpleNamespace(net=net, best_psnr=30.0 + self.cfg.train.seed, model_path=self.out / "model.pt")
+
+        def _cpu_now(self):
+            return 100.0
+
+    monkeypatch.setattr(grow, "Trainer", FakeTrainer)
+    trunk_state = {"step": 3500, "model": {"w": torch.tensor(-1.0)}, "genotype": load_checkpoint(
+        grow.BLIND / grow.TRUNK / "train_checkpoint.pt", kind="train")["genotype"], "cpu_s": 0.0}
+    restarts = ((500, 5e-4), (250, 1e-4))
+    cfgs = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 30.0, 750, 0.0, restarts)
+
+    # the shipped entry is the first cycle: not trained again, its weights go on
+    monkeypatch.setattr(grow, "_shipped_first_cycle", lambda *a: ({"w": torch.tensor(7.0)}, 3600.0))
+    monkeypatch.setattr(grow, "entry_info", lambda name: {"best_val_psnr": 26.5})
+    res, cpu_s, points = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
+    assert calls == [("branch-s30-750-ssim0+500@0.0005", False, 7.0),
+                     ("branch-s30-750-ssim0+500@0.0005+250@0.0001", False, cfgs[1].train.seed)]
+    assert cpu_s == 3800.0 and [p for _, p in points] == [26.5, 30.0 + cfgs[1].train.seed, 30.0 + cfgs[2].train.seed]
+    assert res.best_psnr == 30.0 + cfgs[2].train.seed
+    runs = grow.branch_runs("s30", 3500, 750, 0.0, restarts)
+    assert runs[0].parent == tmp_path / "runs" / "zoo-v2" / "trunk3500"
+    assert json.loads((runs[2] / grow.ORIGIN).read_text())["prior_cpu_s"] == 3700.0
+
+    # later, the entry holds the restarted model (no first cycle to reuse): only the last cycle resumes
+    calls.clear()
+    monkeypatch.setattr(grow, "_shipped_first_cycle", lambda *a: None)
+    res2, cpu_s2, points2 = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
+    assert calls == [("branch-s30-750-ssim0+500@0.0005+250@0.0001", True, None)]
+    assert (cpu_s2, points2) == (cpu_s, points)
+
+    # a branch without restarts trains its one cycle from the trunk's weights
+    calls.clear()
+    one = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 50.0, 750, 0.0)
+    grow.train_cycles("denoise-s50", trunk_state, one, 750, 0.0)
+    assert calls == [("branch-s50-750-ssim0", False, -1.0)]

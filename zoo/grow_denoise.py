@@ -4,6 +4,7 @@
     python zoo/grow_denoise.py trunk --hours 2      # train the blind trunk 2 more CPU-hours (resumes)
     python zoo/grow_denoise.py trial NAME --hours 0.3   # another recipe, grown and measured the same way
     python zoo/grow_denoise.py branches              # per-sigma + blind models from the trunk -> zoo entries
+    python zoo/grow_denoise.py branches --sigmas 30 --restarts 2500@5e-4   # a longer branch: one warm restart
     python zoo/grow_denoise.py ensemble              # add the x8 self-ensemble scores to the entries
     python zoo/grow_denoise.py status                # CPU-hours and validation PSNR so far
     python zoo/grow_denoise.py point [NAME]          # validate a stopped run's state now (adds a curve point)
@@ -21,8 +22,11 @@ How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
    at one sigma (``denoise-s30``, ``-s50``, ``-s70``) or over the whole range
    (``denoise-blind``), on MSE alone: the trunk's loss adds the authors' log-SSIM
    term, 35 to 50 times the MSE's value at sigma 70 to 30 on the trunk's outputs,
-   so it steers training away from PSNR. ``BRANCHES`` holds each shipped entry's
-   length and loss. The trunk itself is not changed, so it keeps growing.
+   so it steers training away from PSNR. A branch may go on with warm restarts:
+   further cosine cycles from a lower peak rate, from the previous cycle's weights
+   (when the shipped entry is exactly that previous cycle, from its weights, so the
+   first cycle is not trained again). ``BRANCHES`` holds each shipped entry's length,
+   loss and restarts. The trunk itself is not changed, so it keeps growing.
 3. Every entry is evaluated on Set12 against noisy input, NLM and BM3D (the
    ``bm3d`` package), and records the CPU-hours it took (trunk + branch).
 
@@ -76,10 +80,15 @@ TRUNK = "g1-f32"   # the recipe the trunk grows with: the best validation PSNR p
 BLIND = STATE / "blind"  # one folder per recipe: the trunk is the TRUNK recipe's, trials are the others
 BRANCH_STEPS = 750  # a branch: a decay from the trunk's learning rate to ~0 over this many steps
 BRANCH_SSIM = 0.0  # its loss's log-SSIM weight: 0, MSE alone (the trunk's own loss is MSE + 1.0 x log-SSIM)
-# What `branches` makes by default, so that it reproduces the shipped entries: (steps, log-SSIM weight)
-# per branch. MSE alone gave +0.35 dB at sigma 30 and +0.36 at sigma 50 on Set12 over the trunk's
-# loss at equal steps; the longer branches are where more steps were measured to pay.
-BRANCHES = {"30": (2500, 0.0), "50": (750, 0.0), "70": (750, 1.0), "blind": (2500, 0.0)}
+ORIGIN = "origin.json"  # in a restart's run folder: the CPU seconds and validation points of the cycles before it
+# What `branches` makes by default, so that it reproduces the shipped entries: (steps, log-SSIM weight,
+# restarts) per branch. MSE alone gave +0.35 dB at sigma 30 and +0.36 at sigma 50 on Set12 over the
+# trunk's loss at equal steps; the longer branches are where more steps were measured to pay.
+# Restarts are further cosine cycles (warm restarts, SGDR), each (steps, peak learning rate), from the
+# previous cycle's final weights down to the same 1e-6: more training for a branch already made,
+# without redoing its first cycle.
+BRANCHES = {"30": (2500, 0.0, ((2500, 5e-4), (3500, 3e-4))), "50": (750, 0.0, ()), "70": (750, 1.0, ()),
+            "blind": (2500, 0.0, ((8000, 5e-4), (1000, 2e-4)))}
 
 
 def genotype(repeat: int) -> Genotype:
@@ -119,6 +128,33 @@ def branch_config(trunk: Config, sigma, steps: int = BRANCH_STEPS, ssim_weight: 
                                     # -1: the trunk's own loss (train.ssim_weight's "use task.ssim_weight")
                                     ssim_weight=-1.0 if ssim_weight == trunk.task.ssim_weight
                                     else float(ssim_weight)))
+
+
+def restart_config(cfg: Config, k: int, steps: int, lr: float) -> Config:
+    """Cycle ``k`` (1, 2, ...) of a branch whose first cycle is ``cfg``: ``steps`` more steps with
+    the learning rate decayed (cosine) from ``lr`` to the first cycle's final rate, on new patches."""
+    if steps <= 0 or steps % 250:
+        raise ValueError(f"restart steps must be a positive multiple of 250, got {steps}")
+    if not 0 < lr <= cfg.train.lr:
+        raise ValueError(f"a restart's peak learning rate must be in (0, {cfg.train.lr:g}], got {lr:g}")
+    return cfg.replace(train=dict(epochs=steps // 250, lr=float(lr), val_every=steps // 250,
+                                  seed=cfg.train.seed + k))
+
+
+def cycle_configs(trunk: Config, sigma, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM,
+                  restarts=()) -> List[Config]:
+    """The configs of a branch's cycles, in order: the first from the trunk, then each restart."""
+    first = branch_config(trunk, sigma, steps, ssim_weight)
+    return [first] + [restart_config(first, k, n, lr) for k, (n, lr) in enumerate(restarts, 1)]
+
+
+def parse_restart(text: str):
+    """``"2500@5e-4"`` -> ``(2500, 0.0005)``."""
+    try:
+        n, lr = text.split("@")
+        return int(n), float(lr)
+    except ValueError:
+        raise ValueError(f"a restart is STEPS@LR, e.g. 2500@5e-4, got {text!r}") from None
 
 
 def _curve_point(tr: Trainer, images) -> Dict:
@@ -227,6 +263,10 @@ def plot_curves(path: Path) -> Path:
         for info in _entries():
             h, at = info["cpu_hours"], info["sigma"] if info["sigma"] is not None else 50
             if at == s and info.get("best_val_psnr") is not None:
+                cycles = info.get("branch_cycles_val", [])
+                if len(cycles) > 1:  # a branch with warm restarts: the end of each cycle, joined
+                    ax.plot([h["trunk"] + c for c, _ in cycles], [p for _, p in cycles], lw=0.8, ls="-",
+                            marker="o", ms=3, color="black" if info["sigma"] is not None else "tab:red")
                 ax.plot([h["trunk"] + h["branch"]], [info["best_val_psnr"]], marker="*", ms=11, ls="none",
                         label=f"{info['name']} (branch)", color="black" if info["sigma"] is not None else "tab:red")
         for key, style in (("bm3d", "--"), ("nlm", ":")):
@@ -279,19 +319,67 @@ class _Identity(torch.nn.Module):
         return x
 
 
-def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM) -> Dict:
+def branch_runs(label: str, trunk_step: int, steps: int, ssim_weight: float, restarts=()) -> List[Path]:
+    """The run folder of each cycle of a branch: one per trunk state and variant, so a branch of
+    another trunk, length or loss never resumes another's state; a restart's folder names its cycles."""
+    runs = [ROOT / "runs" / "zoo-v2" / f"trunk{trunk_step}" / f"branch-{label}-{steps}-ssim{ssim_weight:g}"]
+    for n, lr in restarts:
+        runs.append(runs[-1].with_name(runs[-1].name + f"+{n}@{lr:g}"))
+    return runs
+
+
+def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, ssim_weight: float, restarts=()):
+    """Train (or resume) the cycles ``cfgs`` of branch ``name`` (``cycle_configs(..., steps,
+    ssim_weight, restarts)``) from the trunk's weights.
+
+    Returns:
+        (the last cycle's TrainResult, the branch's CPU seconds over all cycles, the
+        [branch CPU-hours so far, validation PSNR] at the end of each cycle).
+    """
+    geno = Genotype.from_dict(trunk_state["genotype"])
+    runs = branch_runs(name.split("-", 1)[1], int(trunk_state["step"]), steps, ssim_weight, restarts)
+    # go on from the last cycle that has a state: the cycles before it are done (their CPU time and
+    # validation PSNR are in its ORIGIN file)
+    start = max((k for k, r in enumerate(runs) if (r / STATE_NAME).exists() and (k == 0 or (r / ORIGIN).exists())),
+                default=0)
+    if start:
+        origin = json.loads((runs[start] / ORIGIN).read_text())
+        weights, branch_s, points = None, float(origin["prior_cpu_s"]), origin["prior_points"]
+    else:
+        weights, branch_s, points = trunk_state["model"], 0.0, []
+    res = None
+    for k in range(start, len(cfgs)):
+        run, resume = runs[k], (runs[k] / STATE_NAME).exists()
+        reuse = _shipped_first_cycle(name, trunk_state, steps, ssim_weight) if k == 0 and restarts and not resume \
+            else None
+        if reuse is not None:
+            # the shipped entry is this very first cycle (same trunk, length and loss): go on from it
+            print(f"{name}: first cycle = the shipped entry's weights ({steps} steps); restarting from them")
+            weights, cycle_s = reuse
+            psnr = entry_info(name)["best_val_psnr"]
+        else:
+            if k and not resume:
+                run.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(run / ORIGIN, json.dumps({"prior_cpu_s": branch_s, "prior_points": points}))
+            tr = Trainer(cfgs[k], geno, run, resume=resume, progress=True, val_size=0,
+                         init_weights=None if resume else weights)
+            res = tr.run()
+            weights, cycle_s = {k2: v.detach().clone() for k2, v in res.net.state_dict().items()}, tr._cpu_now()
+            psnr = res.best_psnr
+        branch_s += cycle_s
+        points.append([round(branch_s / 3600, 4), psnr])  # (validated once per cycle, at its end)
+    return res, branch_s, points
+
+
+def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM,
+           restarts=()) -> Dict:
     trunk_dir = BLIND / TRUNK
     trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
     trunk = Config.from_dict(trunk_state["config"])
-    geno = Genotype.from_dict(trunk_state["genotype"])
-    cfg = branch_config(trunk, sigma, steps, ssim_weight)
+    cfgs = cycle_configs(trunk, sigma, steps, ssim_weight, restarts)
     label = f"s{sigma:g}" if sigma is not None else "blind"
-    # one folder per variant, so a branch of other length or loss never resumes another's state
-    run = ROOT / "runs" / "zoo-v2" / f"branch-{label}-{steps}-ssim{ssim_weight:g}"
-    resume = (run / STATE_NAME).exists()
-    tr = Trainer(cfg, geno, run, resume=resume, progress=True, val_size=0,
-                 init_weights=None if resume else trunk_state["model"])
-    res = tr.run()
+    name = f"denoise-{label}"
+    res, branch_s, points = train_cycles(name, trunk_state, cfgs, steps, ssim_weight, restarts)
     net, mcfg, _ = load_model(res.model_path, "cpu")
     images = data.load_folder(shared / "data" / "Set12", channels=1)
     results = {}
@@ -304,9 +392,9 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
         results[f"Set12 sigma {s:g}"] = {"mean": mean, "images": rows, "sigma": s, "metric": ev["metric"]}
         print(format_table({**ev, "mean": mean, "images": rows}))
     trunk_h = float(trunk_state.get("cpu_s", 0.0)) / 3600
-    branch_h = tr._cpu_now() / 3600
+    branch_h = branch_s / 3600
     search_h = zootools.run_seconds(SEARCH_GENOTYPE.parent) / 3600
-    name = f"denoise-{label}"
+    restart_note = "".join(f", then a warm restart: {n:,} steps from {lr:g} to 1e-6 (cosine)" for n, lr in restarts)
     info = {
         "name": name, "task": "denoise", "channels": 1, "sigma": sigma,
         "params": sum(p.numel() for p in net.parameters()),
@@ -315,8 +403,10 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
         "cpu_hours": {"search": round(search_h, 2), "trunk": round(trunk_h, 2), "branch": round(branch_h, 2),
                       "total": round(search_h + trunk_h + branch_h, 2)},
         "train_seconds": round((trunk_h + branch_h) * 3600),
-        "train_steps": int(trunk_state["step"]) + tr.step,
-        "branch_steps": steps, "branch_ssim_weight": ssim_weight, "trunk_recipe": TRUNK,
+        "train_steps": int(trunk_state["step"]) + steps + sum(n for n, _ in restarts),
+        "branch_steps": steps, "branch_ssim_weight": ssim_weight,
+        "branch_restarts": [[n, lr] for n, lr in restarts], "trunk_recipe": TRUNK,
+        "branch_cycles_val": points,  # [branch CPU-hours so far, validation PSNR] at the end of each cycle
         "best_val_psnr": res.best_psnr,
         "machine": zootools.machine(), "date": time.strftime("%Y-%m-%d"),
         "recipe": {"data": "Train400 (400 grey BSD crops; 20 held out for validation)",
@@ -326,14 +416,28 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
                              f"{trunk.train.crop}x{trunk.train.crop} patches), then {steps:,} steps "
                              + (f"at sigma {sigma:g}" if sigma is not None else "over sigma U[0, 75]")
                              + " with the learning rate decayed to 1e-6 (cosine), loss "
-                             + (f"MSE + {ssim_weight:g} x log-SSIM" if ssim_weight else "MSE alone")),
+                             + (f"MSE + {ssim_weight:g} x log-SSIM" if ssim_weight else "MSE alone") + restart_note),
                    "command": (f"python zoo/grow_denoise.py trunk --hours H; "
                                f"python zoo/grow_denoise.py branches --sigmas {label.lstrip('s')} --steps {steps} "
-                               f"--ssim-weight {ssim_weight:g}")},
+                               f"--ssim-weight {ssim_weight:g}"
+                               + (" --restarts " + " ".join(f"{n}@{lr:g}" for n, lr in restarts) if restarts else ""))},
         "results": results,
     }
     zootools.write_entry(name, res.model_path, info)
     return add_self_ensemble(name, shared)
+
+
+def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float):
+    """(weights, CPU seconds) of entry ``name`` when it is exactly a first cycle of ``steps`` steps
+    at ``ssim_weight`` from this trunk (no restarts yet), else None."""
+    if name not in available():
+        return None
+    info = entry_info(name)
+    if (info.get("branch_steps"), info.get("branch_ssim_weight"), info.get("branch_restarts", [])) != \
+            (steps, ssim_weight, []) or info.get("train_steps") != int(trunk_state["step"]) + steps:
+        return None
+    _, _, ckpt = load_model(ZOO / name, "cpu")
+    return ckpt["state_dict"], info["train_seconds"] - float(trunk_state.get("cpu_s", 0.0))
 
 
 def add_self_ensemble(name: str, shared: Path) -> Dict:
@@ -378,6 +482,9 @@ def main(argv=None) -> int:
                     help="branches: fine-tuning steps each, a multiple of 250 (default: the shipped entries')")
     ap.add_argument("--ssim-weight", type=float, default=None,
                     help="branches: the loss's log-SSIM weight, 0 for MSE alone (default: the shipped entries')")
+    ap.add_argument("--restarts", nargs="*", default=None, metavar="STEPS@LR",
+                    help="branches: warm restarts after the first cycle, e.g. 2500@5e-4 (default: the shipped "
+                         "entries' when neither --steps nor --ssim-weight is given, else none)")
     ap.add_argument("--no-page", action="store_true",
                     help="branches: skip the plot and zoo/RESULTS.md (when several branch commands run side by side)")
     args = ap.parse_args(argv)
@@ -406,10 +513,20 @@ def main(argv=None) -> int:
             if s not in BRANCHES:
                 print(f"error: unknown branch {s!r}; known: {', '.join(BRANCHES)}", file=sys.stderr)
                 return 2
+        try:
+            restarts = None if args.restarts is None else tuple(parse_restart(r) for r in args.restarts)
+            if restarts is None and (args.steps, args.ssim_weight) != (None, None):
+                restarts = ()  # a first cycle of one's own choosing: no shipped entry's restarts after it
+            for s in wanted:
+                steps, w, r = BRANCHES[s]
+                cycle_configs(trunk_config(TRUNK), None, args.steps or steps, 0.0, r if restarts is None else restarts)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         for s in wanted:
-            steps, w = BRANCHES[s]
+            steps, w, r = BRANCHES[s]
             branch(None if s == "blind" else float(s), shared, args.steps or steps,
-                   w if args.ssim_weight is None else args.ssim_weight)
+                   w if args.ssim_weight is None else args.ssim_weight, r if restarts is None else restarts)
         if not args.no_page:
             plot_curves(ZOO / "curves.png")
             zootools.write_results(header=zootools._header())
