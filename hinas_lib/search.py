@@ -321,6 +321,8 @@ class Searcher:
             "alpha": self.net.alpha.detach().cpu().tolist(),
             "beta": self.net.beta.detach().cpu().tolist(),
             "genotype": geno.to_dict(),
+            # collapse watch: DARTS-style searches drift to parameter-free ops
+            "skip_edges": sum(op == "skip_connect" for op in geno.ops()),
             "mem_mib": memory_mib(self.device),
             "elapsed_s": elapsed,
         }
