@@ -1,0 +1,120 @@
+"""``restore`` speed against this machine's limit: a zoo model on a large grey photograph.
+
+    python -m benchmarks.restore_speed --threads 1 2 --json benchmarks/results/restore_speed.json
+
+Each (variant, threads) point runs in its own fresh process (the allocator setting is per
+process), the variants taking turns, so the ratios come from one run on the same machine state:
+
+* ``before``: the trained network as loaded, glibc's default allocator behaviour (what
+  ``restore`` did until the inference copy);
+* ``after``: what ``restore`` runs now, :func:`hinas_lib.deploy.inference_copy` (BatchNorm
+  folded, NHWC) with :func:`hinas_lib.deploy.keep_freed_memory`.
+
+Each process also times a 2048 x 2048 float32 matmul at the same thread count just before:
+the *roofline* line, useful MACs per second of the restore (the network's MACs on the image,
+tile context not counted) as a fraction of the matmul's MACs per second.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = r"""
+import json, resource, sys, time
+variant, threads, model, w, h, tile = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+import torch
+torch.set_num_threads(threads)
+from benchmarks.derived import count_macs
+from hinas_lib.deploy import inference_copy, keep_freed_memory
+from hinas_lib.inference import tiled_forward
+from hinas_lib.network import load_model
+net, cfg, _ = load_model(model, "cpu")
+net.eval()
+if variant == "after":
+    keep_freed_memory()
+    net = inference_copy(net)
+a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+a @ b
+t0 = time.perf_counter(); n = 0
+while time.perf_counter() - t0 < 2.0:
+    a @ b; n += 1
+matmul = n * 2048 ** 3 / (time.perf_counter() - t0)
+macs_px = count_macs(net, torch.rand(1, cfg.task.channels, 64, 64)) / 64 ** 2
+x = torch.rand(1, cfg.task.channels, h, w, generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    tiled_forward(net, x[..., :96, :96], tile=tile)  # oneDNN primitives, receptive radius
+    r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.perf_counter()
+    y = tiled_forward(net, x, tile=tile)
+    wall = time.perf_counter() - t0; r1 = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "user_s": r1.ru_utime - r0.ru_utime,
+                  "sys_s": r1.ru_stime - r0.ru_stime, "max_rss_mib": r1.ru_maxrss / 1024,
+                  "macs_per_px": macs_px, "useful_gmac_s": macs_px * w * h / wall / 1e9,
+                  "matmul_gmac_s": matmul / 1e9, "checksum": float(y.double().mean())}))
+"""
+
+
+def run_point(variant: str, threads: int, model: str, size, tile: int) -> Dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", WORKER, variant, str(threads), model, str(size[0]), str(size[1]),
+                          str(tile)], capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode:
+        raise SystemExit(f"error: the {variant} worker failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(points: List[Dict]) -> str:
+    lines = ["| threads | variant | wall s | user s | system s | max RSS MiB | useful G MAC/s | matmul G MAC/s "
+             "| fraction of matmul |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        lines.append(f"| {p['threads']} | {p['variant']} | {p['wall_s']:.2f} | {p['user_s']:.2f} | {p['sys_s']:.2f} | "
+                     f"{p['max_rss_mib']:.0f} | {p['useful_gmac_s']:.1f} | {p['matmul_gmac_s']:.1f} | "
+                     f"{p['useful_gmac_s'] / p['matmul_gmac_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> Dict:
+    from benchmarks.common import machine_info
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="denoise-s30", help="a zoo name or a model.pt")
+    ap.add_argument("--size", default="1600x1200", help="WxH of the (synthetic) grey photograph")
+    ap.add_argument("--tile", type=int, default=512, help="restore's default tile")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    try:
+        size = tuple(int(v) for v in a.size.lower().split("x"))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        ap.error(f"--size: expected WxH, e.g. 1600x1200, got {a.size!r}")
+    from hinas_lib.zoo import resolve_model
+    model = str(resolve_model(a.model))
+    points = []
+    for _ in range(a.repeats):
+        for t in a.threads:
+            for v in ("before", "after"):
+                p = run_point(v, t, model, size, a.tile)
+                print(json.dumps(p), flush=True)
+                points.append(p)
+    same = {round(p["checksum"], 5) for p in points}
+    res = {"machine": machine_info(max(a.threads)), "model": a.model, "size": list(size), "tile": a.tile,
+           "points": points, "table": table(points),
+           "ratios": {str(t): {"before / after wall": sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "before")
+                               / sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "after")}
+                      for t in a.threads},
+           "outputs_agree": len(same) == 1}
+    print(res["table"])
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()
