@@ -84,6 +84,9 @@ def build(d: Path) -> str:
            "`no-sharing` = one cell per incoming path (Auto-DeepLab style, compact design only).",
            "Peak memory: the profiler's peak of live CPU allocations during one search iteration "
            "(activations and temporaries, above the weights already live); max RSS of the worker process.", ""]
+    out += ["**Does the search find anything?** Searched cells against random ones at equal training "
+            "budget, the supernet's ranking (Kendall tau), and whether alpha separates: "
+            "[SEARCH_VS_RANDOM.md](SEARCH_VS_RANDOM.md) (`python -m benchmarks.search_vs_random`).", ""]
     r = _load(d, "search_step_denoise.json")
     if r:
         out += _search_section(r, "Search iteration, paper denoising config: the authors' design "
@@ -140,6 +143,19 @@ def build(d: Path) -> str:
             vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
+    r = _load(d, "restore_speed.json")
+    if r:
+        w, h = r["size"]
+        out += [f"## `restore` of a {w}x{h} grey photograph with `{r['model']}`, against a matmul", "",
+                f"`python -m benchmarks.restore_speed --threads {' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
+                "--json benchmarks/results/restore_speed.json`", "",
+                "Each point in a fresh process, the variants taking turns: `before` = the network as loaded with "
+                "glibc's default allocator; `after` = what `restore` runs now (BatchNorm folded, NHWC, freed memory "
+                "kept in the process: `hinas_lib/deploy.py`). Useful G MAC/s = the network's multiply-adds on the "
+                "image (tile context not counted) per second; the last column is that as a fraction of a 2048x2048 "
+                "float32 matmul timed in the same process at the same thread count (the roofline). "
+                f"Machine: {_machine(r['machine'])}.", "", r["table"], "",
+                "Outputs agree between the variants: " + ("yes" if r.get("outputs_agree") else "NO") + ".", ""]
     r = _load(d, "derived.json")
     if r:
         out += ["## Derived networks against classic baselines (CPU, eval mode)", "",

@@ -30,6 +30,7 @@ from .describe import describe, format_description
 from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
 from .network import load_model
+from .overlap import find_overlap, overlap_warning
 from .runtime import TrainingError, set_threads
 from .search import Searcher
 from .tasks import TASKS, get_task
@@ -217,6 +218,7 @@ def cmd_eval(args) -> int:
                          "--sigma is the noise level of denoising models")
     if args.data:
         images = data.load_folder(args.data, channels=cfg.task.channels)
+        _warn_if_trained_on(images, args.data, cfg)
     else:
         images = data.image_split(cfg)[2]
     if args.limit:
@@ -227,6 +229,17 @@ def cmd_eval(args) -> int:
     res["data"] = args.data or "embedded test split"
     print(json.dumps(res, indent=1) if args.json else format_table(res))
     return 0
+
+
+def _warn_if_trained_on(images, folder, cfg) -> None:
+    """Say so when test images are training images (e.g. BSD68 after the authors' BSD500 split)."""
+    train_dir = cfg.data.train_dir
+    if not train_dir or not Path(train_dir).is_dir() or Path(train_dir).resolve() == Path(folder).resolve():
+        return
+    train = data.load_folder(train_dir, channels=cfg.task.channels)
+    pairs = find_overlap(images, train)
+    if pairs:
+        print(overlap_warning(folder, pairs, len(images), train_dir), file=sys.stderr)
 
 
 def cmd_restore(args) -> int:

@@ -72,6 +72,10 @@ def test_bsd500_round_trip_from_tgz(tmp_path, capsys):
     assert prepare_bsd500.main(["--src", str(tree), "--out", str(tmp_path / "rgb"), "--channels", "3"]) == 0
     with Image.open(tmp_path / "rgb" / "test" / "test1.png") as im:
         assert im.mode == "RGB"
+    # DnCNN's split: val (where BSD68 comes from) is left out, test is trained on
+    assert prepare_bsd500.main(["--src", str(tree), "--out", str(tmp_path / "d"), "--split", "bsd68"]) == 0
+    assert pngs(tmp_path / "d" / "train") == ["test0.png", "test1.png", "train0.png", "train1.png"]
+    assert not (tmp_path / "d" / "test").exists()
 
 
 def test_div2k_round_trip_from_zip(tmp_path):
