@@ -114,7 +114,7 @@ def build_config(args) -> Config:
     cfg = load_config(args.preset, args.config, task=args.task, scale=args.scale)
     changes = {}
     if getattr(args, "sigma", None) is not None:
-        changes.setdefault("task", {}).update({"sigmas": [args.sigma], "eval_sigma": args.sigma})
+        changes.setdefault("task", {}).update(sigma_changes(cfg, args.sigma))
     items = getattr(args, "set", [])
     for item in items:
         sec, fld, value = _parse_set(item)
@@ -135,6 +135,19 @@ def build_config(args) -> Config:
         except (TypeError, ValueError) as e:  # a check that did not expect this kind of value
             raise ConfigError(f"{_culprit(cfg, items)}: invalid value ({e})") from None
     return cfg
+
+
+def sigma_changes(cfg: Config, sigma: float) -> dict:
+    """The task fields that make ``cfg`` train and evaluate at noise level ``sigma``.
+
+    The task's own ``level_changes`` clears a blind config's ``sigma_range``, which
+    would otherwise win over ``sigmas`` and keep the run blind.
+    """
+    task = get_task(cfg)
+    if task.level_name != "sigma":
+        raise ConfigError(f"--sigma: the config is for {cfg.task.task} ({task.describe_level()}); "
+                          "--sigma is the noise level of denoising")
+    return task.level_changes(sigma)
 
 
 def _parse_set(item: str):
