@@ -81,6 +81,14 @@ def _sigma(text: str) -> float:
     return v
 
 
+def _colour(text: str) -> str:
+    try:
+        data.parse_background(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown colour {text!r}; use a name (white, black) or #rrggbb") from None
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (its default prints the whole usage first)."""
 
@@ -227,7 +235,7 @@ def cmd_eval(args) -> int:
         raise ValueError(f"--sigma: {args.model} is a {get_task(cfg).describe_level()} {cfg.task.task} model; "
                          "--sigma is the noise level of denoising models")
     if args.data:
-        images = data.load_folder(args.data, channels=cfg.task.channels)
+        images = data.load_folder(args.data, channels=cfg.task.channels, background=args.background)
     else:
         images = data.image_split(cfg)[2]
     if args.limit:
@@ -243,7 +251,7 @@ def cmd_eval(args) -> int:
 def cmd_restore(args) -> int:
     info = restore_file(args.model, args.input, args.output, device=args.device, tile=args.tile,
                         convert=args.convert, overwrite_input=args.overwrite_input,
-                        self_ensemble=args.self_ensemble)
+                        self_ensemble=args.self_ensemble, background=args.background)
     print(f"{args.input} -> {args.output}  ({info['task']}, {info['input_shape']} -> {info['output_shape']})")
     return 0
 
@@ -297,6 +305,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="only the first N images (0 = all)")
     e.add_argument("--self-ensemble", action="store_true",
                    help="average the model over the 8 flips/rotations (8x the time, usually a little more PSNR)")
+    e.add_argument("--background", type=_colour, default=None, metavar="COLOR",
+                   help="composite transparent images over this colour (white, black, #rrggbb); "
+                        "without it they are refused")
     e.add_argument("--no-baseline", action="store_true")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_eval)
@@ -311,6 +322,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--convert", action="store_true", help="convert grey<->RGB to what the model expects")
     r.add_argument("--self-ensemble", action="store_true",
                    help="average the model over the 8 flips/rotations (8x the time, usually a little more PSNR)")
+    r.add_argument("--background", type=_colour, default=None, metavar="COLOR",
+                   help="composite a transparent image over this colour (white, black, #rrggbb); "
+                        "without it such an image is refused")
     r.add_argument("--overwrite-input", action="store_true",
                    help="allow OUTPUT to be INPUT itself (the original is replaced)")
     r.set_defaults(fn=cmd_restore)

@@ -177,7 +177,7 @@ def format_table(res: Dict) -> str:
 
 def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, device: Optional[str] = None,
                  tile: int = 512, convert: bool = False, overwrite_input: bool = False,
-                 self_ensemble: bool = False) -> Dict:
+                 self_ensemble: bool = False, background=None) -> Dict:
     """Apply a trained model to an image file and write the result.
 
     Everything that can be checked is checked before the model runs: the
@@ -195,6 +195,8 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
         convert: convert grey <-> RGB to what the model expects.
         overwrite_input: allow ``dst`` to be ``src`` (the same file, through any link).
         self_ensemble: average over the 8 flips/rotations (8x the time; :func:`run_model`).
+        background: composite a transparent image over this colour (``"white"``,
+            ``"#808080"``, ``(r, g, b)``); without it such an image is refused.
 
     Returns:
         ``{'input_shape', 'output_shape', 'task'}``.
@@ -207,7 +209,7 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
     src, dst = Path(src), Path(dst)
     model_path = resolve_model(model_path)  # a wrong model name fails first; loading comes last
     check_output_path(dst, src=src, overwrite_input=overwrite_input)
-    img = data.load_image(src, channels=None)
+    img = data.load_image(src, channels=None, background=background)
     net, cfg, _ = load_model(model_path, device)
     c = cfg.task.channels
     have = 1 if img.ndim == 2 else img.shape[2]

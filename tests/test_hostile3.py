@@ -171,3 +171,101 @@ def test_model_without_a_key_is_one_line(tmp_path, capsys, key):
         load_model(p, "cpu")
     code, err = run_cli(capsys, "eval", "--model", p, "--no-progress")
     assert code == EXIT_USAGE and key in err and "model.pt" in err
+
+
+# ----------------------------------------------------------------------------- images
+
+def _png(w, h, rows):
+    """A grey PNG whose header says ``w`` x ``h`` but whose (complete) zlib stream holds ``rows`` rows."""
+    raw = b"".join(b"\x00" + bytes([128]) * w for _ in range(rows))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("w, h, rows", [(1000, 1000, 10), (9000, 9000, 1), (40, 30, 29)])
+def test_png_with_fewer_rows_than_its_header_is_refused_fast(tmp_path, capsys, grey_model, w, h, rows):
+    from hinas_lib.data import ImageError, load_image
+    p = tmp_path / "short.png"
+    p.write_bytes(_png(w, h, rows))
+    with pytest.raises(ImageError, match="short.png: cannot read image, the file is damaged or truncated"):
+        load_image(p, None)
+    code, err = run_cli(capsys, "restore", "--model", grey_model, p, tmp_path / "o.png")
+    assert code == EXIT_USAGE and "damaged or truncated" in err and not (tmp_path / "o.png").exists()
+    p.write_bytes(_png(40, 30, 30))  # complete: read as it is
+    assert load_image(p, None).shape == (30, 40)
+
+
+@pytest.mark.parametrize("interlace", [0, 1])
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "I;16"])
+def test_complete_pngs_of_every_kind_still_load(tmp_path, mode, interlace):
+    from hinas_lib.data import load_image
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    im = Image.fromarray(rgb)
+    im = (Image.fromarray((rng.integers(0, 65536, (13, 21))).astype(np.uint16)) if mode == "I;16"
+          else im.convert(mode))
+    if mode == "RGBA":
+        im.putalpha(255)
+    im.save(tmp_path / "x.png", interlace=interlace)
+    assert load_image(tmp_path / "x.png", None).shape[:2] == (13, 21)
+
+
+def _pages(tmp_path, fmt, n=3):
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)) for _ in range(n)]
+    p = tmp_path / f"pages.{fmt}"
+    ims[0].save(p, save_all=True, append_images=ims[1:])
+    return p
+
+
+@pytest.mark.parametrize("fmt", ["tif", "gif", "png"])
+def test_multi_page_files_are_refused_naming_the_page_count(tmp_path, capsys, grey_model, sr_model, fmt):
+    p = _pages(tmp_path, fmt)
+    code, err = run_cli(capsys, "restore", "--model", grey_model, p, tmp_path / "o.png")
+    assert code == EXIT_USAGE and f"{p.name}: the" in err and "holds 3 pages" in err
+    code, err = run_cli(capsys, "restore", "--model", sr_model, "--convert", p, tmp_path / "o.png")
+    assert code == EXIT_USAGE and "holds 3 pages" in err
+    if fmt == "gif":
+        return  # eval reads folders of .png/.jpg/.bmp/.tif only
+    (tmp_path / "set").mkdir()
+    p.rename(tmp_path / "set" / p.name)
+    code, err = run_cli(capsys, "eval", "--model", grey_model, "--data", tmp_path / "set", "--no-progress")
+    assert code == EXIT_USAGE and "holds 3 pages" in err
+
+
+def test_multi_page_float_tiff_read_by_tifffile_is_refused(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from hinas_lib.data import ImageError, load_image
+    tifffile.imwrite(tmp_path / "f.tif", np.full((4, 6, 8, 3), 0.25, np.float32), photometric="rgb")
+    with pytest.raises(ImageError, match="f.tif: the TIFF file holds 4 pages"):
+        load_image(tmp_path / "f.tif", None)
+
+
+def _half_transparent(path):
+    a = np.zeros((16, 20, 4), np.uint8)
+    a[..., 0] = 255  # red everywhere, hidden on the right half
+    a[:, :10, 3] = 255
+    Image.fromarray(a, "RGBA").save(path)
+    return path
+
+
+def test_transparent_pixels_are_refused_unless_a_background_is_given(tmp_path, capsys, sr_model):
+    from hinas_lib.data import load_image
+    p = _half_transparent(tmp_path / "half.png")
+    code, err = run_cli(capsys, "restore", "--model", sr_model, p, tmp_path / "o.png")
+    assert code == EXIT_USAGE and "half.png: 160 of 320 pixels are transparent" in err and "--background" in err
+    assert not (tmp_path / "o.png").exists()
+    img = load_image(p, None, background="white")
+    np.testing.assert_allclose(img[:, :10], np.broadcast_to([1.0, 0, 0], (16, 10, 3)))
+    np.testing.assert_allclose(img[:, 10:], 1.0)  # white, not the hidden red
+    code, err = run_cli(capsys, "restore", "--model", sr_model, "--background", "white", p, tmp_path / "o.png")
+    assert code == 0 and Image.open(tmp_path / "o.png").size == (40, 32)
+    code, err = run_cli(capsys, "restore", "--model", sr_model, "--background", "nocolour", p, tmp_path / "o.png")
+    assert code == EXIT_USAGE and "--background" in err
+    grey = np.zeros((8, 8, 2), np.uint8)
+    grey[..., 1] = 128
+    Image.fromarray(grey, "LA").save(tmp_path / "la.png")
+    assert load_image(tmp_path / "la.png", None, background=(255, 255, 255)).shape == (8, 8)  # grey stays grey
