@@ -269,3 +269,58 @@ def test_transparent_pixels_are_refused_unless_a_background_is_given(tmp_path, c
     grey[..., 1] = 128
     Image.fromarray(grey, "LA").save(tmp_path / "la.png")
     assert load_image(tmp_path / "la.png", None, background=(255, 255, 255)).shape == (8, 8)  # grey stays grey
+
+
+# ----------------------------------------------------------------------------- run_model / tiled_forward inputs
+
+@pytest.fixture(scope="module")
+def grey_net():
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    return HiNASNet(GENO, cfg).eval(), cfg
+
+
+def test_run_model_converts_what_it_sensibly_can(grey_net):
+    from hinas_lib.evaluate import run_model
+    net, cfg = grey_net
+    img = torch.rand(1, 20, 24)
+    want = run_model(net, img, cfg)
+    assert want.shape == (1, 20, 24)
+    for same in (img.numpy(), img[0], img[0].numpy(), img.double(), img.numpy().astype(np.float64), img[None]):
+        torch.testing.assert_close(run_model(net, same, cfg), want)
+    torch.testing.assert_close(run_model(net, img[0].double().numpy(), cfg, tile=32), want)
+
+
+@pytest.mark.parametrize("bad, err, words", [
+    (lambda img: (img * 255).to(torch.uint8), TypeError, "img_tensor: expected float pixels in \\[0, 1\\], got uint8"),
+    (lambda img: (img.numpy() * 255).astype(np.uint8), TypeError, "got uint8"),
+    (lambda img: torch.rand(3, 20, 24), ValueError, "takes grey \\(1 channel\\).*got shape \\(3, 20, 24\\)"),
+    (lambda img: img.permute(1, 2, 0),
+     ValueError, "looks like H x W x C"),
+    (lambda img: torch.rand(2, 1, 20, 24), ValueError, "one image"),
+    (lambda img: torch.rand(1, 1, 1, 20, 24), ValueError, "got shape \\(1, 1, 1, 20, 24\\)"),
+    (lambda img: torch.empty(1, 20, 24, device="meta"), ValueError, "meta tensor"),
+    (lambda img: [[0.5]], TypeError, "got list"),
+    (lambda img: torch.rand(1, 0, 24), ValueError, "empty"),
+])
+def test_run_model_refuses_what_it_cannot_convert_naming_the_shape(grey_net, bad, err, words):
+    from hinas_lib.evaluate import run_model
+    net, cfg = grey_net
+    with pytest.raises(err, match=words):
+        run_model(net, bad(torch.rand(1, 20, 24)), cfg)
+
+
+def test_tiled_forward_checks_and_converts_its_input(grey_net):
+    from hinas_lib.inference import tiled_forward
+    net, _ = grey_net
+    x = torch.rand(1, 1, 40, 36)
+    want = tiled_forward(net, x, tile=32)
+    assert want.shape == (1, 1, 40, 36)
+    torch.testing.assert_close(tiled_forward(net, x[0, 0].double().numpy(), tile=32), want[0])
+    torch.testing.assert_close(tiled_forward(net, x[0], tile=0), want[0])
+    with pytest.raises(ValueError, match=r"x: the network takes grey \(1 channel\).*C=1.*got shape \(1, 3, 40, 36\)"):
+        tiled_forward(net, torch.rand(1, 3, 40, 36), tile=32)
+    with pytest.raises(ValueError, match="looks like H x W x C"):
+        tiled_forward(net, np.random.default_rng(0).random((40, 36, 1)), tile=32)
+    with pytest.raises(TypeError, match="got uint8"):
+        tiled_forward(net, torch.zeros(1, 1, 40, 36, dtype=torch.uint8), tile=32)
