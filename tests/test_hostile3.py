@@ -324,3 +324,82 @@ def test_tiled_forward_checks_and_converts_its_input(grey_net):
         tiled_forward(net, np.random.default_rng(0).random((40, 36, 1)), tile=32)
     with pytest.raises(TypeError, match="got uint8"):
         tiled_forward(net, torch.zeros(1, 1, 40, 36, dtype=torch.uint8), tile=32)
+
+
+# ----------------------------------------------------------------------------- zoo/grow_denoise.py
+
+def _grow():
+    import importlib.util
+    from hinas_lib import zoo
+    spec = importlib.util.spec_from_file_location("zoo_grow_denoise_h3", zoo.ZOO_DIR / "grow_denoise.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def grow(tmp_path, monkeypatch):
+    g = _grow()
+    (tmp_path / "data" / "Train400").mkdir(parents=True)
+    monkeypatch.setattr(g, "set_threads", lambda n: None)  # (torch's thread count is process-wide)
+    monkeypatch.chdir(tmp_path)  # main() changes folder; monkeypatch changes it back
+    return g
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["trunk", "--hours", "-1"], "--hours"), (["trunk", "--hours", "nan"], "--hours"),
+    (["trunk", "--hours", "0"], "--hours"), (["trial", "g2-f24", "--hours", "inf"], "--hours"),
+    (["status", "--threads", "-1"], "--threads"), (["status", "--threads", "100000"], "--threads"),
+])
+def test_grow_denoise_refuses_absurd_hours_and_threads(grow, tmp_path, capsys, monkeypatch, argv, named):
+    monkeypatch.setattr(grow, "grow", lambda *a: pytest.fail("grew with an absurd setting"))
+    assert grow.main(argv + ["--shared", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and err.count("\n") == 1
+    with pytest.raises(ValueError, match="--hours"):  # from Python too
+        _grow().grow("g1-f32", float("nan"))
+
+
+def test_grow_denoise_honours_shared_everywhere(grow, tmp_path, monkeypatch):
+    assert grow.trunk_config(grow.TRUNK).data.train_dir == "../shared/data/Train400"  # the shipped state's
+    mine = grow.trunk_config(grow.TRUNK, tmp_path)
+    assert mine.data.train_dir == str(tmp_path.resolve() / "data" / "Train400")
+    state = {"config": grow.trunk_config(grow.TRUNK).to_dict()}
+    assert grow.branch_trunk(state, tmp_path).data.train_dir == mine.data.train_dir
+    assert grow.branch_trunk(state, None).data.train_dir == "../shared/data/Train400"
+    calls = []
+    monkeypatch.setattr(grow, "grow", lambda recipe, hours, shared: calls.append((recipe, hours, shared)))
+    monkeypatch.setattr(grow, "branch", lambda sigma, shared, *rest: calls.append((sigma, shared)))
+    monkeypatch.setattr(grow, "add_point", lambda recipe, shared: calls.append((recipe, shared)) or {})
+    (tmp_path / "sub").mkdir()
+    for argv in (["trunk", "--hours", "0.5"], ["branches", "--sigmas", "30", "--no-page"], ["point"]):
+        monkeypatch.chdir(tmp_path / "sub")
+        assert grow.main(argv + ["--shared", ".."]) == 0  # relative to the caller's folder
+    assert calls == [(grow.TRUNK, 0.5, tmp_path.resolve()), (30.0, tmp_path.resolve()),
+                     (grow.TRUNK, tmp_path.resolve())]
+
+
+def test_grow_denoise_refuses_a_state_trained_on_other_data(grow, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "blind" / grow.TRUNK
+    folder.mkdir(parents=True)
+    atomic_save({"kind": "train", "config": grow.trunk_config(grow.TRUNK).to_dict()}, folder / "train_checkpoint.pt")
+    monkeypatch.setattr(grow, "BLIND", tmp_path / "blind")
+    assert grow.main(["trunk", "--hours", "0.1", "--shared", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "was trained on ../shared/data/Train400" in err and "--shared" in err and err.count("\n") == 1
+
+
+def test_grow_denoise_damaged_info_json_is_one_line(grow, tmp_path, monkeypatch, capsys):
+    from hinas_lib import zoo
+    entry = tmp_path / "zoo" / "denoise-s30"
+    entry.mkdir(parents=True)
+    (entry / "model.pt").write_bytes(b"")
+    (entry / "info.json").write_text('{"name": "denoise-s30", "cpu_hours": ')
+    monkeypatch.setattr(grow, "available", lambda: zoo.available(tmp_path / "zoo"))
+    monkeypatch.setattr(grow, "entry_info", lambda name: zoo.entry_info(name, tmp_path / "zoo"))
+    assert grow.main(["ensemble", "--shared", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "info.json: damaged info.json" in err and err.count("\n") == 1
+    (entry / "info.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        zoo.entry_info("denoise-s30", tmp_path / "zoo")
