@@ -10,10 +10,12 @@ README has the same table). ``HINAS_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, NoReturn, Optional
@@ -21,7 +23,7 @@ from typing import Callable, List, NoReturn, Optional
 import yaml
 
 from . import data, distributed
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
 from .demo import run_demo
@@ -41,7 +43,7 @@ EXIT_USAGE = 2         # bad input: arguments, config or --set values, image, ge
 EXIT_FILES = 3         # the file system refused: permissions, disk full, not a folder, read-only, ...
 EXIT_NUMERIC = 4       # training diverged (NaN/inf loss) or a model produced NaN/inf
 EXIT_MEMORY = 5        # out of memory (CPU or GPU)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell convention)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell convention), SIGTERM, a torchrun peer gone
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -50,7 +52,8 @@ EXIT_CODES = {
     EXIT_FILES: "file system error: permission denied, disk full, not a folder, is a folder, read-only",
     EXIT_NUMERIC: "training diverged (NaN/inf loss) or the model produced NaN/inf",
     EXIT_MEMORY: "out of memory",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); search/train resume with --resume",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, or another torchrun rank stopped); search/train resume with "
+                      "--resume",
 }
 
 
@@ -337,6 +340,32 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Stopped(KeyboardInterrupt):
+    """A termination signal (SIGTERM: ``kill PID``, or torchrun stopping the other ranks when
+    one fails), raised in the main thread so that the run's ``finally`` blocks release its
+    lock; the default action would end the process at once and leave the lock behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+# what main() is doing when a termination signal arrives: "running" (raise Stopped), "reporting"
+# (the error is being classified and printed: let it finish), "reported" (leave now)
+_phase = {"state": "idle", "code": EXIT_INTERRUPTED}
+
+
+def _on_terminate(signum, frame) -> None:
+    if _phase["state"] == "running":
+        _phase["state"] = "reporting"
+        raise Stopped(signum)
+    if _phase["state"] == "reported":
+        # only leaving the process group is left, and it may wait for a peer that is gone
+        sys.stderr.flush()
+        atexit._run_exitfuncs()  # run locks
+        os._exit(_phase["code"])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; return its exit code (``EXIT_CODES``) instead of raising."""
     try:
@@ -345,25 +374,41 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     ok = False
     try:
+        previous = signal.signal(signal.SIGTERM, _on_terminate)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        previous = None
+    _phase["state"] = "running"
+    try:
         set_threads(getattr(args, "threads", None))
         code = args.fn(args)
         ok = code == 0
         return code
     except BaseException as e:  # noqa: B902 -- every failure becomes one line and an exit code
+        _phase["state"] = "reporting"
         if os.environ.get("HINAS_DEBUG", "") not in ("", "0") or isinstance(e, SystemExit):
             raise
         code, message = classify(e, args)
         rank = os.environ.get("RANK", "0")
-        print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr)
+        print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr,
+              flush=True)
+        _phase.update(state="reported", code=code)
         return code
     finally:
         # several processes: leave the process group (after the others on success, at once on
         # failure, so that torchrun or the peers' collectives see this rank go and stop the run)
-        distributed.shutdown(ok)
+        try:
+            distributed.shutdown(ok)
+        finally:
+            _phase["state"] = "idle"
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def classify(e: BaseException, args=None) -> "tuple[int, str]":
     """An exception -> (exit code, one-line message)."""
+    peer = _peer_failure(e)
+    if peer is not None or isinstance(e, Stopped):
+        return EXIT_INTERRUPTED, _stopped_message(e, peer, args)
     if isinstance(e, KeyboardInterrupt):
         return EXIT_INTERRUPTED, _interrupted_message(args)
     if isinstance(e, (TrainingError, NonFiniteOutputError)):
@@ -398,6 +443,51 @@ def _os_message(e: OSError) -> str:
     if e.filename2 is not None:
         where = f"{e.filename} -> {e.filename2}"
     return f"{where}: {what}" if where is not None else what
+
+
+# what gloo / NCCL / the TCP store say when another rank's process is gone
+_PEER_GONE = ("connection reset by peer", "connection closed by peer", "broken pipe", "remote process exited",
+              "connection refused", "socket closed")
+
+
+def _peer_failure(e: BaseException) -> Optional[str]:
+    """Who stopped, when ``e`` (or what it interrupted) is a collective failing because another
+    rank's process is gone: "rank N of M" (the other rank of two) or "another of the M ranks"."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, RuntimeError) and any(m in str(x).lower() for m in _PEER_GONE):
+            rank = int(os.environ.get("RANK", "0") or 0)
+            return f"rank {1 - rank} of 2" if world == 2 else f"another of the {world} ranks"
+        x = x.__cause__ or x.__context__
+    return None
+
+
+def _stopped_message(e: BaseException, peer: Optional[str], args) -> str:
+    """A multi-process run that lost a rank, or a run stopped by a signal: who, and what is left."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if peer is not None:
+        what = (f"{peer} stopped (its connection closed: killed, crashed or out of memory; "
+                "torchrun's report names its exit signal)")
+    else:
+        name = signal.Signals(e.signum).name if e.signum in signal.Signals.__members__.values() else "?"
+        what = f"stopped by signal {e.signum} ({name})"
+        if world > 1:
+            what += ": torchrun stops every rank when one of them fails"
+    cmd = getattr(args, "cmd", None)
+    if cmd not in ("search", "train") or getattr(args, "out", None) is None:
+        return what
+    state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")
+    if not state.is_file():
+        return f"{what}; there is no checkpoint in {args.out} yet: nothing to resume (start again)"
+    try:
+        step = f"step {int(load_checkpoint(state)['step'])}, "
+    except Exception:  # noqa: BLE001 -- the message must not fail; the step is a detail
+        step = ""
+    return f"{what}; the last checkpoint ({step}{state}) is intact; resume with --resume"
 
 
 def _interrupted_message(args) -> str:

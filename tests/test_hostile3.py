@@ -403,3 +403,71 @@ def test_grow_denoise_damaged_info_json_is_one_line(grow, tmp_path, monkeypatch,
     (entry / "info.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object"):
         zoo.entry_info("denoise-s30", tmp_path / "zoo")
+
+
+# ----------------------------------------------------------------------------- a rank killed, SIGTERM
+
+GLOO_RESET = ("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9421: "
+              "Connection reset by peer. This is typically caused by a remote worker hanging")
+
+
+def test_a_peer_rank_gone_is_reported_with_the_checkpoint_to_resume(tmp_path, monkeypatch):
+    import argparse
+    out = tmp_path / "RUN"
+    out.mkdir()
+    atomic_save({"kind": "search", "step": 7}, out / "checkpoint.pt")
+    args = argparse.Namespace(cmd="search", out=str(out))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code, msg = cli.classify(RuntimeError(GLOO_RESET), args)
+    assert code == cli.EXIT_INTERRUPTED
+    assert msg == (f"rank 1 of 2 stopped (its connection closed: killed, crashed or out of memory; torchrun's "
+                   f"report names its exit signal); the last checkpoint (step 7, {out / 'checkpoint.pt'}) "
+                   "is intact; resume with --resume")
+    monkeypatch.setenv("RANK", "1")
+    assert cli.classify(RuntimeError(GLOO_RESET), args)[1].startswith("rank 0 of 2 stopped")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert cli.classify(RuntimeError(GLOO_RESET), args)[1].startswith("another of the 4 ranks stopped")
+    # torchrun's SIGTERM arriving while the failed collective unwinds: still the peer's story
+    try:
+        try:
+            raise RuntimeError(GLOO_RESET)
+        finally:
+            raise cli.Stopped(15)
+    except cli.Stopped as e:
+        assert "another of the 4 ranks stopped" in cli.classify(e, args)[1]
+    code, msg = cli.classify(cli.Stopped(15), argparse.Namespace(cmd="train", out=str(tmp_path / "none")))
+    assert code == cli.EXIT_INTERRUPTED and msg.startswith("stopped by signal 15 (SIGTERM): torchrun stops every")
+    assert "nothing to resume" in msg
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert cli.classify(RuntimeError(GLOO_RESET), args)[0] == cli.EXIT_INTERNAL  # one process: no peer
+
+
+def test_sigterm_releases_the_lock_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    """``kill PID`` (torchrun stops the other ranks this way): the run's lock is released and
+    the message names the checkpoint, instead of the process vanishing and leaving its lock."""
+    import os
+    import signal
+    from hinas_lib import search as search_mod
+    from hinas_lib.runs import LOCK_NAME
+    out = tmp_path / "RUN"
+    real = search_mod.Searcher._run
+
+    def run_then_term(self, stop_after=None):
+        real(self, stop_after=1)  # one step and its checkpoint
+        assert (out / LOCK_NAME).exists()
+        os.kill(os.getpid(), signal.SIGTERM)
+        pytest.fail("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(search_mod.Searcher, "_run", run_then_term)
+    before = signal.getsignal(signal.SIGTERM)
+    code, err = run_cli(capsys, "search", "--preset", "tiny", "--out", out, "--no-progress",
+                        "--set", "search.epochs=2", "--set", "search.warmup_epochs=0",
+                        "--set", "search.steps_per_epoch=1", "--set", "search.batch_size=2",
+                        "--set", "search.crop=16", "--set", "search.val_batches=1",
+                        "--set", "space.layers=2", "--set", "space.blocks=2", "--set", "space.filters=4")
+    assert code == cli.EXIT_INTERRUPTED
+    assert err.startswith("error: stopped by signal 15 (SIGTERM); the last checkpoint (step 1, ")
+    assert "resume with --resume" in err
+    assert not (out / LOCK_NAME).exists()
+    assert signal.getsignal(signal.SIGTERM) == before  # main() puts the handler back
