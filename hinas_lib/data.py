@@ -241,12 +241,12 @@ def _check_png_data(fh, path: Path) -> None:
     while got < need and pos + 8 <= size:
         fh.seek(pos)
         length, kind = struct.unpack(">I4s", fh.read(8))
-        pos += 12 + length
-        if kind == b"IEND" or pos > size:
+        start, pos = pos + 8, pos + 12 + length
+        if kind == b"IEND":
             break
         if kind != b"IDAT":
             continue
-        left = length
+        left = min(length, size - start)  # a cut file: what is there
         while left and got < need:
             chunk = fh.read(min(left, 1 << 20))
             if not chunk:
