@@ -213,10 +213,8 @@ class SearchConfig:
         for name, top in (("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS_PER_EPOCH), ("batch_size", MAX_BATCH),
                           ("crop", MAX_CROP), ("val_batches", MAX_VAL_BATCHES)):
             _require(getattr(self, name) <= top, f"search.{name}", f"must be <= {top}, got {getattr(self, name)}")
-        # warm-up == epochs never moves alpha/beta: the genotype would be the initial, uniform one
-        _require(0 <= self.warmup_epochs < self.epochs, "search.warmup_epochs",
-                 f"must be in [0, epochs={self.epochs}) so that some epochs search the architecture, "
-                 f"got {self.warmup_epochs}")
+        _require(0 <= self.warmup_epochs <= self.epochs, "search.warmup_epochs",
+                 f"must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         _require(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "search.w_lr",
                  "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
@@ -401,6 +399,20 @@ class Config:
             else:
                 d[sec].update(vals)
         return Config.from_dict(d)
+
+    def check_searchable(self) -> "Config":
+        """:meth:`validate`, and the rules only a search needs; return ``self``.
+
+        ``warmup_epochs == epochs`` is a valid config to load or retrain from (older
+        ``model.pt`` files may hold one), but a search with it never moves alpha/beta: its
+        genotype would be the initial one, written without a word.
+        """
+        self.validate()
+        s = self.search
+        _require(s.warmup_epochs < s.epochs, "search.warmup_epochs",
+                 f"must be less than search.epochs={s.epochs} for a search (got {s.warmup_epochs}): "
+                 "the architecture is only searched after the warm-up")
+        return self
 
     def validate(self) -> "Config":
         """Check every section again and return ``self``.

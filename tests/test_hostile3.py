@@ -109,12 +109,18 @@ def test_cpu_index_and_thread_cap(capsys, tmp_path, argv, named):
     assert pick_device("cpu:0").type == "cpu"
 
 
-def test_warmup_must_leave_epochs_that_search_the_architecture():
-    with pytest.raises(ConfigError, match=r"^search.warmup_epochs"):
-        SearchConfig(epochs=3, warmup_epochs=3)
-    SearchConfig(epochs=3, warmup_epochs=2)
-    with pytest.raises(ConfigError, match=r"^search.warmup_epochs"):
-        get_preset("tiny").replace(search={"epochs": 4})  # tiny's warm-up is 4 epochs
+def test_warmup_must_leave_epochs_that_search_the_architecture(tmp_path, capsys):
+    from hinas_lib.search import Searcher
+    cfg = get_preset("tiny").replace(search={"epochs": 4})  # tiny's warm-up is 4 epochs
+    with pytest.raises(ConfigError, match=r"^search.warmup_epochs: must be less than search.epochs=4"):
+        Searcher(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    code, err = run_cli(capsys, "search", "--preset", "tiny", "--set", "search.epochs=4", "--out", tmp_path / "r",
+                        "--no-progress")
+    assert code == EXIT_USAGE and "search.warmup_epochs" in err
+    get_preset("tiny").check_searchable()  # 10 epochs, 4 of warm-up
+    # still a valid config to load or retrain from (older model.pt files may hold one)
+    assert SearchConfig(epochs=3, warmup_epochs=3).warmup_epochs == 3
 
 
 # ----------------------------------------------------------------------------- genotypes
