@@ -3,11 +3,8 @@ use found. Each case must give the right result or one line naming the input and
 setting, with the README's exit code."""
 from __future__ import annotations
 
-import io
-import json
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
