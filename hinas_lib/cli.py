@@ -360,10 +360,16 @@ def _on_terminate(signum, frame) -> None:
         _phase["state"] = "reporting"
         raise Stopped(signum)
     if _phase["state"] == "reported":
-        # only leaving the process group is left, and it may wait for a peer that is gone
-        sys.stderr.flush()
-        atexit._run_exitfuncs()  # run locks
-        os._exit(_phase["code"])
+        _leave_now()
+    _phase["pending"] = True  # reporting: leave once the message is out
+
+
+def _leave_now() -> None:
+    """Only leaving the process group is left after the error message, and it may wait for a
+    peer that is gone: exit at once (the run locks are released by their atexit hooks)."""
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(_phase["code"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -392,6 +398,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr,
               flush=True)
         _phase.update(state="reported", code=code)
+        if _phase.pop("pending", False):
+            _leave_now()
         return code
     finally:
         # several processes: leave the process group (after the others on success, at once on
@@ -399,7 +407,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             distributed.shutdown(ok)
         finally:
-            _phase["state"] = "idle"
+            _phase.update(state="idle", pending=False)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
@@ -447,7 +455,7 @@ def _os_message(e: OSError) -> str:
 
 # what gloo / NCCL / the TCP store say when another rank's process is gone
 _PEER_GONE = ("connection reset by peer", "connection closed by peer", "broken pipe", "remote process exited",
-              "connection refused", "socket closed")
+              "socket closed")
 
 
 def _peer_failure(e: BaseException) -> Optional[str]:
