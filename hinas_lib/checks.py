@@ -20,13 +20,14 @@ MAX_LAYERS = 64
 MAX_BLOCKS = 16
 MAX_FILTERS = 4096
 MAX_WIDTH_FACTOR = 16.0
+MIN_WIDTH_FACTOR = 1 / 16  # below it every level rounds to a channel or two: a typo, not a design
 MAX_BATCH = 65536
 MAX_CROP = 8192
 MAX_EPOCHS = 1_000_000
 MAX_STEPS_PER_EPOCH = 10_000_000
 MAX_VAL_BATCHES = 100_000
 MAX_WORKERS = 1024
-MAX_THREADS = 4096
+MAX_THREADS = 256  # torch threads; more than the largest servers' cores only oversubscribes them
 
 # What a file or folder argument may be: a string or anything os.fspath accepts.
 PATH_TYPES: Tuple[type, ...] = (str, os.PathLike)

@@ -10,10 +10,12 @@ README has the same table). ``HINAS_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, List, NoReturn, Optional
@@ -21,7 +23,7 @@ from typing import Callable, List, NoReturn, Optional
 import yaml
 
 from . import data, distributed
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
 from .demo import run_demo
@@ -43,7 +45,7 @@ EXIT_USAGE = 2         # bad input: arguments, config or --set values, image, ge
 EXIT_FILES = 3         # the file system refused: permissions, disk full, not a folder, read-only, ...
 EXIT_NUMERIC = 4       # training diverged (NaN/inf loss) or a model produced NaN/inf
 EXIT_MEMORY = 5        # out of memory (CPU or GPU)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell convention)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell convention), SIGTERM, a torchrun peer gone
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -52,7 +54,8 @@ EXIT_CODES = {
     EXIT_FILES: "file system error: permission denied, disk full, not a folder, is a folder, read-only",
     EXIT_NUMERIC: "training diverged (NaN/inf loss) or the model produced NaN/inf",
     EXIT_MEMORY: "out of memory",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); search/train resume with --resume",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, or another torchrun rank stopped); search/train resume with "
+                      "--resume",
 }
 
 
@@ -81,6 +84,14 @@ def _sigma(text: str) -> float:
     if not (math.isfinite(v) and 0 <= v <= 255):
         raise argparse.ArgumentTypeError(f"must be a noise level in 0..255, got {text}")
     return v
+
+
+def _colour(text: str) -> str:
+    try:
+        data.parse_background(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown colour {text!r}; use a name (white, black) or #rrggbb") from None
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +127,7 @@ def build_config(args) -> Config:
     cfg = load_config(args.preset, args.config, task=args.task, scale=args.scale)
     changes = {}
     if getattr(args, "sigma", None) is not None:
-        changes.setdefault("task", {}).update({"sigmas": [args.sigma], "eval_sigma": args.sigma})
+        changes.setdefault("task", {}).update(sigma_changes(cfg, args.sigma))
     items = getattr(args, "set", [])
     for item in items:
         sec, fld, value = _parse_set(item)
@@ -137,6 +148,19 @@ def build_config(args) -> Config:
         except (TypeError, ValueError) as e:  # a check that did not expect this kind of value
             raise ConfigError(f"{_culprit(cfg, items)}: invalid value ({e})") from None
     return cfg
+
+
+def sigma_changes(cfg: Config, sigma: float) -> dict:
+    """The task fields that make ``cfg`` train and evaluate at noise level ``sigma``.
+
+    The task's own ``level_changes`` clears a blind config's ``sigma_range``, which
+    would otherwise win over ``sigmas`` and keep the run blind.
+    """
+    task = get_task(cfg)
+    if task.level_name != "sigma":
+        raise ConfigError(f"--sigma: the config is for {cfg.task.task} ({task.describe_level()}); "
+                          "--sigma is the noise level of denoising")
+    return task.level_changes(sigma)
 
 
 def _parse_set(item: str):
@@ -217,7 +241,7 @@ def cmd_eval(args) -> int:
         raise ValueError(f"--sigma: {args.model} is a {get_task(cfg).describe_level()} {cfg.task.task} model; "
                          "--sigma is the noise level of denoising models")
     if args.data:
-        images = data.load_folder(args.data, channels=cfg.task.channels)
+        images = data.load_folder(args.data, channels=cfg.task.channels, background=args.background)
         _warn_if_trained_on(images, args.data, cfg)
     else:
         images = data.image_split(cfg)[2]
@@ -245,7 +269,7 @@ def _warn_if_trained_on(images, folder, cfg) -> None:
 def cmd_restore(args) -> int:
     info = restore_file(args.model, args.input, args.output, device=args.device, tile=args.tile,
                         convert=args.convert, overwrite_input=args.overwrite_input,
-                        self_ensemble=args.self_ensemble)
+                        self_ensemble=args.self_ensemble, background=args.background)
     print(f"{args.input} -> {args.output}  ({info['task']}, {info['input_shape']} -> {info['output_shape']})")
     return 0
 
@@ -299,6 +323,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="only the first N images (0 = all)")
     e.add_argument("--self-ensemble", action="store_true",
                    help="average the model over the 8 flips/rotations (8x the time, usually a little more PSNR)")
+    e.add_argument("--background", type=_colour, default=None, metavar="COLOR",
+                   help="composite transparent images over this colour (white, black, #rrggbb); "
+                        "without it they are refused")
     e.add_argument("--no-baseline", action="store_true")
     e.add_argument("--json", action="store_true")
     e.set_defaults(fn=cmd_eval)
@@ -313,6 +340,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--convert", action="store_true", help="convert grey<->RGB to what the model expects")
     r.add_argument("--self-ensemble", action="store_true",
                    help="average the model over the 8 flips/rotations (8x the time, usually a little more PSNR)")
+    r.add_argument("--background", type=_colour, default=None, metavar="COLOR",
+                   help="composite a transparent image over this colour (white, black, #rrggbb); "
+                        "without it such an image is refused")
     r.add_argument("--overwrite-input", action="store_true",
                    help="allow OUTPUT to be INPUT itself (the original is replaced)")
     r.set_defaults(fn=cmd_restore)
@@ -325,6 +355,38 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Stopped(KeyboardInterrupt):
+    """A termination signal (SIGTERM: ``kill PID``, or torchrun stopping the other ranks when
+    one fails), raised in the main thread so that the run's ``finally`` blocks release its
+    lock; the default action would end the process at once and leave the lock behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+# what main() is doing when a termination signal arrives: "running" (raise Stopped), "reporting"
+# (the error is being classified and printed: let it finish), "reported" (leave now)
+_phase = {"state": "idle", "code": EXIT_INTERRUPTED}
+
+
+def _on_terminate(signum, frame) -> None:
+    if _phase["state"] == "running":
+        _phase["state"] = "reporting"
+        raise Stopped(signum)
+    if _phase["state"] == "reported":
+        _leave_now()
+    _phase["pending"] = True  # reporting: leave once the message is out
+
+
+def _leave_now() -> None:
+    """Only leaving the process group is left after the error message, and it may wait for a
+    peer that is gone: exit at once (the run locks are released by their atexit hooks)."""
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(_phase["code"])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; return its exit code (``EXIT_CODES``) instead of raising."""
     try:
@@ -333,25 +395,43 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     ok = False
     try:
+        previous = signal.signal(signal.SIGTERM, _on_terminate)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        previous = None
+    _phase["state"] = "running"
+    try:
         set_threads(getattr(args, "threads", None))
         code = args.fn(args)
         ok = code == 0
         return code
     except BaseException as e:  # noqa: B902 -- every failure becomes one line and an exit code
+        _phase["state"] = "reporting"
         if os.environ.get("HINAS_DEBUG", "") not in ("", "0") or isinstance(e, SystemExit):
             raise
         code, message = classify(e, args)
         rank = os.environ.get("RANK", "0")
-        print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr)
+        print(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}", file=sys.stderr,
+              flush=True)
+        _phase.update(state="reported", code=code)
+        if _phase.pop("pending", False):
+            _leave_now()
         return code
     finally:
         # several processes: leave the process group (after the others on success, at once on
         # failure, so that torchrun or the peers' collectives see this rank go and stop the run)
-        distributed.shutdown(ok)
+        try:
+            distributed.shutdown(ok)
+        finally:
+            _phase.update(state="idle", pending=False)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def classify(e: BaseException, args=None) -> "tuple[int, str]":
     """An exception -> (exit code, one-line message)."""
+    peer = _peer_failure(e)
+    if peer is not None or isinstance(e, Stopped):
+        return EXIT_INTERRUPTED, _stopped_message(e, peer, args)
     if isinstance(e, KeyboardInterrupt):
         return EXIT_INTERRUPTED, _interrupted_message(args)
     if isinstance(e, (TrainingError, NonFiniteOutputError)):
@@ -386,6 +466,51 @@ def _os_message(e: OSError) -> str:
     if e.filename2 is not None:
         where = f"{e.filename} -> {e.filename2}"
     return f"{where}: {what}" if where is not None else what
+
+
+# what gloo / NCCL / the TCP store say when another rank's process is gone
+_PEER_GONE = ("connection reset by peer", "connection closed by peer", "broken pipe", "remote process exited",
+              "socket closed")
+
+
+def _peer_failure(e: BaseException) -> Optional[str]:
+    """Who stopped, when ``e`` (or what it interrupted) is a collective failing because another
+    rank's process is gone: "rank N of M" (the other rank of two) or "another of the M ranks"."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, RuntimeError) and any(m in str(x).lower() for m in _PEER_GONE):
+            rank = int(os.environ.get("RANK", "0") or 0)
+            return f"rank {1 - rank} of 2" if world == 2 else f"another of the {world} ranks"
+        x = x.__cause__ or x.__context__
+    return None
+
+
+def _stopped_message(e: BaseException, peer: Optional[str], args) -> str:
+    """A multi-process run that lost a rank, or a run stopped by a signal: who, and what is left."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if peer is not None:
+        what = (f"{peer} stopped (its connection closed: killed, crashed or out of memory; "
+                "torchrun's report names its exit signal)")
+    else:
+        name = signal.Signals(e.signum).name if e.signum in signal.Signals.__members__.values() else "?"
+        what = f"stopped by signal {e.signum} ({name})"
+        if world > 1:
+            what += ": torchrun stops every rank when one of them fails"
+    cmd = getattr(args, "cmd", None)
+    if cmd not in ("search", "train") or getattr(args, "out", None) is None:
+        return what
+    state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")
+    if not state.is_file():
+        return f"{what}; there is no checkpoint in {args.out} yet: nothing to resume (start again)"
+    try:
+        step = f"step {int(load_checkpoint(state)['step'])}, "
+    except Exception:  # noqa: BLE001 -- the message must not fail; the step is a detail
+        step = ""
+    return f"{what}; the last checkpoint ({step}{state}) is intact; resume with --resume"
 
 
 def _interrupted_message(args) -> str:

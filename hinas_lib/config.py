@@ -19,12 +19,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from .checks import (expect, MAX_BATCH, MAX_BLOCKS, MAX_CROP, MAX_EPOCHS, MAX_FILTERS, MAX_LAYERS,
+from .checks import (expect, MIN_WIDTH_FACTOR, MAX_BATCH, MAX_BLOCKS, MAX_CROP, MAX_EPOCHS, MAX_FILTERS, MAX_LAYERS,
                      MAX_STEPS_PER_EPOCH, MAX_VAL_BATCHES, MAX_WIDTH_FACTOR, MAX_WORKERS)
 from .grid import DEFAULT_WIDTH_FACTORS, channel_widths
 from .losses import LOSS_FORMS
 from .ops import ACTIVATIONS, AUTHORS_PRIMITIVES, OPS, PRIMITIVES
-from .tasks import TASKS
+from .tasks import TASKS, get_task
 
 
 class ConfigError(ValueError):
@@ -138,11 +138,15 @@ class SpaceConfig:
         # upper limits: past them the supernet takes forever to build (layers=100000 hung)
         for name, top in (("layers", MAX_LAYERS), ("blocks", MAX_BLOCKS), ("filters", MAX_FILTERS)):
             _require(getattr(self, name) <= top, f"space.{name}", f"must be <= {top}, got {getattr(self, name)}")
+        # a string would be read character by character ("123" -> 1, 2, 3)
+        _require(isinstance(self.width_factors, (list, tuple))
+                 and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.width_factors),
+                 "space.width_factors", f"expected a list of numbers, got {self.width_factors!r:.60}")
         self.width_factors = tuple(float(w) for w in self.width_factors)
         _require(len(self.width_factors) >= 1, "space.width_factors", "need at least one width level")
-        _require(all(w > 0 for w in self.width_factors), "space.width_factors", "factors must be positive")
-        _require(all(w <= MAX_WIDTH_FACTOR for w in self.width_factors), "space.width_factors",
-                 f"factors must be numbers up to {MAX_WIDTH_FACTOR:g}, got {list(self.width_factors)}")
+        _require(all(MIN_WIDTH_FACTOR <= w <= MAX_WIDTH_FACTOR for w in self.width_factors), "space.width_factors",
+                 f"factors must be numbers in [{MIN_WIDTH_FACTOR:g}, {MAX_WIDTH_FACTOR:g}], "
+                 f"got {list(self.width_factors)}")
         _require(all(b > a for a, b in zip(self.width_factors, self.width_factors[1:])),
                  "space.width_factors", f"must be strictly increasing, got {self.width_factors}")
         _require(isinstance(self.primitives, (list, tuple)) and all(isinstance(p, str) for p in self.primitives),
@@ -379,6 +383,8 @@ class Config:
             raise ConfigError(f"config: {p} is not a YAML text file (binary content)") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config: {p} is not valid YAML ({e})") from None
+        except RecursionError:
+            raise ConfigError(f"config: {p} is nested too deeply to be a config") from None
         return cls.from_dict(data)
 
     def replace(self, **sections) -> "Config":
@@ -393,6 +399,20 @@ class Config:
             else:
                 d[sec].update(vals)
         return Config.from_dict(d)
+
+    def check_searchable(self) -> "Config":
+        """:meth:`validate`, and the rules only a search needs; return ``self``.
+
+        ``warmup_epochs == epochs`` is a valid config to load or retrain from (older
+        ``model.pt`` files may hold one), but a search with it never moves alpha/beta: its
+        genotype would be the initial one, written without a word.
+        """
+        self.validate()
+        s = self.search
+        _require(s.warmup_epochs < s.epochs, "search.warmup_epochs",
+                 f"must be less than search.epochs={s.epochs} for a search (got {s.warmup_epochs}): "
+                 "the architecture is only searched after the warm-up")
+        return self
 
     def validate(self) -> "Config":
         """Check every section again and return ``self``.
@@ -517,6 +537,19 @@ def get_preset(name: str, task: Optional[str] = None, scale: Optional[int] = Non
 def load_config(preset: Optional[str] = None, config_path: Optional[str] = None,
                 task: Optional[str] = None, scale: Optional[int] = None) -> Config:
     """CLI helper: a YAML file wins; otherwise a preset (default 'tiny')."""
+    if preset is not None and not preset.strip():
+        raise ConfigError(f"--preset: empty; choose one of {sorted(PRESETS)}")
+    if config_path is not None and not str(config_path).strip():
+        raise ConfigError("--config: empty; give a YAML file")
+    cfg = _load_config(preset, config_path, task, scale)
+    if scale is not None and get_task(cfg).level_name != "scale":
+        # the denoising configs have no use for a scale: ignoring it would train the wrong thing
+        raise ConfigError(f"--scale {scale}: the config is for {cfg.task.task}; --scale is the SR factor "
+                          "(add --task sr)")
+    return cfg
+
+
+def _load_config(preset, config_path, task, scale) -> Config:
     if config_path:
         cfg = Config.from_yaml(config_path)
         if task and task != cfg.task.task:

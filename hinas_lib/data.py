@@ -32,6 +32,9 @@ lfw_subset (too small), and every image that scikit-image would download.
 from __future__ import annotations
 
 import io
+import os
+import struct
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -39,7 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import skimage.data
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from .checkpoint import atomic_write_bytes
 
@@ -55,6 +58,7 @@ EMBEDDED_IMAGES: Dict[str, Tuple[str, ...]] = {
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 NamedImages = List[Tuple[str, np.ndarray]]
+Background = Union[str, Tuple[int, int, int]]  # a colour to composite transparent images over
 
 
 class ImageError(ValueError):
@@ -124,14 +128,19 @@ def load_embedded(name: str, channels: int) -> np.ndarray:
     return to_channels(_embedded_raw(name), channels, source=name)
 
 
-def load_image(path: Union[str, Path], channels: Optional[int]) -> np.ndarray:
+def load_image(path: Union[str, Path], channels: Optional[int], *,
+               background: Optional[Background] = None) -> np.ndarray:
     """Read an image file into float32 [0, 1] ``HxW`` or ``HxWx3``.
 
     Pillow reads it (PNG, JPEG, BMP, TIFF and the rest of Pillow's formats), so
     the picture comes out as it displays: EXIF orientation applied, CMYK
     converted to RGB by Pillow (which knows Adobe's inverted CMYK JPEGs),
-    palette images expanded (to grey when the palette is grey), alpha dropped,
-    1-bit images as 0/1. 16-bit grey PNG/TIFF and 16-bit or float TIFF keep
+    palette images expanded (to grey when the palette is grey), a fully opaque
+    alpha channel dropped, 1-bit images as 0/1. Transparent or translucent
+    pixels are refused unless ``background`` is given (the colour under them is
+    not part of the picture); then the image is composited over it. A file of
+    several pages or frames (TIFF, GIF, APNG, WebP) is refused, as is a PNG
+    whose pixel data is shorter than its header says. 16-bit grey PNG/TIFF and 16-bit or float TIFF keep
     their precision (multi-channel 16-bit and float TIFFs are read with
     ``tifffile``, which Pillow cannot do); 16-bit *RGB* PNGs come at 8-bit
     precision (Pillow's limit).
@@ -141,21 +150,27 @@ def load_image(path: Union[str, Path], channels: Optional[int]) -> np.ndarray:
         channels: 1 (grey), 3 (RGB) or None to keep the file's own colour
             (grey stays ``HxW``, colour becomes ``HxWx3``), so callers can check
             it against what a model expects.
+        background: a colour to composite transparent images over: a Pillow
+            colour name or ``#rrggbb`` (``"white"``), or an ``(r, g, b)`` of 0..255.
 
     Returns:
         float32 array in [0, 1].
 
     Raises:
-        ImageError: naming the file, when it is missing, not an image, or holds
-            NaN/inf or out-of-range float values.
+        ImageError: naming the file, when it is missing, not an image, damaged
+            or truncated, has several pages, has transparent pixels (without
+            ``background``), or holds NaN/inf or out-of-range float values.
         OSError: when the file exists but cannot be opened (e.g. permissions).
     """
     path = Path(path)
+    bg = parse_background(background)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     a = _read_pixels(path)
     if a.ndim not in (2, 3) or a.size == 0:
         raise ImageError(f"{path}: expected a single 2-D image, got array of shape {a.shape}")
+    if a.ndim == 3 and a.shape[2] in (2, 4):
+        a = _flatten_alpha(a, bg, path)
     if channels is None:
         channels = 1 if a.ndim == 2 or a.shape[2] in (1, 2) else 3
     return to_channels(a, channels, source=str(path))
@@ -165,12 +180,122 @@ def _not_an_image(path: Path, why: str) -> ImageError:
     return ImageError(f"{path}: not an image file (or an unsupported format: {why})")
 
 
+def parse_background(value: Optional[Background]) -> Optional[Tuple[int, int, int]]:
+    """``"white"``, ``"#808080"``, ``(r, g, b)`` -> ``(r, g, b)`` in 0..255 (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            rgb = ImageColor.getrgb(value.strip())
+        except ValueError:
+            raise ValueError(f"--background: unknown colour {value!r}; use a name (white, black) "
+                             "or #rrggbb") from None
+        return tuple(int(c) for c in rgb[:3])
+    if (isinstance(value, (tuple, list)) and len(value) == 3
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value)):
+        return tuple(value)
+    raise ValueError(f"background: expected a colour name, #rrggbb or (r, g, b) in 0..255, got {value!r}")
+
+
+def _flatten_alpha(a: np.ndarray, bg: Optional[Tuple[int, int, int]], path: Path) -> np.ndarray:
+    """``HxWx2``/``HxWx4`` (colour + alpha) -> colour: the alpha dropped when fully opaque,
+    else composited over ``bg``; refused without one (hidden colours would show)."""
+    top = 1.0 if np.issubdtype(a.dtype, np.floating) else (1 if a.dtype == bool else np.iinfo(a.dtype).max)
+    alpha = a[..., -1]
+    colour = a[..., :-1]
+    if (alpha >= top).all():
+        return colour[..., 0] if colour.shape[2] == 1 else colour
+    if bg is None:
+        n = int((alpha < top).sum())
+        raise ImageError(f"{path}: {n} of {alpha.size} pixels are transparent or translucent; the colour "
+                         "under them is not part of the picture. Pass --background COLOR (e.g. white, black, "
+                         "#808080) to composite it over a colour (background= from Python)")
+    c = _to_unit_float(colour, str(path))
+    w = _to_unit_float(alpha, str(path))[..., None]
+    b = np.asarray(bg, dtype=np.float64) / 255.0
+    if c.shape[2] == 1 and b[0] == b[1] == b[2]:  # grey stays grey over a grey background
+        return (c * w + b[0] * (1 - w))[..., 0]
+    return c * w + b * (1 - w)
+
+
+def _check_png_data(fh, path: Path) -> None:
+    """Refuse a PNG whose pixel data ends before its header's size: Pillow fills the
+    missing rows with black without a word (and a 9000x9000 header on a 1 KB file
+    would then restore 81 Mpx of black for hours). Counts the inflated bytes, fast."""
+    size, where = os.fstat(fh.fileno()).st_size, fh.tell()  # Pillow reads on from `where`
+    fh.seek(8)
+    head = fh.read(25)
+    if len(head) < 25 or head[4:8] != b"IHDR":
+        fh.seek(where)
+        return  # Pillow's own checks say what is wrong
+    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[8:21])
+    bpp = depth * {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
+    passes = ([(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+              if interlace else [(0, 0, 1, 1)])
+    need = 0
+    for x0, y0, dx, dy in passes:
+        pw, ph = -(-(w - x0) // dx), -(-(h - y0) // dy)
+        if pw > 0 and ph > 0:
+            need += ph * (1 + -(-pw * bpp // 8))
+    z, got, pos = zlib.decompressobj(), 0, 8
+    while got < need and pos + 8 <= size:
+        fh.seek(pos)
+        length, kind = struct.unpack(">I4s", fh.read(8))
+        start, pos = pos + 8, pos + 12 + length
+        if kind == b"IEND":
+            break
+        if kind != b"IDAT":
+            continue
+        left = min(length, size - start)  # a cut file: what is there
+        while left and got < need:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+            try:
+                out = z.decompress(chunk, 1 << 22)
+                got += len(out)
+                while z.unconsumed_tail and got < need:
+                    out = z.decompress(z.unconsumed_tail, 1 << 22)
+                    got += len(out)
+            except zlib.error:
+                fh.seek(where)
+                return  # Pillow reports damaged data itself
+            if z.eof:
+                break
+        if z.eof:
+            break
+    fh.seek(where)
+    if got < need:
+        raise ImageError(f"{path}: cannot read image, the file is damaged or truncated (its {w}x{h} pixels "
+                         f"need {need} bytes of data, it holds {got})")
+
+
+def _frames(im: Image.Image) -> int:
+    """Pages (TIFF) or frames (GIF, APNG, WebP) in the file; an MPO photo's extra frames are
+    previews of the first, not pages."""
+    return 1 if im.format == "MPO" else int(getattr(im, "n_frames", 1) or 1)
+
+
+def _many_pages(path: Path, n: int, fmt: str) -> ImageError:
+    return ImageError(f"{path}: the {fmt} file holds {n} pages/frames, and only one picture can be restored; "
+                      "save the page you want as a file of its own")
+
+
 def _read_pixels(path: Path) -> np.ndarray:
-    """The pixels of ``path`` as displayed, in the file's own dtype (see :func:`load_image`)."""
+    """The pixels of ``path`` as displayed, in the file's own dtype (see :func:`load_image`);
+    an alpha channel is kept for :func:`_flatten_alpha`."""
     with open(path, "rb") as fh:  # OSError (permissions, ...) passes through as a file-system error
         try:
             im = Image.open(fh)
+            if im.format == "PNG":
+                _check_png_data(fh, path)
+            n = _frames(im)
+            if n > 1:
+                raise _many_pages(path, n, im.format)
             im.load()
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             if path.suffix.lower() in (".tif", ".tiff"):
                 return _read_tiff(path, orientation=None)  # e.g. float RGB, which Pillow cannot open
@@ -203,12 +328,16 @@ def _read_tiff(path: Path, orientation: Optional[int]) -> np.ndarray:
         raise _not_an_image(path, "a TIFF Pillow cannot read; `pip install tifffile` reads it") from None
     try:
         with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) > 1:
+                raise _many_pages(path, len(tif.pages), "TIFF")
             page = tif.pages[0]
             a = page.asarray()
             if orientation is None:
                 tag = page.tags.get(274)
                 orientation = tag.value if tag is not None else 1
             planar = page.planarconfig == 2 and a.ndim == 3
+    except ImageError:
+        raise
     except Exception as e:  # tifffile raises many types for a damaged file
         raise _not_an_image(path, f"{type(e).__name__}: {e}") from None
     if planar:  # separate colour planes are stored (C, H, W)
@@ -234,11 +363,21 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 def _pillow_pixels(im: Image.Image, path: Path) -> np.ndarray:
     """A Pillow image -> numpy in a dtype that :func:`to_channels` scales right."""
     mode = im.mode
+    keyed = "transparency" in im.info  # a palette entry or a colour marked transparent (tRNS)
     if mode in ("P", "PA"):
         # expand the palette; grey palettes give grey, not three equal channels
-        im = im.convert("L" if _grey_palette(im) else "RGB")
+        grey = _grey_palette(im)
+        if mode == "PA" or keyed:
+            im = im.convert("RGBA")
+            im = im.convert("LA") if grey else im
+        else:
+            im = im.convert("L" if grey else "RGB")
     elif mode in ("LA", "La"):
-        im = im.getchannel("L")
+        im = im.convert("LA")
+    elif mode in ("RGBA", "RGBa"):
+        im = im.convert("RGBA")
+    elif keyed and mode in ("L", "RGB"):
+        im = im.convert("LA" if mode == "L" else "RGBA")
     elif mode in ("1", "L", "RGB", "F") or mode.startswith("I;16"):
         pass
     elif mode == "I":
@@ -248,7 +387,7 @@ def _pillow_pixels(im: Image.Image, path: Path) -> np.ndarray:
             raise ImageError(f"{path}: 32-bit integer image with values in [{a.min()}, {a.max()}], "
                              "expected 16-bit data (0..65535)")
         return a.astype(np.uint16)
-    else:  # RGBA, RGBX, CMYK (Pillow undoes Adobe's inverted CMYK), YCbCr, LAB, HSV, ...
+    else:  # RGBX, CMYK (Pillow undoes Adobe's inverted CMYK), YCbCr, LAB, HSV, ...
         try:
             im = im.convert("RGB")
         except (ValueError, OSError) as e:
@@ -350,10 +489,12 @@ def list_images(folder: Union[str, Path], recursive: bool = False) -> List[Path]
     return files
 
 
-def load_folder(folder: Union[str, Path], channels: int, recursive: bool = False) -> NamedImages:
-    """``(name, image)`` pairs; the name is the path relative to ``folder`` without extension."""
+def load_folder(folder: Union[str, Path], channels: int, recursive: bool = False, *,
+                background: Optional[Background] = None) -> NamedImages:
+    """``(name, image)`` pairs; the name is the path relative to ``folder`` without extension
+    (``background``: see :func:`load_image`)."""
     folder = Path(folder)
-    return [(p.relative_to(folder).with_suffix("").as_posix(), load_image(p, channels))
+    return [(p.relative_to(folder).with_suffix("").as_posix(), load_image(p, channels, background=background))
             for p in list_images(folder, recursive)]
 
 

@@ -25,7 +25,7 @@ from .checks import CONFIG_HINT, PATH_TYPES, expect
 from .config import Config
 from .datasets import dihedral, undo_dihedral
 from .deploy import inference_copy, keep_freed_memory
-from .inference import check_tile, tiled_forward
+from .inference import as_image_batch, check_tile, net_channels, tiled_forward
 from .metrics import psnr, ssim
 from .network import load_model
 from .tasks import get_task
@@ -46,7 +46,9 @@ def run_model(net, img_tensor: torch.Tensor, cfg: Config, tile: int = 0, self_en
 
     Args:
         net: the network (any device).
-        img_tensor: ``(C, H, W)`` float in [0, 1], on the CPU.
+        img_tensor: ``(C, H, W)`` float in [0, 1] (a tensor or numpy array; ``(H, W)`` for
+            grey and ``(1, C, H, W)`` are accepted, float64 is converted; integer pixels
+            are refused: see :func:`hinas_lib.inference.as_image_batch`).
         cfg: the model's config (task and scale).
         tile: tile side in input pixels; 0 runs the whole image at once.
         self_ensemble: average the outputs on the 8 flips/rotations of the image, each
@@ -58,13 +60,21 @@ def run_model(net, img_tensor: torch.Tensor, cfg: Config, tile: int = 0, self_en
         ``(C, H', W')`` clamped to [0, 1], on the CPU.
 
     Raises:
+        TypeError / ValueError: naming ``img_tensor`` and the shape, channels or dtype
+            expected, when the image cannot be converted.
         NonFiniteOutputError: when the network produced NaN or inf (clamping
             would silently turn them into black or white pixels).
     """
+    expect(net, torch.nn.Module, "net", "pass the network, e.g. load_model(path)[0]")
+    expect(cfg, Config, "cfg", CONFIG_HINT)
+    x, _ = as_image_batch(img_tensor, net_channels(net), "img_tensor")
+    if x.shape[0] != 1:
+        raise ValueError(f"img_tensor: one image (C,H,W) at a time, got a batch of shape {tuple(x.shape)}; "
+                         "tiled_forward takes batches")
     net.eval()
     keep_freed_memory()  # activations freed and faulted in again per layer and tile cost half the time
     # the image stays on the CPU; tiles go to the network's device one at a time
-    x, scale = img_tensor.unsqueeze(0), get_task(cfg).scale
+    x, scale = x.cpu(), get_task(cfg).scale
     if self_ensemble:
         out = sum(undo_dihedral(tiled_forward(net, dihedral(x, k), tile=tile, scale=scale, out_device="cpu"), k)
                   for k in range(8)) / 8
@@ -179,7 +189,7 @@ def format_table(res: Dict) -> str:
 
 def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, device: Optional[str] = None,
                  tile: int = 512, convert: bool = False, overwrite_input: bool = False,
-                 self_ensemble: bool = False) -> Dict:
+                 self_ensemble: bool = False, background=None) -> Dict:
     """Apply a trained model to an image file and write the result.
 
     Everything that can be checked is checked before the model runs: the
@@ -197,6 +207,8 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
         convert: convert grey <-> RGB to what the model expects.
         overwrite_input: allow ``dst`` to be ``src`` (the same file, through any link).
         self_ensemble: average over the 8 flips/rotations (8x the time; :func:`run_model`).
+        background: composite a transparent image over this colour (``"white"``,
+            ``"#808080"``, ``(r, g, b)``); without it such an image is refused.
 
     Returns:
         ``{'input_shape', 'output_shape', 'task'}``.
@@ -209,7 +221,7 @@ def restore_file(model_path: str | Path, src: str | Path, dst: str | Path, *, de
     src, dst = Path(src), Path(dst)
     model_path = resolve_model(model_path)  # a wrong model name fails first; loading comes last
     check_output_path(dst, src=src, overwrite_input=overwrite_input)
-    img = data.load_image(src, channels=None)
+    img = data.load_image(src, channels=None, background=background)
     net, cfg, _ = load_model(model_path, device)
     net = inference_copy(net)  # BN folded, NHWC: the same output, faster
     c = cfg.task.channels

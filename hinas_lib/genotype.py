@@ -18,7 +18,7 @@ from typing import List, Sequence, Tuple
 
 from .checkpoint import atomic_write_text
 from .grid import DEFAULT_WIDTH_FACTORS, path_error
-from .checks import MAX_BLOCKS, MAX_LAYERS, MAX_WIDTH_FACTOR
+from .checks import MAX_BLOCKS, MAX_LAYERS, MAX_WIDTH_FACTOR, MIN_WIDTH_FACTOR, PATH_TYPES, expect
 from .ops import OPS
 
 FORMAT = "hinas-genotype"
@@ -43,20 +43,34 @@ class Genotype:
     width_factors: Tuple[float, ...] = DEFAULT_WIDTH_FACTORS
 
     def __post_init__(self):
-        # Normalise lists (e.g. from JSON) into hashable tuples, then validate.
-        def index(i):
-            if isinstance(i, bool) or not float(i).is_integer():
-                raise ValueError(f"input index {i!r} is not an integer")
+        # Normalise lists (e.g. from JSON) into hashable tuples, then validate. Strings are
+        # refused, not parsed: "012" as a path would otherwise be read digit by digit.
+        def seq(x, what):
+            if not isinstance(x, (list, tuple)):
+                raise ValueError(f"{what} must be a list, got {type(x).__name__} {x!r:.40}")
+            return x
+
+        def integer(i, what):
+            if isinstance(i, bool) or not isinstance(i, (int, float)) or not float(i).is_integer():
+                raise ValueError(f"{what} {i!r:.40} is not an integer")
             return int(i)
 
+        def number(w):
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ValueError(f"width factor {w!r:.40} is not a number")
+            return float(w)
+
         try:
-            cells = tuple(tuple(tuple((str(op), index(i)) for op, i in block) for block in cell)
-                          for cell in self.cells)
-            path = tuple(int(p) for p in self.path)
-            wf = tuple(float(w) for w in self.width_factors)
+            cells = tuple(tuple(tuple((op if isinstance(op, str) else repr(op), integer(i, "input index"))
+                                      for op, i in seq(block, "a block"))
+                                for block in seq(cell, "a cell"))
+                          for cell in seq(self.cells, "'cells'"))
+            path = tuple(integer(p, "path entry") for p in seq(self.path, "'path'"))
+            wf = tuple(number(w) for w in seq(self.width_factors, "'width_factors'"))
         except (TypeError, ValueError) as e:
             raise GenotypeError(f"genotype: malformed structure ({e}); expected cells[layer][block] = "
-                                "[[op, input], [op, input]]") from None
+                                "[[op, input], [op, input]], path = [level, ...], width_factors = [number, ...]"
+                                ) from None
         object.__setattr__(self, "cells", cells)
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "width_factors", wf)
@@ -87,9 +101,9 @@ class Genotype:
             raise GenotypeError(f"genotype: 'width_factors' must be positive and increasing, got {self.width_factors}")
         # a width factor of 1000 builds layers of F*1000 channels: it hangs instead of failing
         # (written so that NaN fails too)
-        if not all(w <= MAX_WIDTH_FACTOR for w in self.width_factors):
-            raise GenotypeError(f"genotype: 'width_factors' must be numbers up to {MAX_WIDTH_FACTOR:g}, "
-                                f"got {list(self.width_factors)}")
+        if not all(MIN_WIDTH_FACTOR <= w <= MAX_WIDTH_FACTOR for w in self.width_factors):
+            raise GenotypeError(f"genotype: 'width_factors' must be numbers in [{MIN_WIDTH_FACTOR:g}, "
+                                f"{MAX_WIDTH_FACTOR:g}], got {list(self.width_factors)}")
         if len(self.cells) > MAX_LAYERS:
             raise GenotypeError(f"genotype: {len(self.cells)} layers; at most {MAX_LAYERS} are supported")
         nb = len(self.cells[0])
@@ -146,6 +160,8 @@ class Genotype:
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise GenotypeError(f"genotype: not valid JSON ({e})") from None
+        except RecursionError:
+            raise GenotypeError("genotype: nested too deeply to be a genotype (cells are 3 lists deep)") from None
         return cls.from_dict(d)
 
     def save(self, path: str | Path) -> None:
@@ -153,6 +169,7 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str | Path) -> "Genotype":
+        expect(path, PATH_TYPES, "path", "give the genotype.json file's path")
         p = Path(path)
         if not p.is_file():
             raise GenotypeError(f"genotype file not found: {p}")

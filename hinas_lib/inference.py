@@ -15,13 +15,71 @@ result is then close to, not equal to, the whole-image one.
 from __future__ import annotations
 
 import weakref
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
+import numpy as np
 import torch
 
 _RADIUS_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, int]" = weakref.WeakKeyDictionary()
 MAX_PROBE = 513
 MIN_TILE = 32  # smaller tiles are mostly context: thousands of forward passes for one photograph
+
+
+def net_channels(net) -> Optional[int]:
+    """The input channels a network takes: its config's, else its first convolution's."""
+    ch = getattr(getattr(getattr(net, "cfg", None), "task", None), "channels", None)
+    if isinstance(ch, int):
+        return ch
+    if isinstance(net, torch.nn.Module):
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                return m.in_channels
+    return None
+
+
+def as_image_batch(x, channels: Optional[int] = None, name: str = "x") -> Tuple[torch.Tensor, int]:
+    """``x`` as an ``(N, C, H, W)`` float tensor, and the number of dims it came with.
+
+    Accepted: a tensor or numpy array of float pixels in [0, 1], ``(H, W)`` (grey),
+    ``(C, H, W)`` or ``(N, C, H, W)``; float64 becomes float32. Integer pixels
+    (uint8, ...) are refused rather than guessed at: scale them to [0, 1] first
+    (``x / 255``, or :func:`hinas_lib.data.to_channels`).
+
+    Raises:
+        TypeError: not a tensor/array, or not float pixels (naming ``name`` and the dtype).
+        ValueError: a meta tensor, the wrong number of dims, an empty image, or not the
+            ``channels`` the network takes.
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{name}: expected float pixels in [0, 1], got a numpy array of {x.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor or numpy array (N,C,H,W), (C,H,W) or (H,W), "
+                        f"got {type(x).__name__}")
+    if x.is_meta:
+        raise ValueError(f"{name}: a meta tensor holds no pixels; create it on the CPU or a GPU")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected float pixels in [0, 1], got {str(x.dtype).replace('torch.', '')}; "
+                        "scale integer images first (e.g. x.float() / 255)")
+    if x.dtype == torch.float64:
+        x = x.float()
+    dims = x.dim()
+    if dims == 2:
+        x = x[None, None]
+    elif dims == 3:
+        x = x[None]
+    elif dims != 4:
+        raise ValueError(f"{name}: expected (N,C,H,W), (C,H,W) or (H,W), got shape {tuple(x.shape)}")
+    if x.shape[-1] == 0 or x.shape[-2] == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name}: empty image batch of shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}.get(channels, f"{channels} channels")
+        hint = ("; it looks like H x W x C: put the channels first (data.to_tensor does)"
+                if dims in (3, 4) and x.shape[-1] == channels else "")
+        raise ValueError(f"{name}: the network takes {kind} images (N,C,H,W with C={channels}), got shape "
+                         f"{tuple(x.shape) if dims == 4 else tuple(x.shape[1:])}{hint}")
+    return x, dims
 
 
 def check_tile(tile: int) -> None:
@@ -101,9 +159,16 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
             so a large output need not fit on the GPU.
 
     Returns:
-        (N, C_out, H * scale, W * scale), as ``net(x)``.
+        (N, C_out, H * scale, W * scale), as ``net(x)``; a ``(C, H, W)`` or ``(H, W)``
+        input (see :func:`as_image_batch`) gives ``(C_out, H', W')``.
     """
     check_tile(tile)
+    x, dims = as_image_batch(x, net_channels(net))
+    out = _tiled(net, x, tile, overlap, scale, max_overlap, out_device)
+    return out if dims == 4 else out[0]
+
+
+def _tiled(net, x, tile, overlap, scale, max_overlap, out_device) -> torch.Tensor:
     H, W = x.shape[-2:]
     try:
         dev = next(net.parameters()).device
@@ -151,4 +216,4 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
     return out
 
 
-__all__ = ["check_tile", "receptive_radius", "tiled_forward", "MAX_PROBE", "MIN_TILE"]
+__all__ = ["as_image_batch", "net_channels", "check_tile", "receptive_radius", "tiled_forward", "MAX_PROBE", "MIN_TILE"]

@@ -23,8 +23,8 @@ from .authors import AuthorsNet
 from .cells import FixedCell
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 from .checks import MAX_FILTERS
-from .config import Config
-from .genotype import Genotype
+from .config import Config, ConfigError
+from .genotype import Genotype, GenotypeError
 from .grid import channel_widths
 from .ops import count_params, router
 from .runtime import pick_device
@@ -114,18 +114,32 @@ def load_model(path: str | Path, device: Optional[str] = None, *, task: Optional
     """
     path = resolve_model(path)
     ckpt = load_checkpoint(path, kind="model")
-    cfg = Config.from_dict(ckpt["config"])
+    for key, kind in (("config", dict), ("genotype", dict), ("state_dict", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            what = "has no" if key not in ckpt else f"has a {type(ckpt[key]).__name__} as its"
+            raise CheckpointError(f"{path}: {what} {key!r} entry; not a complete hinas model.pt "
+                                  "(damaged, or written by something else)")
+    try:
+        cfg = Config.from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its stored config is invalid ({e})") from None
     if task is not None and task != cfg.task.task:
         raise CheckpointError(f"{path} holds a {cfg.task.task!r} model, but task {task!r} was asked for")
+    if scale is not None and get_task(cfg).level_name != "scale":
+        raise CheckpointError(f"--scale: {path} is a {cfg.task.task} model; --scale is the SR factor of SR models")
     if scale is not None and scale != get_task(cfg).scale:
         raise CheckpointError(f"{path} is an x{get_task(cfg).scale} model, but x{scale} was asked for")
     filters = ckpt.get("filters")
     if isinstance(filters, bool) or not isinstance(filters, int) or not 1 <= filters <= MAX_FILTERS:
         raise CheckpointError(f"{path}: stores filters={filters!r}, not a width in 1..{MAX_FILTERS} (damaged?)")
-    net = build_network(Genotype.from_dict(ckpt["genotype"]), cfg, filters=filters)
+    try:
+        geno = Genotype.from_dict(ckpt["genotype"])
+    except GenotypeError as e:
+        raise CheckpointError(f"{path}: its stored genotype is invalid ({e})") from None
+    net = build_network(geno, cfg, filters=filters)
     try:
         net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, AttributeError) as e:  # a state_dict of non-tensors raises these
         raise CheckpointError(f"{path}: weights do not match the stored genotype/config ({e})") from None
     net = net.to(pick_device(device)).eval()
     return net, cfg, ckpt

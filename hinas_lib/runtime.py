@@ -54,6 +54,9 @@ def pick_device(device: Optional[str | torch.device] = None) -> torch.device:
             raise ValueError(f"device {str(device)!r}: Apple MPS is not available on this machine")
     elif dev.type != "cpu":
         raise ValueError(f"device {str(device)!r}: not supported; use cpu, cuda, cuda:N or auto")
+    elif dev.index not in (None, 0):  # torch accepts cpu:1 and runs on the one CPU device anyway
+        raise ValueError(f"device {str(device)!r}: the CPU is one device (cpu or cpu:0); "
+                         "threads are set with --threads")
     return dev
 
 

@@ -138,7 +138,7 @@ class Searcher:
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
                  resume: bool = False, progress: bool = True, on_epoch: Optional[Callable[[Dict], None]] = None,
                  write_figures: bool = True, perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
-        expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
+        expect(cfg, Config, "cfg", CONFIG_HINT).check_searchable()  # also catches fields changed since
         expect(out_dir, PATH_OR_NONE, "out_dir")
         self.cfg = cfg
         self.out = Path(out_dir) if out_dir is not None else None

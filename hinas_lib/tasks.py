@@ -159,7 +159,8 @@ class Denoise(Task):
 
     @classmethod
     def level_changes(cls, level) -> Dict:
-        return {"sigmas": [float(level)], "eval_sigma": float(level)}
+        # sigma_range wins over sigmas when set: a blind config would stay blind
+        return {"sigmas": [float(level)], "sigma_range": None, "eval_sigma": float(level)}
 
     def draw_sigma(self, generator: Optional[torch.Generator]) -> float:
         if self.cfg.sigma_range is not None:

@@ -56,7 +56,13 @@ def entry_info(name: str, zoo_dir: Path = ZOO_DIR) -> Dict:
     path = Path(zoo_dir) / name / "info.json"
     if not path.is_file():
         raise FileNotFoundError(f"zoo entry {name!r} has no info.json at {path}")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path}: damaged info.json, not valid JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: damaged info.json, expected a JSON object, got {type(info).__name__}")
+    return info
 
 
 __all__ = ["ZOO_DIR", "available", "resolve_model", "entry_info"]

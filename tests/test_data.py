@@ -66,7 +66,8 @@ def test_load_image_formats(tmp_path):
     rgb8 = (ramp(20, 24, 3) * 255).round().astype(np.uint8)
     iio.imwrite(tmp_path / "rgb.png", rgb8)
     iio.imwrite(tmp_path / "rgb.bmp", rgb8)
-    iio.imwrite(tmp_path / "rgba.png", np.dstack([rgb8, np.full((20, 24), 7, np.uint8)]))
+    iio.imwrite(tmp_path / "rgba.png", np.dstack([rgb8, np.full((20, 24), 255, np.uint8)]))
+    iio.imwrite(tmp_path / "rgba7.png", np.dstack([rgb8, np.full((20, 24), 7, np.uint8)]))
     Image.fromarray(rgb8[..., 0]).convert("LA").save(tmp_path / "la.png")
     Image.fromarray(rgb8).convert("P").save(tmp_path / "pal.png")
     g16 = (np.arange(480).reshape(20, 24) * 131).astype(np.uint16)
@@ -77,7 +78,11 @@ def test_load_image_formats(tmp_path):
 
     np.testing.assert_allclose(load_image(tmp_path / "rgb.png", 3), rgb8 / 255.0, atol=1e-7)
     np.testing.assert_allclose(load_image(tmp_path / "rgb.bmp", 3), rgb8 / 255.0, atol=1e-7)
-    np.testing.assert_allclose(load_image(tmp_path / "rgba.png", 3), rgb8 / 255.0, atol=1e-7)  # alpha dropped
+    np.testing.assert_allclose(load_image(tmp_path / "rgba.png", 3), rgb8 / 255.0, atol=1e-7)  # opaque alpha dropped
+    with pytest.raises(ImageError, match="rgba7.png: 480 of 480 pixels are transparent or translucent"):
+        load_image(tmp_path / "rgba7.png", 3)
+    np.testing.assert_allclose(load_image(tmp_path / "rgba7.png", 3, background="black"),
+                               rgb8 / 255.0 * 7 / 255, atol=1e-6)
     assert load_image(tmp_path / "la.png", 1).shape == (20, 24)
     assert load_image(tmp_path / "pal.png", 3).shape == (20, 24, 3)
     g = load_image(tmp_path / "g16.png", 1)

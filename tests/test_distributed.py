@@ -265,6 +265,15 @@ def test_failing_rank_ends_the_run(cfg_path, tmp_path, fault):
     if fault == "raise":
         assert "injected failure in rank 1" in p.stderr
     assert secs < 30, f"took {secs:.0f} s"
+    # issue 25: the survivor says who stopped and what is left (not "internal error"), and
+    # leaves no lock behind
+    said = [line for line in p.stderr.splitlines() if line.startswith("error")]
+    assert any(line.startswith("error: rank 1 of 2 stopped") for line in said), said
+    # (it fails in step 1, before the first checkpoint at the end of epoch 0: the message says so;
+    # test_hostile3.py checks the message with a checkpoint)
+    assert f"there is no checkpoint in {tmp_path / 'RUN'} yet: nothing to resume" in p.stderr, said
+    assert "error: internal error" not in p.stderr
+    assert not (tmp_path / "RUN" / ".hinas.lock").exists()
 
 
 @pytest.mark.slow

@@ -547,11 +547,12 @@ def test_palette_alpha_one_bit_and_16_bit_grey(tmp_path):
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "pc.png")
     np.testing.assert_allclose(load_image(tmp_path / "pc.png", None) * 255, rgb, atol=1e-4)
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "pt.png", transparency=0)
-    np.testing.assert_allclose(load_image(tmp_path / "pt.png", None) * 255, rgb, atol=1e-4)  # transparency dropped
+    with pytest.raises(ImageError, match="pt.png: .* transparent"):  # issue 25: hidden colours are not shown
+        load_image(tmp_path / "pt.png", None)
     Image.fromarray(ramp).convert("LA").save(tmp_path / "la.png")
-    assert load_image(tmp_path / "la.png", None).shape == (10, 32)
-    Image.fromarray(np.dstack([rgb, np.zeros((32, 48), np.uint8)])).save(tmp_path / "rgba.png")
-    np.testing.assert_allclose(load_image(tmp_path / "rgba.png", None) * 255, rgb, atol=1e-4)  # alpha 0 ignored
+    assert load_image(tmp_path / "la.png", None).shape == (10, 32)  # opaque alpha: dropped
+    Image.fromarray(np.dstack([rgb, np.full((32, 48), 255, np.uint8)])).save(tmp_path / "rgba.png")
+    np.testing.assert_allclose(load_image(tmp_path / "rgba.png", None) * 255, rgb, atol=1e-4)  # opaque alpha
     Image.fromarray(ramp > 100).save(tmp_path / "b.png")
     b = load_image(tmp_path / "b.png", None)
     assert b.shape == (10, 32) and set(np.unique(b)) == {0.0, 1.0}

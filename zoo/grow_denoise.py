@@ -32,12 +32,13 @@ How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
 
 Validation during training uses 20 Train400 images held out of training
 (5%, seeded), at sigma 30 / 50 / 70 (``curves.jsonl``): Set12 stays a test set.
-Needs ``../shared/data/{Train400,Set12}`` (or ``--shared``).
+Needs ``../shared/data/{Train400,Set12}`` (or ``--shared DIR``, honoured by every command).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -52,6 +53,8 @@ import torch  # noqa: E402
 import zootools  # noqa: E402 (beside this script)
 from hinas_lib import data  # noqa: E402
 from hinas_lib.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from hinas_lib.checks import MAX_THREADS  # noqa: E402
+from hinas_lib.cli import classify  # noqa: E402
 from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
@@ -63,6 +66,7 @@ from hinas_lib.validation import validate  # noqa: E402
 from hinas_lib.zoo import available, entry_info  # noqa: E402
 
 ZOO = ROOT / "zoo"
+SHARED = ROOT.parent / "shared"  # the default --shared
 STATE = ZOO / "state"
 SEARCH_GENOTYPE = STATE / "denoise-search" / "genotype.json"
 SIGMAS = (30, 50, 70)
@@ -99,7 +103,16 @@ def genotype(repeat: int) -> Genotype:
                     width_factors=g.width_factors)
 
 
-def trunk_config(recipe: str) -> Config:
+def train400(shared=None) -> str:
+    """The Train400 folder as configs name it: ``../shared/...`` relative to the repository for
+    the default ``--shared`` (no machine's absolute path in the shipped state), else absolute."""
+    shared = Path(SHARED if shared is None else shared).resolve()
+    if shared == SHARED.resolve():
+        return "../shared/data/Train400"
+    return str(shared / "data" / "Train400")
+
+
+def trunk_config(recipe: str, shared=None) -> Config:
     r = RECIPES[recipe]
     base = get_preset("tiny", "denoise")
     return base.replace(
@@ -109,8 +122,17 @@ def trunk_config(recipe: str) -> Config:
         train=dict(filters=r["filters"], epochs=1_000_000, steps_per_epoch=250, batch_size=r["batch"],
                    crop=r["crop"], lr=r["lr"], lr_min=r["lr"], schedule="constant", val_every=1,
                    train_on_val=False, seed=0),
-        # relative to the repository (the scripts run from there): no machine's absolute path
-        data=dict(train_dir="../shared/data/Train400", val_fraction=0.05))
+        data=dict(train_dir=train400(shared), val_fraction=0.05))
+
+
+def _check_state_data(folder: Path, cfg: Config) -> None:
+    """A run started on one Train400 resumes on that one: say so instead of the config mismatch."""
+    state = folder / STATE_NAME
+    if state.is_file():
+        saved = load_checkpoint(state, kind="train")["config"].get("data", {}).get("train_dir")
+        if saved != cfg.data.train_dir:
+            raise ValueError(f"{state} was trained on {saved}, but --shared gives {cfg.data.train_dir}; "
+                             "pass the --shared it was started with")
 
 
 def branch_config(trunk: Config, sigma, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM) -> Config:
@@ -119,8 +141,7 @@ def branch_config(trunk: Config, sigma, steps: int = BRANCH_STEPS, ssim_weight: 
     MSE + ``ssim_weight`` x log-SSIM (0: MSE alone, the loss of the PSNR the table reports)."""
     if steps <= 0 or steps % 250:
         raise ValueError(f"branch steps must be a positive multiple of 250, got {steps}")
-    task = (dict(sigmas=[float(sigma)], sigma_range=None, eval_sigma=float(sigma)) if sigma is not None
-            else dict(eval_sigma=50.0))
+    task = get_task(trunk).level_changes(sigma) if sigma is not None else dict(eval_sigma=50.0)
     name = f"zoo-denoise-{'s%g' % sigma if sigma is not None else 'blind'}"
     return trunk.replace(name=name, task=task,
                          train=dict(epochs=steps // 250, lr_min=trunk.train.lr * 1e-3, schedule="cosine",
@@ -166,11 +187,14 @@ def _curve_point(tr: Trainer, images) -> Dict:
     return out
 
 
-def grow(recipe: str, hours: float) -> None:
+def grow(recipe: str, hours: float, shared=None) -> None:
     """Train ``recipe`` in ``zoo/state/blind/<recipe>`` for ``hours`` more CPU-hours
     (resuming), logging the validation PSNR at every sigma to its ``curves.jsonl``."""
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not (math.isfinite(hours) and hours > 0):
+        raise ValueError(f"--hours: must be a positive number of CPU-hours, got {hours!r}")
     folder, name = BLIND / recipe, recipe + (" (trunk)" if recipe == TRUNK else "")
-    cfg = trunk_config(recipe)
+    cfg = trunk_config(recipe, shared)
+    _check_state_data(folder, cfg)
     geno = genotype(RECIPES[recipe]["repeat"])
     resume = (folder / STATE_NAME).exists()
     curves = folder / "curves.jsonl"
@@ -196,11 +220,12 @@ def grow(recipe: str, hours: float) -> None:
               + " / ".join(f"{point[f'psnr{s}']:.2f}" for s in SIGMAS) + f" at sigma {SIGMAS}", flush=True)
 
 
-def add_point(recipe: str) -> Dict:
+def add_point(recipe: str, shared=None) -> Dict:
     """Validate ``recipe``'s saved state at the three sigmas and add it to ``curves.jsonl``
     (for a trunk stopped between two of its own points, e.g. killed to free the cores)."""
     folder = BLIND / recipe
-    cfg = trunk_config(recipe)
+    cfg = trunk_config(recipe, shared)
+    _check_state_data(folder, cfg)
     tr = Trainer(cfg, genotype(RECIPES[recipe]["repeat"]), folder, resume=True, progress=False, val_size=0)
     curve = read_curve(folder)
     if curve and curve[-1]["step"] == tr.step:
@@ -219,16 +244,17 @@ def read_curve(folder: Path) -> List[Dict]:
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
 
-def val_baselines() -> Dict[str, Dict[str, float]]:
+def val_baselines(shared=None) -> Dict[str, Dict[str, float]]:
     """NLM and BM3D on the 20 held-out validation images at each sigma (cached), for the plot."""
     cache = STATE / "baselines_val.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    cfg = trunk_config(TRUNK)
+    cfg = trunk_config(TRUNK, shared)
     images = data.split_images(cfg)["val"]
     out = {}
     for s in SIGMAS:
-        c = get_preset("tiny", "denoise").replace(task=dict(sigmas=[float(s)], eval_sigma=float(s)))
+        c = get_preset("tiny", "denoise")
+        c = c.replace(task=get_task(c).level_changes(s))
         ev = evaluate(_Identity(), c, images, progress=False, bm3d=True)
         out[str(s)] = {"nlm": ev["mean"]["baseline_psnr"], "bm3d": ev["mean"]["bm3d_psnr"],
                        "noisy": ev["mean"]["input_psnr"]}
@@ -242,14 +268,14 @@ def _entries() -> List[Dict]:
     return [i for i in infos if "cpu_hours" in i]
 
 
-def plot_curves(path: Path) -> Path:
+def plot_curves(path: Path, shared=None) -> Path:
     """Validation PSNR against CPU-hours for every recipe grown, one panel per sigma, with NLM
     and BM3D on the same images as dashed lines."""
     import matplotlib  # noqa: PLC0415 -- only the plot needs it
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    base = val_baselines()
+    base = val_baselines(shared)
     fig, axes = plt.subplots(1, len(SIGMAS), figsize=(4.2 * len(SIGMAS), 3.6), sharex=True)
     for ax, s in zip(axes, SIGMAS):
         for folder in sorted(BLIND.glob("*")):
@@ -295,7 +321,8 @@ def baselines(images, sigma: float) -> Dict:
     table = json.loads(cache.read_text()) if cache.exists() else {}
     key = f"{sigma:g}"
     if key not in table:
-        cfg = get_preset("tiny", "denoise").replace(task=dict(sigmas=[sigma], eval_sigma=sigma))
+        cfg = get_preset("tiny", "denoise")
+        cfg = cfg.replace(task=get_task(cfg).level_changes(sigma))
         ident = _Identity()
         ev = evaluate(ident, cfg, images, progress=True, bm3d=True)
         table[key] = {"mean": {k: v for k, v in ev["mean"].items() if not k.startswith("ours")},
@@ -371,11 +398,16 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
     return res, branch_s, points
 
 
+def branch_trunk(trunk_state: Dict, shared) -> Config:
+    """The trunk's config as its branches start from it: reading Train400 under ``shared``."""
+    return Config.from_dict(trunk_state["config"]).replace(data={"train_dir": train400(shared)})
+
+
 def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM,
            restarts=()) -> Dict:
     trunk_dir = BLIND / TRUNK
     trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
-    trunk = Config.from_dict(trunk_state["config"])
+    trunk = branch_trunk(trunk_state, shared)
     cfgs = cycle_configs(trunk, sigma, steps, ssim_weight, restarts)
     label = f"s{sigma:g}" if sigma is not None else "blind"
     name = f"denoise-{label}"
@@ -470,13 +502,13 @@ def _recipe_note(recipe: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = _Parser(description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["trunk", "trial", "branches", "ensemble", "point", "status", "plot"])
     ap.add_argument("name", nargs="?", help="trial: the recipe (" + ", ".join(RECIPES) + "); "
                     "ensemble: the entry (default: every grey entry)")
-    ap.add_argument("--hours", type=float, default=1.0, help="CPU-hours to add (trunk, trial)")
-    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hours", type=_hours, default=1.0, help="CPU-hours to add (trunk, trial)")
+    ap.add_argument("--shared", default=str(SHARED), help="the folder holding data/Train400 and data/Set12")
+    ap.add_argument("--threads", type=_threads, default=1)
     ap.add_argument("--sigmas", nargs="*", default=None, help="branches: which (30 50 70 blind)")
     ap.add_argument("--steps", type=int, default=None,
                     help="branches: fine-tuning steps each, a multiple of 250 (default: the shipped entries')")
@@ -487,20 +519,61 @@ def main(argv=None) -> int:
                          "entries' when neither --steps nor --ssim-weight is given, else none)")
     ap.add_argument("--no-page", action="store_true",
                     help="branches: skip the plot and zoo/RESULTS.md (when several branch commands run side by side)")
-    args = ap.parse_args(argv)
-    os.chdir(ROOT)  # the configs name ../shared relative to the repository
-    shared = Path(args.shared)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 2
+    shared = Path(args.shared).resolve()  # before the chdir: a relative --shared is the caller's
+    os.chdir(ROOT)  # the default configs name ../shared relative to the repository
     if not (shared / "data" / "Train400").is_dir():
         print(f"error: {shared / 'data' / 'Train400'} not found (pass --shared)", file=sys.stderr)
         return 2
+    try:
+        return _run(args, shared)
+    except Exception as e:  # noqa: BLE001 -- one line and the library's exit code, as `python -m hinas_lib`
+        if os.environ.get("HINAS_DEBUG", "") not in ("", "0"):
+            raise
+        code, message = classify(e)
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, as ``python -m hinas_lib``."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _hours(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of CPU-hours, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of CPU-hours, got {text}")
+    return v
+
+
+def _threads(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= v <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_THREADS}, got {v}")
+    return v
+
+
+def _run(args, shared: Path) -> int:
     set_threads(args.threads)
     if args.command == "trunk":
-        grow(TRUNK, args.hours)
+        grow(TRUNK, args.hours, shared)
     elif args.command == "trial":
         if args.name not in RECIPES:
             print(f"error: unknown recipe {args.name!r}; known: {', '.join(RECIPES)}", file=sys.stderr)
             return 2
-        grow(args.name, args.hours)
+        grow(args.name, args.hours, shared)
     elif args.command == "branches":
         wanted = args.sigmas or [str(s) for s in SIGMAS] + ["blind"]
         if args.steps is not None and (args.steps <= 0 or args.steps % 250):
@@ -519,7 +592,7 @@ def main(argv=None) -> int:
                 restarts = ()  # a first cycle of one's own choosing: no shipped entry's restarts after it
             for s in wanted:
                 steps, w, r = BRANCHES[s]
-                cycle_configs(trunk_config(TRUNK), None, args.steps or steps, 0.0, r if restarts is None else restarts)
+                cycle_configs(trunk_config(TRUNK, shared), None, args.steps or steps, 0.0, r if restarts is None else restarts)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -528,7 +601,7 @@ def main(argv=None) -> int:
             branch(None if s == "blind" else float(s), shared, args.steps or steps,
                    w if args.ssim_weight is None else args.ssim_weight, r if restarts is None else restarts)
         if not args.no_page:
-            plot_curves(ZOO / "curves.png")
+            plot_curves(ZOO / "curves.png", shared)
             zootools.write_results(header=zootools._header())
     elif args.command == "ensemble":
         for info in _entries():
@@ -536,9 +609,9 @@ def main(argv=None) -> int:
                 add_self_ensemble(info["name"], shared)
         zootools.write_results(header=zootools._header())
     elif args.command == "point":
-        print(add_point(args.name or TRUNK))
+        print(add_point(args.name or TRUNK, shared))
     elif args.command == "plot":
-        print(f"wrote {plot_curves(ROOT / 'zoo' / 'curves.png')}")
+        print(f"wrote {plot_curves(ROOT / 'zoo' / 'curves.png', shared)}")
     else:
         for folder in sorted(BLIND.glob("*")):
             c = read_curve(folder)
