@@ -29,7 +29,7 @@ from .describe import describe, format_description
 from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
 from .network import load_model
-from .runtime import TrainingError, set_threads
+from .runtime import TrainingError, auto_threads, env_threads, set_threads
 from .search import Searcher
 from .tasks import TASKS, get_task
 from .train import Trainer
@@ -98,10 +98,14 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set search.epochs=3 (repeatable)")
 
 
+def _threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
+                   help="CPU threads for torch (default: HINAS_THREADS, else the cores not busy now)")
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 (default: CUDA if available)")
-    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
-                   help="CPU threads for torch")
+    _threads_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -236,6 +240,7 @@ def cmd_restore(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    print(f"{args.threads_why} (change with --threads N or HINAS_THREADS=N)")
     run_demo(build_config(args), Path(args.out), device=args.device, progress=not args.no_progress)
     return 0
 
@@ -247,6 +252,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("describe", help="print the search space of a preset")
     _config_args(d)
+    _threads_arg(d)
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_describe)
 
@@ -318,7 +324,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     ok = False
     try:
-        set_threads(getattr(args, "threads", None))
+        args.threads, args.threads_why = _threads(args)
+        set_threads(args.threads)
         code = args.fn(args)
         ok = code == 0
         return code
@@ -333,6 +340,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         # several processes: leave the process group (after the others on success, at once on
         # failure, so that torchrun or the peers' collectives see this rank go and stop the run)
         distributed.shutdown(ok)
+
+
+def _threads(args) -> "tuple[Optional[int], str]":
+    """``--threads``, else ``HINAS_THREADS``, else the cores not busy now (one process);
+    under torchrun None, so that each rank takes its share (distributed.threads_per_rank).
+    Never torch's own default, one thread per core: on a machine where another job holds
+    a core, those threads wait on each other and steps were 20-100x slower."""
+    if getattr(args, "threads", None):
+        return args.threads, f"{args.threads} torch thread(s) (--threads)"
+    env = env_threads()
+    if env is not None:
+        return env, f"{env} torch thread(s) (HINAS_THREADS={env})"
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return None, ""
+    return auto_threads()
 
 
 def classify(e: BaseException, args=None) -> "tuple[int, str]":

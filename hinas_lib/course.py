@@ -34,7 +34,7 @@ from .config import Config, get_preset
 from .evaluate import evaluate
 from .network import load_model
 from .profiling import measure_search_step
-from .runtime import seed_everything
+from .runtime import auto_threads, seed_everything
 from .search import Searcher
 from .tasks import get_task
 
@@ -80,19 +80,23 @@ def course_config(task: str = "denoise", scale: int = 2, *, fast: Optional[bool]
 
 
 def default_threads(fast: Optional[bool] = None) -> int:
-    """CPU threads for torch: ``HINAS_THREADS`` if set, else 1 in fast mode and 2 otherwise.
+    """CPU threads for torch: ``HINAS_THREADS`` if set, else 1 in fast mode and the cores
+    not busy with other processes otherwise (:func:`hinas_lib.runtime.auto_threads`).
 
-    One thread in fast mode because the notebooks' tensors are tiny: on a
-    shared 2-core machine two OpenMP threads spin-wait on each other and were
-    measured 5-20x slower than one.
+    One thread in fast mode because the notebooks' tensors are tiny; never more threads
+    than free cores, because on a shared 2-core machine two OpenMP threads spin-wait on
+    each other and were measured 5-20x slower than one.
     """
     env = os.environ.get(THREADS_ENV, "").strip()
     if env:
-        n = int(env)
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
         if n < 1:
             raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
         return n
-    return 1 if _fast(fast) else 2
+    return 1 if _fast(fast) else auto_threads()[0]
 
 
 def setup(seed: int = 0, threads: Optional[int] = None) -> str:
@@ -107,8 +111,8 @@ def setup(seed: int = 0, threads: Optional[int] = None) -> str:
     if env:
         threads = f"{n} CPU thread(s) (from {THREADS_ENV}={env})"
     else:
-        threads = (f"{n} CPU thread(s) ({THREADS_ENV} unset; on a machine shared with other jobs start Jupyter "
-                   f"with {THREADS_ENV}=1: two threads waiting on a busy core can be ten times slower)")
+        threads = (f"{n} CPU thread(s) ({THREADS_ENV} unset: 1 in fast mode, else the cores not busy with "
+                   f"other jobs when this cell ran; start Jupyter with {THREADS_ENV}=N to fix it)")
     return f"{mode}, torch {torch.__version__}, device {dev}, seed {seed}\n{threads}"
 
 
