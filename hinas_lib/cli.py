@@ -398,6 +398,12 @@ def _os_message(e: OSError) -> str:
 def _interrupted_message(args) -> str:
     """Ctrl-C: for search/train, whether there is a checkpoint to resume from (and only then say so)."""
     cmd = getattr(args, "cmd", None)
+    if cmd == "demo" and getattr(args, "out", None) is not None:
+        # the demo resumes by itself: the newest of its two checkpoints is where it goes on from
+        for state in (Path(args.out) / "train" / "train_checkpoint.pt", Path(args.out) / "search" / "checkpoint.pt"):
+            if state.is_file():
+                return f"interrupted; rerun the same command to resume from {state} (or delete {args.out} to start over)"
+        return f"interrupted before the first checkpoint; rerunning starts again in {args.out}"
     if cmd not in ("search", "train") or getattr(args, "out", None) is None:
         return "interrupted"
     state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")

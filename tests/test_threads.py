@@ -98,3 +98,36 @@ def test_cli_waits_passively_unless_told_otherwise(preset, expected):
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[-1] == expected  # the value torch's first import saw
+
+
+# ----------------------------------------------------------------------------- the demo: Ctrl-C and resume
+
+def test_demo_interrupt_says_how_to_resume(tmp_path):
+    args = argparse.Namespace(cmd="demo", out=str(tmp_path / "demo"))
+    assert "before the first checkpoint" in cli._interrupted_message(args)
+    search = tmp_path / "demo" / "search" / "checkpoint.pt"
+    search.parent.mkdir(parents=True)
+    search.write_bytes(b"x")
+    msg = cli._interrupted_message(args)
+    assert msg.startswith("interrupted; rerun the same command to resume from ") and str(search) in msg
+    train = tmp_path / "demo" / "train" / "train_checkpoint.pt"
+    train.parent.mkdir(parents=True)
+    train.write_bytes(b"x")
+    assert str(train) in cli._interrupted_message(args)  # the newer stage is where it goes on
+    assert cli.classify(KeyboardInterrupt(), args)[0] == cli.EXIT_INTERRUPTED
+
+
+def test_demo_says_when_it_resumed(tmp_path, capsys):
+    class Run:
+        out, total_steps = tmp_path / "search", 200
+    run = Run()
+    run.step = 0
+    demo._say_resumed(run, "search", 20, tmp_path)
+    assert capsys.readouterr().out == ""  # a fresh run says nothing
+    run.step = 160
+    demo._say_resumed(run, "search", 20, tmp_path)
+    out = capsys.readouterr().out
+    assert "resumed the search at step 160/200 (epoch 9 of 10)" in out and str(tmp_path / "search") in out
+    run.step = 200
+    demo._say_resumed(run, "search", 20, tmp_path)
+    assert "(epoch 10 of 10)" in capsys.readouterr().out
