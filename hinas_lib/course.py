@@ -23,6 +23,7 @@ module only decides *how big* the notebook demos are and how they show things.
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -147,6 +148,18 @@ DESIGN_NOTES = {
 }
 
 
+# printed prose is wrapped at this many columns: JupyterLab breaks a longer output line
+# anywhere, mid-word (a 1400 px window with the file browser open shows about 120)
+WRAP = 96
+
+
+def wrap(text: str, width: int = WRAP) -> str:
+    """``text`` as lines of at most ``width`` characters, continuation lines indented;
+    words and hyphenated names (``CPU-hours``, ``denoise-s30``) are never broken."""
+    return textwrap.fill(" ".join(text.split()), width, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def design(cfg: Config) -> str:
     """Which network design ``cfg`` runs, and why, in one line.
 
@@ -154,7 +167,7 @@ def design(cfg: Config) -> str:
     them are the compact design).
     """
     style = getattr(cfg.space, "style", "compact")
-    return "design " + DESIGN_NOTES.get(style, style)
+    return wrap("design " + DESIGN_NOTES.get(style, style))
 
 
 def shipped_model(name: str):
@@ -177,14 +190,14 @@ def provenance(info: Mapping) -> str:
     recipe = info.get("recipe", {})
     hours = info.get("cpu_hours")
     if hours:  # a zoo v2 entry: grown from a blind trunk, then a branch
-        return (f"shipped model (zoo/{info['name']}, {hours['total']:.1f} CPU-hours: search "
-                f"{hours.get('search', 0):.1f} + blind trunk {hours['trunk']:.1f} + branch {hours['branch']:.1f}, "
-                f"on {recipe.get('data', '?')}, "
-                f"{info.get('date', '?')}; see zoo/RESULTS.md)")
+        return wrap(f"shipped model (zoo/{info['name']}, {hours['total']:.1f} CPU-hours: search "
+                    f"{hours.get('search', 0):.1f} + blind trunk {hours['trunk']:.1f} + branch {hours['branch']:.1f}, "
+                    f"on {recipe.get('data', '?')}, "
+                    f"{info.get('date', '?')}; see zoo/RESULTS.md)")
     search_min = recipe.get("search_seconds", 0) / 60
     train_min = info.get("train_seconds", 0) / 60
-    return (f"shipped model (zoo/{info['name']}, searched {search_min:.0f} + trained {train_min:.0f} CPU-minutes "
-            f"on {recipe.get('data', '?')}, {info.get('date', '?')}; see zoo/RESULTS.md)")
+    return wrap(f"shipped model (zoo/{info['name']}, searched {search_min:.0f} + trained {train_min:.0f} "
+                f"CPU-minutes on {recipe.get('data', '?')}, {info.get('date', '?')}; see zoo/RESULTS.md)")
 
 
 def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE, **kw) -> Tuple[Dict, Dict]:
