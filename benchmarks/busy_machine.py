@@ -16,6 +16,8 @@ in a fresh process per variant:
 Each variant runs one warm-up step, then steps until ``--seconds`` have passed
 (at least 2 steps: a collapsed variant can take a minute). Other jobs on the
 machine add load too: each result records the busy cores sampled just before.
+``--json`` writes one session; ``benchmarks/results/busy_machine.json`` holds the two
+sessions the README quotes (``{"sessions": [...]}``).
 """
 from __future__ import annotations
 
