@@ -50,7 +50,7 @@ EXIT_CODES = {
     EXIT_FILES: "file system error: permission denied, disk full, not a folder, is a folder, read-only",
     EXIT_NUMERIC: "training diverged (NaN/inf loss) or the model produced NaN/inf",
     EXIT_MEMORY: "out of memory",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); search/train resume with --resume",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); search/train resume with --resume, demo when rerun",
 }
 
 
