@@ -1,35 +1,54 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   - the main job on the embedded images (search, derive, render, retrain, evaluate)
 #   make test   - the test suite: pytest for the library, nbval for the notebooks
-# Both create .venv on first use. TORCH selects the torch requirement: users get
-# the default build from PyPI; CI (CI=true) and CPU-only machines can pin the CPU
-# wheel with TORCH=torch==2.13.0.
+# Both create .venv on first use. TORCH is the torch requirement, passed to pip as it is
+# (options included): the default, torch, is PyPI's build for the platform (on Linux
+# x86-64 the CUDA build, gigabytes). CPU-only machines and CI (CI=true) take the CPU wheel
+# from PyTorch's CPU index. Changing TORCH later reinstalls torch (.venv/.torch-req).
+# THREADS=N: torch threads for demo and lab (default: HINAS_THREADS, else the cores not
+# busy with other jobs).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+TORCH_CPU = torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 ifeq ($(CI),true)
-TORCH ?= torch==2.13.0
+TORCH ?= $(TORCH_CPU)
 else
 TORCH ?= torch
 endif
+THREADS ?=
+# the course's working copies (git-ignored): JupyterLab autosaves, and notebooks/ stays as committed
+LAB ?= lab
 
-.PHONY: setup demo test test-fast test-lib test-notebooks notebooks bench bench-all zoo lab clean
+.PHONY: FORCE setup demo test test-fast test-lib test-notebooks notebooks bench bench-all zoo lab clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# the torch requirement last installed; rewritten (so newer than .installed) only when TORCH changes
+$(VENV)/.torch-req: FORCE
+	@mkdir -p $(VENV)
+	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+
+# each word of TORCH quoted on its own: options pass through, and "torch>=2.3" is no redirection.
+# A changed TORCH uninstalls torch first: pip would keep any installed build of the same version.
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-req
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(if $(filter $(VENV)/.torch-req,$?),$(PY) -m pip uninstall -y -q torch 2>/dev/null || true)
+	$(PY) -m pip install -q $(foreach w,$(TORCH),'$(w)')
 	$(PY) -m pip install -q -e ".[all]"
 	touch $@
 
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m hinas_lib demo --preset tiny --task denoise --out runs/demo
+	$(PY) -m hinas_lib demo --preset tiny --task denoise --out runs/demo $(if $(THREADS),--threads $(THREADS))
 
+# the notebooks are checked even when the library's tests fail; make fails at the end
 test: setup
-	$(PY) -m pytest -q tests
-	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
+	@status=0; \
+	$(PY) -m pytest -q tests || { status=$$?; echo "make test: the library's tests failed (exit $$status); checking the notebooks anyway"; }; \
+	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks \
+	  || { s=$$?; echo "make test: the notebooks failed (exit $$s)"; [ $$status != 0 ] || status=$$s; }; \
+	exit $$status
 
 test-notebooks: setup
 	HINAS_FAST=1 HINAS_THREADS=$${HINAS_THREADS:-1} $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
@@ -74,10 +93,16 @@ zoo: setup
 	$(PY) zoo/grow_denoise.py branches --threads 1
 	$(PY) zoo/make_sr.py --threads 2
 
-# JupyterLab on this machine only; as root (a container) Jupyter refuses to start
-# without --allow-root. On a machine shared with other jobs: HINAS_THREADS=1 make lab
+# JupyterLab on this machine only, on working copies of the notebooks in $(LAB)/ (copied
+# once; a notebook missing there is copied again), so that autosave never touches notebooks/.
+# The server's root is the repository, so that a notebook's ../zoo/curves.png is served.
+# As root (a container) Jupyter refuses to start without --allow-root. THREADS=N (or
+# HINAS_THREADS=N) fixes the kernels' torch threads; OpenMP waits passively.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks --ip 127.0.0.1 $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	@mkdir -p $(LAB) && cp -n notebooks/0*.ipynb $(LAB)/ && echo "notebooks: $(LAB)/ (your working copies, git-ignored; delete one to get the committed version again)"
+	$(if $(THREADS),HINAS_THREADS=$(THREADS)) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
+	  $(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(LAB) --ip 127.0.0.1 \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # re-run every notebook in fast mode (1 thread) and normalise it for committing
 notebooks: setup

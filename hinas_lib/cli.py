@@ -33,7 +33,7 @@ from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
 from .network import load_model
 from .overlap import find_overlap, overlap_warning
-from .runtime import TrainingError, set_threads
+from .runtime import TrainingError, auto_threads, env_threads, set_threads
 from .search import Searcher
 from .tasks import TASKS, get_task
 from .train import Trainer
@@ -54,8 +54,8 @@ EXIT_CODES = {
     EXIT_FILES: "file system error: permission denied, disk full, not a folder, is a folder, read-only",
     EXIT_NUMERIC: "training diverged (NaN/inf loss) or the model produced NaN/inf",
     EXIT_MEMORY: "out of memory",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, or another torchrun rank stopped); search/train resume with "
-                      "--resume",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, or another torchrun rank stopped); search/train "
+                      "resume with --resume, demo when rerun",
 }
 
 
@@ -111,10 +111,14 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set search.epochs=3 (repeatable)")
 
 
+def _threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
+                   help="CPU threads for torch (default: HINAS_THREADS, else the cores not busy now)")
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 (default: CUDA if available)")
-    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
-                   help="CPU threads for torch")
+    _threads_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -275,6 +279,7 @@ def cmd_restore(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    print(f"{args.threads_why} (change with --threads N or HINAS_THREADS=N)")
     run_demo(build_config(args), Path(args.out), device=args.device, progress=not args.no_progress)
     return 0
 
@@ -286,6 +291,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("describe", help="print the search space of a preset")
     _config_args(d)
+    _threads_arg(d)
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_describe)
 
@@ -400,7 +406,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         previous = None
     _phase["state"] = "running"
     try:
-        set_threads(getattr(args, "threads", None))
+        args.threads, args.threads_why = _threads(args)
+        set_threads(args.threads)
         code = args.fn(args)
         ok = code == 0
         return code
@@ -425,6 +432,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             _phase.update(state="idle", pending=False)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _threads(args) -> "tuple[Optional[int], str]":
+    """``--threads``, else ``HINAS_THREADS``, else the cores not busy now (one process);
+    under torchrun None, so that each rank takes its share (distributed.threads_per_rank).
+    Never torch's own default, one thread per core: on a machine where another job holds
+    a core, those threads wait on each other and steps were 20-100x slower."""
+    if getattr(args, "threads", None):
+        return args.threads, f"{args.threads} torch thread(s) (--threads)"
+    env = env_threads()
+    if env is not None:
+        return env, f"{env} torch thread(s) (HINAS_THREADS={env})"
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return None, ""
+    return auto_threads()
 
 
 def classify(e: BaseException, args=None) -> "tuple[int, str]":
@@ -516,6 +538,12 @@ def _stopped_message(e: BaseException, peer: Optional[str], args) -> str:
 def _interrupted_message(args) -> str:
     """Ctrl-C: for search/train, whether there is a checkpoint to resume from (and only then say so)."""
     cmd = getattr(args, "cmd", None)
+    if cmd == "demo" and getattr(args, "out", None) is not None:
+        # the demo resumes by itself: the newest of its two checkpoints is where it goes on from
+        for state in (Path(args.out) / "train" / "train_checkpoint.pt", Path(args.out) / "search" / "checkpoint.pt"):
+            if state.is_file():
+                return f"interrupted; rerun the same command to resume from {state} (or delete {args.out} to start over)"
+        return f"interrupted before the first checkpoint; rerunning starts again in {args.out}"
     if cmd not in ("search", "train") or getattr(args, "out", None) is None:
         return "interrupted"
     state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")

@@ -23,6 +23,7 @@ module only decides *how big* the notebook demos are and how they show things.
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -34,7 +35,7 @@ from .config import Config, get_preset
 from .evaluate import evaluate
 from .network import load_model
 from .profiling import measure_search_step
-from .runtime import seed_everything
+from .runtime import auto_threads, seed_everything
 from .search import Searcher
 from .tasks import get_task
 
@@ -80,19 +81,23 @@ def course_config(task: str = "denoise", scale: int = 2, *, fast: Optional[bool]
 
 
 def default_threads(fast: Optional[bool] = None) -> int:
-    """CPU threads for torch: ``HINAS_THREADS`` if set, else 1 in fast mode and 2 otherwise.
+    """CPU threads for torch: ``HINAS_THREADS`` if set, else 1 in fast mode and the cores
+    not busy with other processes otherwise (:func:`hinas_lib.runtime.auto_threads`).
 
-    One thread in fast mode because the notebooks' tensors are tiny: on a
-    shared 2-core machine two OpenMP threads spin-wait on each other and were
-    measured 5-20x slower than one.
+    One thread in fast mode because the notebooks' tensors are tiny; never more threads
+    than free cores, because on a shared 2-core machine two OpenMP threads spin-wait on
+    each other and were measured 5-20x slower than one.
     """
     env = os.environ.get(THREADS_ENV, "").strip()
     if env:
-        n = int(env)
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
         if n < 1:
             raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
         return n
-    return 1 if _fast(fast) else 2
+    return 1 if _fast(fast) else auto_threads()[0]
 
 
 def setup(seed: int = 0, threads: Optional[int] = None) -> str:
@@ -107,8 +112,8 @@ def setup(seed: int = 0, threads: Optional[int] = None) -> str:
     if env:
         threads = f"{n} CPU thread(s) (from {THREADS_ENV}={env})"
     else:
-        threads = (f"{n} CPU thread(s) ({THREADS_ENV} unset; on a machine shared with other jobs start Jupyter "
-                   f"with {THREADS_ENV}=1: two threads waiting on a busy core can be ten times slower)")
+        threads = (f"{n} CPU thread(s) ({THREADS_ENV} unset: 1 in fast mode, else the cores not busy with "
+                   f"other jobs when this cell ran; start Jupyter with {THREADS_ENV}=N to fix it)")
     return f"{mode}, torch {torch.__version__}, device {dev}, seed {seed}\n{threads}"
 
 
@@ -143,6 +148,18 @@ DESIGN_NOTES = {
 }
 
 
+# printed prose is wrapped at this many columns: JupyterLab breaks a longer output line
+# anywhere, mid-word (a 1400 px window with the file browser open shows about 120)
+WRAP = 96
+
+
+def wrap(text: str, width: int = WRAP) -> str:
+    """``text`` as lines of at most ``width`` characters, continuation lines indented;
+    words and hyphenated names (``CPU-hours``, ``denoise-s30``) are never broken."""
+    return textwrap.fill(" ".join(text.split()), width, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def design(cfg: Config) -> str:
     """Which network design ``cfg`` runs, and why, in one line.
 
@@ -150,7 +167,7 @@ def design(cfg: Config) -> str:
     them are the compact design).
     """
     style = getattr(cfg.space, "style", "compact")
-    return "design " + DESIGN_NOTES.get(style, style)
+    return wrap("design " + DESIGN_NOTES.get(style, style))
 
 
 def shipped_model(name: str):
@@ -173,14 +190,14 @@ def provenance(info: Mapping) -> str:
     recipe = info.get("recipe", {})
     hours = info.get("cpu_hours")
     if hours:  # a zoo v2 entry: grown from a blind trunk, then a branch
-        return (f"shipped model (zoo/{info['name']}, {hours['total']:.1f} CPU-hours: search "
-                f"{hours.get('search', 0):.1f} + blind trunk {hours['trunk']:.1f} + branch {hours['branch']:.1f}, "
-                f"on {recipe.get('data', '?')}, "
-                f"{info.get('date', '?')}; see zoo/RESULTS.md)")
+        return wrap(f"shipped model (zoo/{info['name']}, {hours['total']:.1f} CPU-hours: search "
+                    f"{hours.get('search', 0):.1f} + blind trunk {hours['trunk']:.1f} + branch {hours['branch']:.1f}, "
+                    f"on {recipe.get('data', '?')}, "
+                    f"{info.get('date', '?')}; see zoo/RESULTS.md)")
     search_min = recipe.get("search_seconds", 0) / 60
     train_min = info.get("train_seconds", 0) / 60
-    return (f"shipped model (zoo/{info['name']}, searched {search_min:.0f} + trained {train_min:.0f} CPU-minutes "
-            f"on {recipe.get('data', '?')}, {info.get('date', '?')}; see zoo/RESULTS.md)")
+    return wrap(f"shipped model (zoo/{info['name']}, searched {search_min:.0f} + trained {train_min:.0f} "
+                f"CPU-minutes on {recipe.get('data', '?')}, {info.get('date', '?')}; see zoo/RESULTS.md)")
 
 
 def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE, **kw) -> Tuple[Dict, Dict]:

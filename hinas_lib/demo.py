@@ -20,6 +20,15 @@ from .tasks import get_task
 from .train import Trainer
 
 
+def _say_resumed(run, what: str, steps_per_epoch: int, out: Path) -> None:
+    """A rerun after Ctrl-C goes on from the checkpoint: say so, so that it is not mistaken for a fresh run."""
+    if run.step:
+        done = " (already finished)" if run.step >= run.total_steps else ""
+        print(f"      resumed the {what} at step {run.step}/{run.total_steps} (epoch "
+              f"{min(run.step // steps_per_epoch + 1, run.total_steps // steps_per_epoch)} of "
+              f"{run.total_steps // steps_per_epoch}) from {run.out}{done}; delete {out} to start over")
+
+
 def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: bool = True) -> Dict:
     """Search, derive, render, retrain and evaluate ``cfg`` into ``out``; returns the evaluation."""
     out = Path(out)
@@ -27,6 +36,7 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     print(f"[1/4] search ({cfg.name}, {cfg.task.task}) -> {out / 'search'}")
     sr = Searcher(cfg, out / "search", device=device, progress=progress,
                   resume=(out / "search" / "checkpoint.pt").exists())
+    _say_resumed(sr, "search", cfg.search.steps_per_epoch, out)
     res = sr.run()
     print(res.genotype)
     t_search = time.time() - t0
@@ -36,6 +46,7 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     t1 = time.time()
     tr = Trainer(cfg, res.genotype, out / "train", device=device, progress=progress,
                  resume=(out / "train" / "train_checkpoint.pt").exists())
+    _say_resumed(tr, "retraining", cfg.train.steps_per_epoch, out)
     trained = tr.run()
     t_train = time.time() - t1
 

@@ -1,6 +1,8 @@
 """Sizes of the search space: what `python -m hinas_lib describe` prints."""
 from __future__ import annotations
 
+import textwrap
+
 from math import comb
 from typing import Dict
 
@@ -76,5 +78,9 @@ def format_description(d: Dict) -> str:
         ("supernet weights", f"{d['supernet_params']:,}  (+ {d['arch_params']} architecture parameters)"),
         ("derived net params", f"{d['network_params']:,}  (F={d['network_filters']}, {d['network_genotype']})"),
     ]
-    lines += [f"  {k:<24} {v}" for k, v in rows]
+    # long values (the primitives) wrap under their column: JupyterLab breaks long output
+    # lines anywhere, mid-word, and terminals at 100 columns are common
+    for k, v in rows:
+        lines += textwrap.wrap(v, 100, initial_indent=f"  {k:<24} ", subsequent_indent=" " * 27,
+                               break_long_words=False, break_on_hyphens=False) or [f"  {k:<24}"]
     return "\n".join(lines)

@@ -55,7 +55,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .runtime import pick_device, set_threads
+from .runtime import cpu_cores, pick_device, set_threads
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -101,14 +101,6 @@ def bn_mode(backend: Optional[str]) -> str:
     if mode == "auto":
         return "global" if backend == "nccl" else "local"
     return mode
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (its affinity mask, as cgroups and taskset set it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def threads_per_rank(threads: Optional[int]) -> Tuple[int, str]:

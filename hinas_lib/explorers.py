@@ -101,8 +101,11 @@ class MixedEdgeExplorer(_Explorer):
             s.observe(self._redraw, names="value")
         reset = W.Button(description="all alpha = 0")
         reset.on_click(lambda _b: self.set_alpha([0.0] * len(self.primitives)))
-        self.widget = W.HBox([W.VBox([W.HTML("<b>alpha of each op on this edge</b>"), *self.sliders.values(),
-                                      reset]), self.output])
+        # the slider column never shrinks (narrowed, it hid the handles and readouts at 1400 px);
+        # when the window is too narrow for both, the figure wraps below it
+        column = W.VBox([W.HTML("<b>alpha of each op on this edge</b>"), *self.sliders.values(), reset],
+                        layout=W.Layout(flex="0 0 auto", width="460px"))
+        self.widget = W.HBox([column, self.output], layout=W.Layout(flex_flow="row wrap"))
         self._redraw()
 
     def set_alpha(self, values: Sequence[float]) -> None:
@@ -267,8 +270,13 @@ class DenoiseExplorer(_Explorer):
         the sigma (a blind model, trained over a range, is picked by hand)."""
         if self.model.value != AUTO:
             return self.model.value
+        return self.auto_choice(self.sigma.value)
+
+    def auto_choice(self, sigma: float) -> str:
+        """The model :data:`AUTO` runs at ``sigma``, without moving the widgets (an exercise
+        check must neither change the learner's view nor show the answer in it)."""
         fixed = [n for n in self.choices[1:] if self._net(n)[1].task.sigma_range is None] or self.choices[1:]
-        trained = {n: min(abs(s - self.sigma.value) for s in self._net(n)[1].task.sigmas) for n in fixed}
+        trained = {n: min(abs(s - sigma) for s in self._net(n)[1].task.sigmas) for n in fixed}
         return min(trained, key=trained.get)
 
     def _redraw(self, _change=None) -> None:

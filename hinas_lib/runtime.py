@@ -11,7 +11,8 @@ import platform
 import random
 import resource
 import sys
-from typing import Optional
+import time
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -118,6 +119,99 @@ def check_finite(loss: torch.Tensor, what: str, step: int, ckpt_hint: str) -> No
     if not torch.isfinite(loss).item():
         raise TrainingError(f"{what} loss became {loss.item()} at step {step}; try a lower learning rate. "
                             f"Nothing was overwritten: {ckpt_hint}")
+
+
+THREADS_ENV = "HINAS_THREADS"
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, as cgroups and taskset set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _cpu_ticks() -> Optional[dict]:
+    """/proc/stat per CPU: {cpu number: (busy ticks, total ticks)}; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            lines = [line.split() for line in f if line.startswith("cpu") and line[3:4].isdigit()]
+    except OSError:
+        return None
+    ticks = {}
+    for parts in lines:
+        vals = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+        ticks[int(parts[0][3:])] = (sum(vals) - vals[3] - vals[4], sum(vals))
+    return ticks
+
+
+def busy_cores(window: float = 0.3) -> float:
+    """How many of this process's cores other processes keep busy now.
+
+    Sampled from /proc/stat over ``window`` seconds (while this process sleeps), so
+    a job that started a moment ago counts at once; elsewhere the 1-minute load
+    average, which lags. 0.0 when neither is available.
+    """
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        mine = None
+    first = _cpu_ticks()
+    if first:
+        time.sleep(window)
+        second = _cpu_ticks() or {}
+        busy = 0.0
+        for cpu, (b1, t1) in first.items():
+            if (mine is None or cpu in mine) and cpu in second and second[cpu][1] > t1:
+                busy += (second[cpu][0] - b1) / (second[cpu][1] - t1)
+        return busy
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def env_threads() -> Optional[int]:
+    """``HINAS_THREADS`` as an integer, or None when unset or empty.
+
+    Raises:
+        ValueError: naming the variable when it is not an integer in 1..MAX_THREADS.
+    """
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"{THREADS_ENV}={text!r}: expected an integer in 1..{MAX_THREADS}")
+    return n
+
+
+def auto_threads() -> Tuple[int, str]:
+    """The default torch thread count: the cores not busy with other processes now, at least 1.
+
+    More threads than free cores collapse: torch's OpenMP threads wait on each
+    other at every operation, and one of them is always behind a busy core (steps
+    were measured 10-100x slower, benchmarks/RESULTS.md "A busy machine").
+    """
+    cores = cpu_cores()
+    busy = busy_cores()
+    n = max(1, min(MAX_THREADS, cores - int(busy + 0.5)))
+    return n, f"{n} torch thread(s): {cores} core(s), {busy:.1f} busy with other processes"
+
+
+def resolve_threads(threads: Optional[int]) -> Tuple[int, str]:
+    """Torch threads for one process, and why: ``threads`` (``--threads``), else
+    ``HINAS_THREADS``, else :func:`auto_threads`."""
+    if threads:
+        return int(threads), f"{threads} torch thread(s) (--threads)"
+    env = env_threads()
+    if env is not None:
+        return env, f"{env} torch thread(s) ({THREADS_ENV}={env})"
+    return auto_threads()
 
 
 def set_threads(n: Optional[int]) -> None:

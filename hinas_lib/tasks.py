@@ -127,7 +127,7 @@ class Task:
 
     @property
     def metric_label(self) -> str:
-        return "full image"
+        return "all pixels"  # no border shaved (SR shaves `scale` pixels)
 
     def input_view(self, lq: torch.Tensor) -> torch.Tensor:
         """The degraded input at the output's size, to score it like an output."""

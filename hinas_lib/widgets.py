@@ -142,7 +142,7 @@ class SearchPanel:
         space = [c[n] for sec, n, _, _ in FIELDS if sec == "space"]
         loop = [c[n] for sec, n, _, _ in FIELDS if sec == "search"]
         self.widget = W.VBox([
-            W.HTML(f"<b>HiNAS search</b> &mdash; preset <code>{preset}</code>, task <code>{self.task}</code>"),
+            W.HTML(f"<b>HiNAS search</b> &mdash; config <code>{base.name}</code>, task <code>{self.task}</code>"),
             W.HBox([W.VBox([W.HTML("<i>search space</i>"), *space]),
                     W.VBox([W.HTML("<i>task</i>"), c[self.level_name], W.HTML("<i>search loop</i>"), *loop])]),
             self.button,

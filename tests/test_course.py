@@ -60,7 +60,11 @@ def test_eval_images_are_cropped_smaller_in_fast_mode(monkeypatch):
 def test_threads(monkeypatch):
     import torch
     monkeypatch.delenv(course.THREADS_ENV, raising=False)
-    assert course.default_threads(fast=True) == 1 and course.default_threads(fast=False) == 2
+    # full mode: the cores not busy with other jobs (here: 2 cores, one busy, then none)
+    monkeypatch.setattr(course, "auto_threads", lambda: (1, "1 of 2 cores free"))
+    assert course.default_threads(fast=True) == 1 and course.default_threads(fast=False) == 1
+    monkeypatch.setattr(course, "auto_threads", lambda: (2, "2 of 2 cores free"))
+    assert course.default_threads(fast=False) == 2
     monkeypatch.setenv(course.THREADS_ENV, "3")
     assert course.default_threads(fast=True) == 3
     monkeypatch.setenv(course.THREADS_ENV, "0")

@@ -29,7 +29,9 @@ from hinas_lib.network import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-RUN_TIMEOUT = 150  # s: a hung run fails the test instead of hanging it
+# s: a hang detector only (a hung run fails the test instead of hanging it), generous because
+# a busy 2-core machine makes these runs several times slower; no test asserts a duration
+RUN_TIMEOUT = 600
 
 # The worker runs CLI commands one after the other in one torchrun launch (one
 # launch keeps the file fast). For every
@@ -255,16 +257,22 @@ def test_train_under_torchrun(runs):
 @pytest.mark.parametrize("fault", ["raise", "kill"])
 def test_failing_rank_ends_the_run(cfg_path, tmp_path, fault):
     """Rank 1 raises (or is SIGKILLed) at step 1 while rank 0 waits in a collective:
-    torchrun must exit non-zero promptly, well under the 30 s collective timeout
-    (torchrun stops the other rank; gloo also sees the peer's connection close)."""
+    torchrun must end the run with a non-zero exit (torchrun stops the other rank; gloo
+    also sees the peer's connection close), not leave rank 0 waiting.
+
+    No duration is asserted (a busy machine once made this 48 s): the collective timeout
+    is set far beyond the hang detector, so only the prompt mechanisms can end the run
+    in time, and a rank left waiting fails the test when the detector fires."""
     root = cfg_path.parent
     commands = [["search", "--config", str(cfg_path), "--out", str(tmp_path / "RUN"), "--no-progress"]]
-    p, secs = _torchrun([str(root / "worker.py"), str(tmp_path), fault, json.dumps(commands)], tmp_path,
-                        timeout=90)
+    try:
+        p, _ = _torchrun([str(root / "worker.py"), str(tmp_path), fault, json.dumps(commands)], tmp_path,
+                         HINAS_DIST_TIMEOUT=str(10 * RUN_TIMEOUT))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"rank 0 was left waiting: the run had not ended after {RUN_TIMEOUT} s")
     assert p.returncode != 0
     if fault == "raise":
         assert "injected failure in rank 1" in p.stderr
-    assert secs < 30, f"took {secs:.0f} s"
     # issue 25: the survivor says who stopped and what is left (not "internal error"), and
     # leaves no lock behind
     said = [line for line in p.stderr.splitlines() if line.startswith("error")]

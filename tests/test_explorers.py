@@ -103,6 +103,30 @@ def test_denoise_explorer_auto_leaves_the_blind_model_to_the_user():
     assert ex.state["psnr"]["HiNAS (denoise-blind)"] > ex.state["psnr"]["noisy"] + 3
 
 
+def test_denoise_explorer_auto_choice_leaves_the_widgets_alone():
+    """Notebook 7's exercise check asks what AUTO picks at sigma 60: answering it must
+    neither move the learner's slider nor redraw the picture whose title is the answer."""
+    ex = explorers.DenoiseExplorer(model=explorers.AUTO, models=["denoise-s30", "denoise-s50", "denoise-s70"],
+                                   size=64, sigma=30)
+    ex.model.value = "denoise-s30"
+    before, state = one_png(ex.output), dict(ex.state)
+    assert ex.auto_choice(60) in ("denoise-s50", "denoise-s70") and ex.auto_choice(25) == "denoise-s30"
+    assert ex.sigma.value == 30 and ex.model.value == "denoise-s30"
+    assert ex.state == state and one_png(ex.output) == before
+    ex.model.value = explorers.AUTO
+    ex.sigma.value = 60
+    assert ex.state["model"] == ex.auto_choice(60)  # the same rule as the live slider
+
+
+def test_mixed_edge_slider_column_keeps_its_width():
+    """At 1400 px the figure beside the sliders squeezed their column, hiding handles and
+    readouts: the column must not shrink, and the row wraps instead."""
+    ex = explorers.MixedEdgeExplorer(["none", "skip_connect"], size=32)
+    column = ex.widget.children[0]
+    assert column.layout.flex == "0 0 auto" and column.layout.width
+    assert ex.widget.layout.flex_flow == "row wrap"
+
+
 def test_sr_explorer_switches_models_with_the_scale():
     ex = explorers.SRExplorer(models={2: "sr-x2", 4: "sr-x4"}, size=96)
     assert ex.state["scale"] == 2 and ex.state["lr_shape"][-1] == 48

@@ -80,3 +80,20 @@ def test_committed_notebooks_are_normalised(path):
             assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
     md = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "## Summary" in md and "## Exercises" in md, f"{path.name}: every notebook ends with Summary and Exercises"
+
+
+# JupyterLab breaks a longer output line anywhere, mid-word or mid-number: a 1400 px window
+# with the file browser open shows about 120 columns (checked in headless Chromium)
+MAX_OUTPUT_LINE = 110
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0*.ipynb")), ids=lambda p: p.name)
+def test_committed_output_lines_fit_a_1400_px_window(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    long = []
+    for i, cell in enumerate(nb["cells"]):
+        for o in cell.get("outputs", []):
+            text = o.get("text") or o.get("data", {}).get("text/plain", "")
+            long += [f"cell {i}: {line[:80]}... ({len(line)} characters)"
+                     for line in "".join(text).splitlines() if len(line) > MAX_OUTPUT_LINE]
+    assert not long, f"{path.name}: output lines longer than {MAX_OUTPUT_LINE}:\n" + "\n".join(long)

@@ -140,20 +140,20 @@ def test_two_searches_into_one_folder(image_dir, tmp_path):
                               str(out), "--no-progress", "--threads", "1"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # waits only as long as the first checkpoint takes
         while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert (out / LOCK_NAME).exists()
-        t0 = time.monotonic()
+        # no duration asserted (a busy machine slows both runs): a second run that waited for
+        # the lock would then have resumed and ended with 0; the timeout only detects a hang
         second = subprocess.run([sys.executable, "-m", "hinas_lib", "search", "--config", str(cfg_path), "--out",
                                  str(out), "--no-progress", "--resume"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=600)
         assert second.returncode == 2
         assert f"in use by another run (pid {first.pid}" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
-        assert time.monotonic() - t0 < 30  # at once, not after waiting for the other run
     finally:
-        stdout, stderr = first.communicate(timeout=300)
+        stdout, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr
     assert Genotype.load(out / "genotype.json").layers == 2
     assert len(_records(out)) == 30
