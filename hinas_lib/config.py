@@ -198,6 +198,10 @@ class SearchConfig:
     amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
+    # DARTS- (Chu et al. 2021), compact design: an auxiliary skip on every edge, outside the
+    # softmax, its coefficient decaying linearly from this value to 0 over the epochs (0 = off),
+    # so that skip_connect no longer wins alpha by easing the gradient flow (collapse)
+    aux_skip: float = 0.0
 
     def __post_init__(self):
         _check_types(self, "search")
@@ -218,6 +222,7 @@ class SearchConfig:
         _require(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "search.w_lr",
                  "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         _require(self.a_lr > 0, "search.a_lr", "must be > 0")
+        _require(0 <= self.aux_skip <= 10, "search.aux_skip", f"must be in [0, 10], got {self.aux_skip}")
         _require(0 <= self.w_momentum < 1, "search.w_momentum", f"must be in [0, 1), got {self.w_momentum}")
         for name in ("w_weight_decay", "a_weight_decay", "grad_clip"):
             _require(getattr(self, name) >= 0, f"search.{name}", f"must be >= 0, got {getattr(self, name)}")
@@ -412,6 +417,10 @@ class Config:
         _require(s.warmup_epochs < s.epochs, "search.warmup_epochs",
                  f"must be less than search.epochs={s.epochs} for a search (got {s.warmup_epochs}): "
                  "the architecture is only searched after the warm-up")
+        if s.aux_skip > 0:
+            _require(self.space.style == "compact" and "skip_connect" in self.space.primitives, "search.aux_skip",
+                     "the auxiliary skip is an option of the compact design and needs skip_connect among "
+                     f"space.primitives (style {self.space.style!r})")
         return self
 
     def validate(self) -> "Config":

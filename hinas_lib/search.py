@@ -283,6 +283,7 @@ class Searcher:
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             arch_on = epoch >= s.warmup_epochs
+            self.net.aux_skip = s.aux_skip * (1 - epoch / s.epochs)  # DARTS-: decays to 0 (a function of the epoch)
             train_it = self._stream(self.train_ds, s.seed, n)
             val_it = self._stream(self.val_ds, s.seed + 1, n) if arch_on else None
             sums = self.sums

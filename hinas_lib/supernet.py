@@ -74,7 +74,7 @@ class SuperNet(SuperNetBase):
 
     # ------------------------------------------------------------------
     def features(self, x: torch.Tensor, naive: bool = False) -> torch.Tensor:
-        aw, bw = self.alpha_weights(), self.beta_weights()
+        aw, bw = self.edge_weights(), self.beta_weights()
         stem = self.stem(x)
         if self.perf.channels_last:
             # every conv/BN after this inherits NHWC; the 1-channel input would not pass it on

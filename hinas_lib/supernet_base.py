@@ -67,6 +67,17 @@ class SuperNetBase(nn.Module):
     def alpha_weights(self) -> torch.Tensor:
         return torch.softmax(self.alpha, dim=-1)
 
+    def edge_weights(self) -> torch.Tensor:
+        """The weights the mixed edges compute with: softmax(alpha), plus ``aux_skip`` on
+        skip_connect when the search sets one (DARTS-'s auxiliary skip: since that op is the
+        identity, ``w_skip + aux`` adds ``aux * x`` to every edge, outside the softmax)."""
+        w = self.alpha_weights()
+        aux = getattr(self, "aux_skip", 0.0)
+        if aux:
+            k = self.primitives.index("skip_connect")
+            w = w + aux * torch.nn.functional.one_hot(torch.tensor(k), w.shape[-1]).to(w)
+        return w
+
     def beta_weights(self) -> torch.Tensor:
         return masked_softmax(self.beta, self.mask)
 

@@ -178,3 +178,64 @@ def test_the_queue_starts_with_the_seed_check_and_holds_every_genotype():
     assert trained == set(svr.names())
     with pytest.raises(SystemExit):
         svr.main(["run", "--only", "train:nothing:0"])
+
+
+# ---------------------------------------------------------------------------
+# DARTS-'s auxiliary skip (search.aux_skip), the compact design's option against collapse
+def test_the_auxiliary_skip_adds_aux_times_the_input_to_every_edge():
+    from hinas_lib.cells import SearchCell
+    net, cfg = _supernet()
+    w = net.alpha_weights()
+    net.aux_skip = 0.7
+    w2 = net.edge_weights()
+    k = cfg.space.primitives.index("skip_connect")
+    assert torch.allclose(w2[..., k], w[..., k] + 0.7) and torch.equal(
+        torch.cat([w2[..., :k], w2[..., k + 1:]], -1), torch.cat([w[..., :k], w[..., k + 1:]], -1))
+    # a mixed edge with the shifted weights = the edge + 0.7 x (the plain and the fused cell alike)
+    cell = SearchCell(4, 4, 4, 2, cfg.space.primitives).double().eval()
+    x0, x1 = torch.rand(1, 4, 8, 8, dtype=torch.float64), torch.rand(1, 4, 8, 8, dtype=torch.float64)
+    ww = torch.softmax(torch.randn(5, 7, dtype=torch.float64), -1)
+    shifted = ww.clone()
+    shifted[:, k] += 0.7
+    edge = cell.edges[0]
+    s = cell.pre0(x0)
+    assert torch.allclose(edge(s, shifted[0]), edge(s, ww[0]) + 0.7 * s, atol=1e-12)
+    # the derivation reads alpha alone: the auxiliary skip does not make skip_connect win
+    net.aux_skip = 0.0
+    before = derive_genotype(net)
+    net.aux_skip = 5.0
+    assert derive_genotype(net) == before
+
+
+def test_a_search_with_the_auxiliary_skip_decays_it_and_refuses_other_designs(tmp_path):
+    from hinas_lib.config import ConfigError
+    from hinas_lib.search import Searcher
+    cfg = get_preset("tiny", "denoise").replace(
+        space=dict(layers=2, blocks=2, filters=4),
+        search=dict(epochs=3, warmup_epochs=1, steps_per_epoch=1, batch_size=2, crop=24, val_batches=1,
+                    aux_skip=1.0))
+    seen = []
+    s = Searcher(cfg, None, progress=False, on_epoch=lambda rec: seen.append(s.net.aux_skip))
+    s.run()
+    assert seen == pytest.approx([1.0, 2 / 3, 1 / 3])
+    with pytest.raises(ConfigError, match="aux_skip"):
+        get_preset("paper-denoise").replace(search=dict(aux_skip=1.0)).check_searchable()
+    with pytest.raises(ConfigError, match="aux_skip"):
+        cfg.replace(search=dict(aux_skip=-1.0))
+
+
+def test_the_auxiliary_skip_is_the_same_in_the_fused_and_the_plain_supernet():
+    from hinas_lib.fused import PerfOptions
+    cfg = get_preset("tiny", "denoise").replace(space=dict(layers=3, blocks=3, filters=4))
+    torch.manual_seed(0)
+    fast = SuperNet(cfg).double()
+    plain = SuperNet(cfg, PerfOptions.plain()).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    outs = []
+    for net in (fast, plain):
+        net.aux_skip = 0.6
+        outs.append(net(x))
+        net.aux_skip = 0.0
+        outs.append(net(x))
+    assert torch.allclose(outs[0], outs[2], atol=1e-10) and not torch.allclose(outs[0], outs[1], atol=1e-4)
