@@ -2,7 +2,7 @@
 
     python -m benchmarks.search_vs_random status           # what is done, what is queued
     python -m benchmarks.search_vs_random run --hours 1     # work through the queue (resumes; one thread)
-    python -m benchmarks.search_vs_random run --only random-03 search-s2   # just these (in this order)
+    python -m benchmarks.search_vs_random run --only train:random-03:0 search:auxskip-s1   # just these
     python -m benchmarks.search_vs_random supernet          # inherited-weight PSNR of every genotype
     python -m benchmarks.search_vs_random report            # results JSON, page and plots
 
@@ -10,8 +10,9 @@ The study (issue 21; the method after Li & Talwalkar 2019 and Yu et al. 2020):
 
 * **Genotypes.** ``N_RANDOM`` drawn uniformly from the compact design's space (3 layers x 4
   blocks, LWAS: one cell per layer, and a legal width path; :mod:`hinas_lib.sampling`), the
-  genotypes of the study's searches (``SEARCH_SEEDS``, settings ``STUDY_SEARCH``) and the zoo's
-  own search (the genotype of every shipped denoiser, searched with the earlier settings).
+  genotypes of the study's searches (``SEARCHES``: settings ``STUDY_SEARCH`` at two seeds, and the
+  same with DARTS-'s auxiliary skip against collapse, ``search.aux_skip``) and the zoo's own search
+  (the genotype of every shipped denoiser, searched with the earlier settings).
 * **One recipe for all** (``train_config``): compact design, F = 16, Train400 grey less the 20
   held-out images, sigma = 50, MSE, Adam 1e-3 cosine to 1e-6, ``TRAIN_STEPS`` steps of 16
   patches of 48 px, the same seed and sample order. Scored on Set12 and on the 20 held-out
@@ -62,7 +63,10 @@ ZOO_SEARCH = ROOT / "zoo" / "state" / "denoise-search"
 
 N_RANDOM = 10
 RANDOM_SEED = 2026          # random genotype k is random_genotype(Random(RANDOM_SEED + k), ...)
-SEARCH_SEEDS = (1, 2)
+# the study's searches: name -> (seed, settings beyond STUDY_SEARCH)
+SEARCHES = {"search-s1": (1, {}), "search-s2": (2, {}),
+            "auxskip-s1": (1, {"aux_skip": 1.0}), "auxskip-s2": (2, {"aux_skip": 1.0})}
+SUPERNET_OF = "search-s1"   # whose trained supernet ranks every genotype
 SEED_CHECK = ("zoo-search", (1, 2))  # this genotype is also retrained with these seeds
 TRAIN_STEPS = 2000          # 8 epochs of 250 steps: 20-30 CPU-minutes per genotype at one thread
 EVAL_SIGMA = 50.0
@@ -85,8 +89,9 @@ def base_config(shared: str = "../shared") -> Config:
         data=dict(train_dir=f"{shared}/data/Train400", val_fraction=0.5, holdout_fraction=0.05))
 
 
-def search_config(seed: int, shared: str = "../shared") -> Config:
-    return base_config(shared).replace(search=dict(seed=seed, **STUDY_SEARCH))
+def search_config(name: str, shared: str = "../shared") -> Config:
+    seed, extra = SEARCHES[name]
+    return base_config(shared).replace(search=dict(seed=seed, **STUDY_SEARCH, **extra))
 
 
 def train_config(seed: int = 0, shared: str = "../shared") -> Config:
@@ -105,8 +110,9 @@ def random_genotypes(cfg: Config) -> Dict[str, Genotype]:
                                                sp.primitives, sp.width_factors) for k in range(N_RANDOM)}
 
 
-def search_dir(seed: int) -> Path:
-    return STATE / "search" / f"seed{seed}"
+def search_dir(name: str) -> Path:
+    seed, extra = SEARCHES[name]
+    return STATE / "search" / (f"seed{seed}" if not extra else f"{name.rsplit('-s', 1)[0]}-seed{seed}")
 
 
 def genotype_of(name: str, cfg: Config) -> Optional[Genotype]:
@@ -115,14 +121,14 @@ def genotype_of(name: str, cfg: Config) -> Optional[Genotype]:
         return random_genotypes(cfg)[name]
     if name == "zoo-search":
         return Genotype.load(ZOO_SEARCH / "genotype.json")
-    if name.startswith("search-s"):
-        p = search_dir(int(name[len("search-s"):])) / "genotype.json"
+    if name in SEARCHES:
+        p = search_dir(name) / "genotype.json"
         return Genotype.load(p) if p.exists() else None
     raise ValueError(f"unknown genotype {name!r}")
 
 
 def names() -> List[str]:
-    return ([f"search-s{s}" for s in SEARCH_SEEDS] + ["zoo-search"] + [f"random-{k:02d}" for k in range(N_RANDOM)])
+    return list(SEARCHES) + ["zoo-search"] + [f"random-{k:02d}" for k in range(N_RANDOM)]
 
 
 def kind_of(name: str) -> str:
@@ -137,9 +143,10 @@ def queue() -> List[str]:
     """Jobs in the order they are worth doing: the seed check and a first spread of randoms
     (is the budget enough to rank?), the searches, then the rest."""
     jobs = ["train:zoo-search:0", "train:zoo-search:1", "train:random-00:0", "train:random-01:0",
-            f"search:{SEARCH_SEEDS[0]}", f"train:search-s{SEARCH_SEEDS[0]}:0"]
+            "search:search-s1", "train:search-s1:0", "search:auxskip-s1", "train:auxskip-s1:0"]
     jobs += [f"train:random-{k:02d}:0" for k in range(2, N_RANDOM)]
-    jobs += [f"search:{s}" for s in SEARCH_SEEDS[1:]] + [f"train:search-s{s}:0" for s in SEARCH_SEEDS[1:]]
+    for name in SEARCHES:
+        jobs += [j for j in (f"search:{name}", f"train:{name}:0") if j not in jobs]
     jobs += [f"train:{SEED_CHECK[0]}:{s}" for s in SEED_CHECK[1] if f"train:{SEED_CHECK[0]}:{s}" not in jobs]
     return jobs
 
@@ -147,16 +154,16 @@ def queue() -> List[str]:
 def job_done(job: str) -> bool:
     kind, *rest = job.split(":")
     if kind == "search":
-        return (search_dir(int(rest[0])) / "genotype.json").exists()
+        return (search_dir(rest[0]) / "genotype.json").exists()
     return (train_dir(rest[0], int(rest[1])) / "result.json").exists()
 
 
 # ---------------------------------------------------------------------------
 # the work
-def run_search(seed: int, shared: str) -> None:
+def run_search(name: str, shared: str) -> None:
     from hinas_lib.search import Searcher
-    out = search_dir(seed)
-    cfg = search_config(seed, shared)
+    out = search_dir(name)
+    cfg = search_config(name, shared)
     resume = (out / "checkpoint.pt").exists()
     Searcher(cfg, out, resume=resume, progress=True).run()
 
@@ -261,15 +268,15 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
         net.load_state_dict(saved)
 
 
-def run_supernet(shared: str, seed: int = SEARCH_SEEDS[0]) -> Dict[str, float]:
+def run_supernet(shared: str, name: str = SUPERNET_OF) -> Dict[str, float]:
     from hinas_lib import streams
     from hinas_lib.search import CKPT_NAME
     from hinas_lib.supernet import build_supernet
     from hinas_lib.tasks import get_task
-    ck = search_dir(seed) / CKPT_NAME
-    if not ck.exists():
-        raise SystemExit(f"error: {ck}: the supernet of search seed {seed} is not there yet; run 'search:{seed}' first")
-    cfg = search_config(seed, shared).replace(task=dict(sigmas=[EVAL_SIGMA]))
+    ck = search_dir(name) / CKPT_NAME
+    if not (search_dir(name) / "genotype.json").exists():
+        raise SystemExit(f"error: the supernet of {name} is not trained yet; run 'search:{name}' first")
+    cfg = search_config(name, shared).replace(task=dict(sigmas=[EVAL_SIGMA]))
     state = load_checkpoint(ck, kind="search")
     net = build_supernet(cfg)
     net.load_state_dict(state["model"])
@@ -283,7 +290,7 @@ def run_supernet(shared: str, seed: int = SEARCH_SEEDS[0]) -> Dict[str, float]:
         if g is not None:
             out[name] = supernet_psnr(net, g, calib, heldout, task, torch.device("cpu"))
             print(f"{name}: {out[name]:.2f} dB")
-    atomic_write_text(STATE / "supernet.json", json.dumps({"search_seed": seed, "psnr": out}, indent=1))
+    atomic_write_text(STATE / "supernet.json", json.dumps({"supernet_of": name, "psnr": out}, indent=1))
     return out
 
 
@@ -373,10 +380,11 @@ def report() -> Dict:
 def _trajectories() -> Dict[str, List[Dict]]:
     prims = get_preset("tiny").space.primitives
     out = {"zoo search (a_lr 1e-3)": search_trajectory(ZOO_SEARCH / "log.jsonl", prims)}
-    for s in SEARCH_SEEDS:
-        log = search_dir(s) / "log.jsonl"
+    for name, (_, extra) in SEARCHES.items():
+        log = search_dir(name) / "log.jsonl"
         if log.exists():
-            out[f"study search s{s} (a_lr {STUDY_SEARCH['a_lr']:g})"] = search_trajectory(log, prims)
+            label = f"{name} (a_lr {STUDY_SEARCH['a_lr']:g}" + "".join(f", {k} {v:g}" for k, v in extra.items()) + ")"
+            out[label] = search_trajectory(log, prims)
     return out
 
 
@@ -448,7 +456,7 @@ def _page(res: Dict) -> str:
              "`benchmarks/state/search_vs_random/` (data: `benchmarks/results/search_vs_random.json`). "
              "How the study works is in the docstring of `benchmarks/search_vs_random.py`.", ""]
     if not res["complete"]:
-        lines += [f"**Status: incomplete.** {n_rand} of {N_RANDOM} random and {n_srch} of {len(SEARCH_SEEDS) + 1} "
+        lines += [f"**Status: incomplete.** {n_rand} of {N_RANDOM} random and {n_srch} of {len(SEARCHES) + 1} "
                   "searched genotypes are retrained so far"
                   + ("" if res["kendall_tau"] is not None else ", and the supernet ranking is not measured yet")
                   + ". The runs resume and accumulate across sessions "
@@ -500,7 +508,7 @@ def run_jobs(jobs: Sequence[str], hours: float, shared: str) -> None:
         print(f"== {job}", flush=True)
         kind, *rest = job.split(":")
         if kind == "search":
-            run_search(int(rest[0]), shared)
+            run_search(rest[0], shared)
         else:
             r = run_train(rest[0], int(rest[1]), shared)
             print(f"{job}: Set12 {r['set12_psnr']:.2f} dB, held-out {r['heldout_psnr']:.2f} dB", flush=True)

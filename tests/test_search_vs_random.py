@@ -239,3 +239,12 @@ def test_the_auxiliary_skip_is_the_same_in_the_fused_and_the_plain_supernet():
         net.aux_skip = 0.0
         outs.append(net(x))
     assert torch.allclose(outs[0], outs[2], atol=1e-10) and not torch.allclose(outs[0], outs[1], atol=1e-4)
+
+
+def test_each_study_search_has_its_own_folder_and_settings():
+    assert svr.search_dir("search-s1").name == "seed1"  # the first study search's folder, kept
+    assert svr.search_dir("auxskip-s2").name == "auxskip-seed2"
+    assert len({svr.search_dir(n) for n in svr.SEARCHES}) == len(svr.SEARCHES)
+    assert svr.search_config("auxskip-s1").search.aux_skip == 1.0
+    assert svr.search_config("search-s2").search.aux_skip == 0.0 and svr.search_config("search-s2").search.seed == 2
+    assert svr.search_config("search-s1").check_searchable() is not None
