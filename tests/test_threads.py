@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hinas_lib import cli, demo, runtime
+from hinas_lib.checks import MAX_THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_bad_hinas_threads_is_a_one_line_usage_error(monkeypatch, capsys, value)
     monkeypatch.setenv("HINAS_THREADS", value)
     assert cli.main(["describe", "--preset", "tiny"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: HINAS_THREADS=") and "1..4096" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: HINAS_THREADS=") and f"1..{MAX_THREADS}" in err[0]
 
 
 def test_every_command_takes_threads():
