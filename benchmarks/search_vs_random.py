@@ -50,6 +50,7 @@ from hinas_lib.evaluate import evaluate  # noqa: E402
 from hinas_lib.genotype import Genotype, edge_index  # noqa: E402
 from hinas_lib.grid import move_index  # noqa: E402
 from hinas_lib.network import build_network  # noqa: E402
+from hinas_lib.runfiles import GENOTYPE_FILE, LOG_FILE, MODEL_FILE, SEARCH_STATE, TRAIN_STATE  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
 from hinas_lib.sampling import random_genotype  # noqa: E402
 
@@ -114,9 +115,9 @@ def genotype_of(name: str, cfg: Config) -> Optional[Genotype]:
     if name.startswith("random-"):
         return random_genotypes(cfg)[name]
     if name == "zoo-search":
-        return Genotype.load(ZOO_SEARCH / "genotype.json")
+        return Genotype.load(ZOO_SEARCH / GENOTYPE_FILE)
     if name.startswith("search-s"):
-        p = search_dir(int(name[len("search-s"):])) / "genotype.json"
+        p = search_dir(int(name[len("search-s"):])) / GENOTYPE_FILE
         return Genotype.load(p) if p.exists() else None
     raise ValueError(f"unknown genotype {name!r}")
 
@@ -147,7 +148,7 @@ def queue() -> List[str]:
 def job_done(job: str) -> bool:
     kind, *rest = job.split(":")
     if kind == "search":
-        return (search_dir(int(rest[0])) / "genotype.json").exists()
+        return (search_dir(int(rest[0])) / GENOTYPE_FILE).exists()
     return (train_dir(rest[0], int(rest[1])) / "result.json").exists()
 
 
@@ -157,8 +158,7 @@ def run_search(seed: int, shared: str) -> None:
     from hinas_lib.search import Searcher
     out = search_dir(seed)
     cfg = search_config(seed, shared)
-    resume = (out / "checkpoint.pt").exists()
-    Searcher(cfg, out, resume=resume, progress=True).run()
+    Searcher(cfg, out, resume="auto", progress=True).run()
 
 
 def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> float:
@@ -168,15 +168,15 @@ def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> floa
 
 
 def run_train(name: str, seed: int, shared: str) -> Dict:
-    from hinas_lib.train import STATE_NAME, Trainer
+    from hinas_lib.train import Trainer
     cfg = train_config(seed, shared)
     g = genotype_of(name, cfg)
     if g is None:
         raise SystemExit(f"error: {name}: its search has not finished; run its search job first")
     out = train_dir(name, seed)
-    Trainer(cfg, g, out, resume=(out / STATE_NAME).exists(), progress=True).run()
+    Trainer(cfg, g, out, resume="auto", progress=True).run()
     # the final weights (model.pt is the best epoch by held-out PSNR: a selection we do not want here)
-    state = load_checkpoint(out / STATE_NAME, kind="train")
+    state = load_checkpoint(out / TRAIN_STATE, kind="train")
     net = build_network(g, cfg)
     net.load_state_dict(state["model"])
     net.eval()
@@ -186,7 +186,7 @@ def run_train(name: str, seed: int, shared: str) -> Dict:
                macs_per_px=macs_per_px(build_network(g, cfg)), genotype=g.to_dict())
     atomic_write_text(out / "result.json", json.dumps(res, indent=1))
     # finished: the log and result stay, the 1 MB state and the best-epoch model go
-    for f in (STATE_NAME, "model.pt"):
+    for f in (TRAIN_STATE, MODEL_FILE):
         (out / f).unlink(missing_ok=True)
     return res
 
@@ -263,10 +263,9 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
 
 def run_supernet(shared: str, seed: int = SEARCH_SEEDS[0]) -> Dict[str, float]:
     from hinas_lib import streams
-    from hinas_lib.search import CKPT_NAME
     from hinas_lib.supernet import build_supernet
     from hinas_lib.tasks import get_task
-    ck = search_dir(seed) / CKPT_NAME
+    ck = search_dir(seed) / SEARCH_STATE
     if not ck.exists():
         raise SystemExit(f"error: {ck}: the supernet of search seed {seed} is not there yet; run 'search:{seed}' first")
     cfg = search_config(seed, shared).replace(task=dict(sigmas=[EVAL_SIGMA]))
@@ -372,9 +371,9 @@ def report() -> Dict:
 
 def _trajectories() -> Dict[str, List[Dict]]:
     prims = get_preset("tiny").space.primitives
-    out = {"zoo search (a_lr 1e-3)": search_trajectory(ZOO_SEARCH / "log.jsonl", prims)}
+    out = {"zoo search (a_lr 1e-3)": search_trajectory(ZOO_SEARCH / LOG_FILE, prims)}
     for s in SEARCH_SEEDS:
-        log = search_dir(s) / "log.jsonl"
+        log = search_dir(s) / LOG_FILE
         if log.exists():
             out[f"study search s{s} (a_lr {STUDY_SEARCH['a_lr']:g})"] = search_trajectory(log, prims)
     return out

@@ -27,12 +27,13 @@ from .config import Config, ConfigError
 from .genotype import Genotype, GenotypeError
 from .grid import channel_widths
 from .ops import count_params, router
+from .runfiles import MODEL_FILE
 from .runtime import pick_device
 from .tasks import get_task
 from .zoo import resolve_model
 
 MODEL_FORMAT = 1
-MODEL_NAME = "model.pt"
+MODEL_NAME = MODEL_FILE  # (the name scripts import)
 
 
 class HiNASNet(nn.Module):
