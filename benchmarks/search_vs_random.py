@@ -155,10 +155,11 @@ def job_done(job: str) -> bool:
 # ---------------------------------------------------------------------------
 # the work
 def run_search(seed: int, shared: str) -> None:
+    from hinas_lib import viz
     from hinas_lib.search import Searcher
     out = search_dir(seed)
     cfg = search_config(seed, shared)
-    Searcher(cfg, out, resume="auto", progress=True).run()
+    Searcher(cfg, out, resume="auto", progress=True, write_figures=viz.write_search_figures).run()
 
 
 def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> float:

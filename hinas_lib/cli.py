@@ -22,7 +22,7 @@ from typing import Callable, List, NoReturn, Optional
 
 import yaml
 
-from . import data, distributed
+from . import data, distributed, viz
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
@@ -206,7 +206,7 @@ def cmd_search(args) -> int:
     if args.amp is not None:
         cfg = cfg.replace(search={"amp": args.amp})
     s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
-                 threads=args.threads)
+                 threads=args.threads, write_figures=viz.write_search_figures)
     res = s.run(stop_after=args.stop_after)
     if not s.main:
         return 0

@@ -26,7 +26,8 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     out = Path(out)
     t0 = time.time()
     print(f"[1/4] search ({cfg.name}, {cfg.task.task}) -> {out / 'search'}")
-    sr = Searcher(cfg, out / "search", device=device, progress=progress, resume="auto")
+    sr = Searcher(cfg, out / "search", device=device, progress=progress, resume="auto",
+                  write_figures=viz.write_search_figures)
     res = sr.run()
     print(res.genotype)
     t_search = time.time() - t0

@@ -21,7 +21,8 @@ PSNR/100 from epoch 60); ``genotype_best.json`` always holds the best one.
 
 A run directory holds ``config.yaml``, ``log.jsonl`` (one line per epoch:
 losses, val PSNR/SSIM, alpha, beta, genotype), ``checkpoint.pt`` (atomic,
-resumable exactly), ``genotype.json``, ``genotype_best.json`` and ``figures/``.
+resumable exactly), ``genotype.json``, ``genotype_best.json``, and ``figures/``
+when a front end passes its figure writer (``write_figures``).
 
 Under ``torchrun`` (several processes) the weights are trained with
 DistributedDataParallel, the alpha/beta gradients are averaged over the ranks,
@@ -35,17 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-import matplotlib.pyplot as plt
 import torch
 
-from . import data, distributed, streams, viz
+from . import data, distributed, streams
 from .checks import CONFIG_HINT, expect
 from .config import Config
 from .derive import derive_genotype
 from .engine import RunEngine
 from .fused import PerfOptions
 from .genotype import Genotype
-from .runfiles import BEST_GENOTYPE_FILE, FIGURES_DIR, GENOTYPE_FILE, SEARCH_STATE
+from .runfiles import BEST_GENOTYPE_FILE, GENOTYPE_FILE, SEARCH_STATE
 from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
 from .schedules import cosine, poly_cosine, selection_score
 from .supernet import build_supernet
@@ -126,7 +126,10 @@ class Searcher(RunEngine):
         resume: continue the search in ``out_dir`` (``"auto"``: when it holds a checkpoint).
         progress: show a progress bar.
         on_epoch: called with each epoch's log record (rank 0).
-        write_figures: render cells, width path and curves into ``out_dir/figures``.
+        write_figures: the front end's figure writer, called (rank 0) with the
+            :class:`SearchResult` of a search that finished into ``out_dir``, e.g.
+            :func:`hinas_lib.viz.write_search_figures` (cells, width path, curves into
+            ``out_dir/figures``); None or False: no figures. The engine draws nothing itself.
         perf: how the supernet computes (default: the fast path; unfused with synchronised BN).
         threads: torch threads per process when launched as several CPU processes
             (default: the cores shared out; see :func:`hinas_lib.distributed.threads_per_rank`).
@@ -136,10 +139,14 @@ class Searcher(RunEngine):
 
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
                  resume: bool | str = False, progress: bool = True,
-                 on_epoch: Optional[Callable[[Dict], None]] = None, write_figures: bool = True,
+                 on_epoch: Optional[Callable[[Dict], None]] = None,
+                 write_figures: Optional[Callable[[SearchResult], None]] | bool = None,
                  perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).check_searchable()  # also catches fields changed since
-        self.write_figures, self.perf = write_figures, perf
+        if write_figures not in (None, False) and not callable(write_figures):  # True included: see above
+            raise TypeError(f"write_figures: a function writing the figures of a SearchResult (e.g. "
+                            f"hinas_lib.viz.write_search_figures) or None, got {write_figures!r}")
+        self.write_figures, self.perf = write_figures or None, perf
         super().__init__(cfg, out_dir, device=device, resume=resume, threads=threads, progress=progress,
                          on_epoch=on_epoch)
 
@@ -267,28 +274,14 @@ class Searcher(RunEngine):
         best = Genotype.from_dict(self.best["genotype"]) if self.best["genotype"] else final
         geno = best if self.cfg.search.select == "best" else final
         done = self.step >= self.total_steps
+        res = SearchResult(genotype=geno, best_genotype=best, history=self.history, out_dir=self.out,
+                           net=self.net)
         if self.out is not None and done and self.main:
             geno.save(self.out / GENOTYPE_FILE)
             best.save(self.out / BEST_GENOTYPE_FILE)
-            if self.write_figures:
-                self._figures(geno)
-        return SearchResult(genotype=geno, best_genotype=best, history=self.history, out_dir=self.out,
-                            net=self.net)
-
-    def _figures(self, geno: Genotype) -> None:
-        fig_dir = self.out / FIGURES_DIR
-        fig_dir.mkdir(exist_ok=True)
-        for l in range(geno.layers):
-            viz.render(viz.cell_graph(geno, l), fig_dir / f"cell_layer{l}", fmt="svg")
-        viz.render(viz.width_path_graph(geno), fig_dir / "width_path", fmt="svg")
-        figs = {"alpha": viz.plot_alphas(self.net.alpha.detach().cpu(), self.cfg.space.primitives,
-                                         self.cfg.space.blocks),
-                "beta": viz.plot_beta(self.net.beta.detach().cpu(), self.net.mask.cpu())}
-        if self.history:
-            figs["losses"] = viz.plot_losses(self.history)
-        for name, fig in figs.items():
-            fig.savefig(fig_dir / f"{name}.png", dpi=100)
-            plt.close(fig)  # only the figures made here, never the caller's
+            if self.write_figures is not None:
+                self.write_figures(res)
+        return res
 
 
 def search(cfg: Config, out_dir: Optional[str | Path] = None, **kw) -> SearchResult:

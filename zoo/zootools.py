@@ -180,7 +180,8 @@ def run_family(search_cfg, train_cfgs: Dict[str, object], *, work_dir: Path, tes
 
     work_dir = Path(work_dir)
     run = work_dir / f"search-{search_cfg.task.task}"
-    searcher = Searcher(search_cfg, run, device=device, progress=progress, resume="auto")
+    searcher = Searcher(search_cfg, run, device=device, progress=progress, resume="auto",
+                        write_figures=viz.write_search_figures)
     geno = searcher.run().genotype
     search_s = run_seconds(run)
     print(f"searched genotype ({search_s / 60:.1f} min):\n{geno}")
