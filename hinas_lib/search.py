@@ -47,7 +47,7 @@ from .fused import PerfOptions
 from .genotype import Genotype
 from .runfiles import BEST_GENOTYPE_FILE, GENOTYPE_FILE, SEARCH_STATE
 from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
-from .schedules import cosine, poly_cosine, selection_score
+from .schedules import SEARCH_LR, selection_score
 from .supernet import build_supernet
 from .supernet_base import SuperNetBase
 from .validation import validate
@@ -185,9 +185,7 @@ class Searcher(RunEngine):
     def lr_at(self, epoch: int) -> float:
         """The weight learning rate of (0-based) ``epoch``."""
         s = self.cfg.search
-        if s.w_lr_schedule == "poly_cosine":  # stepped at the start of each (1-based) epoch, as theirs
-            return poly_cosine(epoch + 1, s.epochs, s.w_lr, s.w_lr_min, s.lr_t_max, s.lr_power)
-        return cosine(epoch, s.epochs, s.w_lr, s.w_lr_min)
+        return SEARCH_LR[s.w_lr_schedule](s, epoch)
 
     @property
     def select_from(self) -> int:

@@ -31,7 +31,7 @@ from .genotype import Genotype
 from .network import build_network, save_model
 from .runfiles import GENOTYPE_FILE, MODEL_FILE, TRAIN_STATE
 from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
-from .schedules import cosine, poly, selection_score
+from .schedules import TRAIN_LR, selection_score
 from .validation import validate
 
 STATE_NAME = TRAIN_STATE  # (the name scripts import)
@@ -115,11 +115,7 @@ class Trainer(RunEngine):
     def lr_at(self, step: int) -> float:
         """The learning rate of (0-based) ``step``."""
         t = self.cfg.train
-        if t.schedule == "poly":  # stepped at the start of each (1-based) iteration, as theirs
-            return poly(step + 1, self.total_steps, t.lr, t.lr_power)
-        if t.schedule == "constant":
-            return t.lr
-        return cosine(step, self.total_steps, t.lr, t.lr_min)
+        return TRAIN_LR[t.schedule](t, step, self.total_steps)
 
     def _extra_state(self) -> Dict:
         return {"genotype": self.genotype.to_dict(), "opt": self.opt.state_dict(),

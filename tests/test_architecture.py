@@ -92,3 +92,11 @@ def test_engines_never_import_front_ends():
     assert FRONT_ENDS <= set(imports), sorted(FRONT_ENDS - set(imports))
     found = {(m, t) for m in ENGINE_MODULES for t in imports[m][0] | imports[m][1] if t in FRONT_ENDS}
     assert not found, sorted(found)
+
+
+def test_the_design_is_looked_up_not_tested_by_name():
+    """Only the two classes that refuse to be built for another design name one."""
+    pattern = re.compile(r"""style\s*[!=]=\s*["']|["'](?:authors|compact)["']\s*[!=]=\s*\S*style""")
+    hits = [(p.name, i + 1) for p in PKG.glob("*.py") if p.name != "designs.py"
+            for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]
+    assert {name for name, _ in hits} <= {"network.py", "supernet.py"} and len(hits) <= 2, hits
