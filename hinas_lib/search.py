@@ -143,7 +143,7 @@ class Searcher(RunEngine):
                  write_figures: Optional[Callable[[SearchResult], None]] | bool = None,
                  perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).check_searchable()  # also catches fields changed since
-        if write_figures not in (None, False) and not callable(write_figures):  # True included: see above
+        if write_figures not in (None, False) and not callable(write_figures):  # True too: no figures of its own
             raise TypeError(f"write_figures: a function writing the figures of a SearchResult (e.g. "
                             f"hinas_lib.viz.write_search_figures) or None, got {write_figures!r}")
         self.write_figures, self.perf = write_figures or None, perf
