@@ -78,7 +78,7 @@ def test_no_module_level_perf_switch():
 
 
 # the README's layers: engines compute and write run files; front ends draw, talk and teach
-ENGINE_MODULES = {"runfiles", "runs", "engine", "schedules", "validation", "inference", "search", "train",
+ENGINE_MODULES = {"runfiles", "designs", "runs", "engine", "schedules", "validation", "inference", "search", "train",
                   "evaluate", "distributed", "supernet", "supernet_base", "network", "authors", "cells", "fused",
                   "derive", "genotype", "config", "tasks", "data", "datasets", "streams", "checkpoint", "runtime"}
 FRONT_ENDS = {"viz", "widgets", "explorers", "course", "cli", "demo", "describe", "profiling", "exercises"}
