@@ -51,6 +51,7 @@ from hinas_lib.evaluate import evaluate  # noqa: E402
 from hinas_lib.genotype import Genotype, edge_index  # noqa: E402
 from hinas_lib.grid import move_index  # noqa: E402
 from hinas_lib.network import build_network  # noqa: E402
+from hinas_lib.runfiles import GENOTYPE_FILE, LOG_FILE, MODEL_FILE, SEARCH_STATE, TRAIN_STATE  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
 from hinas_lib.sampling import random_genotype  # noqa: E402
 
@@ -120,9 +121,9 @@ def genotype_of(name: str, cfg: Config) -> Optional[Genotype]:
     if name.startswith("random-"):
         return random_genotypes(cfg)[name]
     if name == "zoo-search":
-        return Genotype.load(ZOO_SEARCH / "genotype.json")
+        return Genotype.load(ZOO_SEARCH / GENOTYPE_FILE)
     if name in SEARCHES:
-        p = search_dir(name) / "genotype.json"
+        p = search_dir(name) / GENOTYPE_FILE
         return Genotype.load(p) if p.exists() else None
     raise ValueError(f"unknown genotype {name!r}")
 
@@ -154,18 +155,18 @@ def queue() -> List[str]:
 def job_done(job: str) -> bool:
     kind, *rest = job.split(":")
     if kind == "search":
-        return (search_dir(rest[0]) / "genotype.json").exists()
+        return (search_dir(rest[0]) / GENOTYPE_FILE).exists()
     return (train_dir(rest[0], int(rest[1])) / "result.json").exists()
 
 
 # ---------------------------------------------------------------------------
 # the work
 def run_search(name: str, shared: str) -> None:
+    from hinas_lib import viz
     from hinas_lib.search import Searcher
     out = search_dir(name)
     cfg = search_config(name, shared)
-    resume = (out / "checkpoint.pt").exists()
-    Searcher(cfg, out, resume=resume, progress=True).run()
+    Searcher(cfg, out, resume="auto", progress=True, write_figures=viz.write_search_figures).run()
 
 
 def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> float:
@@ -175,15 +176,15 @@ def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> floa
 
 
 def run_train(name: str, seed: int, shared: str) -> Dict:
-    from hinas_lib.train import STATE_NAME, Trainer
+    from hinas_lib.train import Trainer
     cfg = train_config(seed, shared)
     g = genotype_of(name, cfg)
     if g is None:
         raise SystemExit(f"error: {name}: its search has not finished; run its search job first")
     out = train_dir(name, seed)
-    Trainer(cfg, g, out, resume=(out / STATE_NAME).exists(), progress=True).run()
+    Trainer(cfg, g, out, resume="auto", progress=True).run()
     # the final weights (model.pt is the best epoch by held-out PSNR: a selection we do not want here)
-    state = load_checkpoint(out / STATE_NAME, kind="train")
+    state = load_checkpoint(out / TRAIN_STATE, kind="train")
     net = build_network(g, cfg)
     net.load_state_dict(state["model"])
     net.eval()
@@ -193,7 +194,7 @@ def run_train(name: str, seed: int, shared: str) -> Dict:
                macs_per_px=macs_per_px(build_network(g, cfg)), genotype=g.to_dict())
     atomic_write_text(out / "result.json", json.dumps(res, indent=1))
     # finished: the log and result stay, the 1 MB state and the best-epoch model go
-    for f in (STATE_NAME, "model.pt"):
+    for f in (TRAIN_STATE, MODEL_FILE):
         (out / f).unlink(missing_ok=True)
     return res
 
@@ -270,11 +271,10 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
 
 def run_supernet(shared: str, name: str = SUPERNET_OF) -> Dict[str, float]:
     from hinas_lib import streams
-    from hinas_lib.search import CKPT_NAME
     from hinas_lib.supernet import build_supernet
     from hinas_lib.tasks import get_task
-    ck = search_dir(name) / CKPT_NAME
-    if not (search_dir(name) / "genotype.json").exists():
+    ck = search_dir(name) / SEARCH_STATE
+    if not (search_dir(name) / GENOTYPE_FILE).exists():
         raise SystemExit(f"error: the supernet of {name} is not trained yet; run 'search:{name}' first")
     cfg = search_config(name, shared).replace(task=dict(sigmas=[EVAL_SIGMA]))
     state = load_checkpoint(ck, kind="search")
@@ -379,9 +379,9 @@ def report() -> Dict:
 
 def _trajectories() -> Dict[str, List[Dict]]:
     prims = get_preset("tiny").space.primitives
-    out = {"zoo search (a_lr 1e-3)": search_trajectory(ZOO_SEARCH / "log.jsonl", prims)}
+    out = {"zoo search (a_lr 1e-3)": search_trajectory(ZOO_SEARCH / LOG_FILE, prims)}
     for name, (_, extra) in SEARCHES.items():
-        log = search_dir(name) / "log.jsonl"
+        log = search_dir(name) / LOG_FILE
         if log.exists():
             label = f"{name} (a_lr {STUDY_SEARCH['a_lr']:g}" + "".join(f", {k} {v:g}" for k, v in extra.items()) + ")"
             out[label] = search_trajectory(log, prims)

@@ -43,6 +43,7 @@ from torch import nn
 
 from .cells import FixedCell
 from .config import Config
+from .designs import register_classes
 from .fused import PerfOptions, make_search_cell
 from .genotype import Genotype
 from .grid import channel_widths, reachable
@@ -258,6 +259,9 @@ class RetrainDecoder(nn.Module):
     def forward(self, endpoint: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.proj(endpoint), self.pre_conv(last)], dim=1)
         return self.clf(self.conv1(self.conv0(x)))
+
+
+register_classes("authors", supernet=AuthorsSuperNet, network=AuthorsNet)
 
 
 __all__ = ["AuthorsSuperNet", "AuthorsNet", "ASPP", "Router", "Scaler", "SupernetDecoder", "RetrainDecoder",

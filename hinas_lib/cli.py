@@ -22,7 +22,7 @@ from typing import Callable, List, NoReturn, Optional
 
 import yaml
 
-from . import data, distributed
+from . import data, distributed, viz
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
@@ -33,6 +33,7 @@ from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
 from .network import load_model
 from .overlap import find_overlap, overlap_warning
+from .runfiles import BEST_GENOTYPE_FILE, CONFIG_FILE, GENOTYPE_FILE, state_file
 from .runtime import TrainingError, auto_threads, env_threads, set_threads
 from .search import Searcher
 from .tasks import TASKS, get_task
@@ -203,13 +204,13 @@ def cmd_describe(args) -> int:
 def cmd_search(args) -> int:
     cfg = build_config(args)
     if args.resume:
-        saved = Path(args.out) / "config.yaml"
+        saved = Path(args.out) / CONFIG_FILE
         if args.preset is None and args.config is None and saved.exists():
             cfg = Config.from_yaml(saved)  # resume with the run's own config
     if args.amp is not None:
         cfg = cfg.replace(search={"amp": args.amp})
     s = Searcher(cfg, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
-                 threads=args.threads)
+                 threads=args.threads, write_figures=viz.write_search_figures)
     res = s.run(stop_after=args.stop_after)
     if not s.main:
         return 0
@@ -217,14 +218,14 @@ def cmd_search(args) -> int:
         print(f"stopped at step {s.step}/{s.total_steps}; continue with --resume")
         return 0
     print(res.genotype)
-    print(f"genotype written to {Path(args.out) / 'genotype.json'} (best val epoch: genotype_best.json)")
+    print(f"genotype written to {Path(args.out) / GENOTYPE_FILE} (best val epoch: {BEST_GENOTYPE_FILE})")
     return 0
 
 
 def cmd_train(args) -> int:
     cfg = build_config(args)
-    if args.resume and args.preset is None and args.config is None and (Path(args.out) / "config.yaml").exists():
-        cfg = Config.from_yaml(Path(args.out) / "config.yaml")
+    if args.resume and args.preset is None and args.config is None and (Path(args.out) / CONFIG_FILE).exists():
+        cfg = Config.from_yaml(Path(args.out) / CONFIG_FILE)
     geno = Genotype.load(args.genotype)
     t = Trainer(cfg, geno, args.out, device=args.device, resume=args.resume, progress=not args.no_progress,
                 val_size=args.val_size, threads=args.threads)
@@ -525,7 +526,7 @@ def _stopped_message(e: BaseException, peer: Optional[str], args) -> str:
     cmd = getattr(args, "cmd", None)
     if cmd not in ("search", "train") or getattr(args, "out", None) is None:
         return what
-    state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")
+    state = Path(args.out) / state_file(cmd)
     if not state.is_file():
         return f"{what}; there is no checkpoint in {args.out} yet: nothing to resume (start again)"
     try:
@@ -546,7 +547,7 @@ def _interrupted_message(args) -> str:
         return f"interrupted before the first checkpoint; rerunning starts again in {args.out}"
     if cmd not in ("search", "train") or getattr(args, "out", None) is None:
         return "interrupted"
-    state = Path(args.out) / ("checkpoint.pt" if cmd == "search" else "train_checkpoint.pt")
+    state = Path(args.out) / state_file(cmd)
     if state.is_file():
         return f"interrupted; resume with --resume (the last checkpoint, {state}, is intact)"
     return f"interrupted before the first checkpoint; nothing to resume in {args.out} (start again)"

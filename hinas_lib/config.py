@@ -22,8 +22,10 @@ import yaml
 from .checks import (expect, MIN_WIDTH_FACTOR, MAX_BATCH, MAX_BLOCKS, MAX_CROP, MAX_EPOCHS, MAX_FILTERS, MAX_LAYERS,
                      MAX_STEPS_PER_EPOCH, MAX_VAL_BATCHES, MAX_WIDTH_FACTOR, MAX_WORKERS)
 from .grid import DEFAULT_WIDTH_FACTORS, channel_widths
+from .designs import STYLES, get_design
 from .losses import LOSS_FORMS
-from .ops import ACTIVATIONS, AUTHORS_PRIMITIVES, OPS, PRIMITIVES
+from .ops import ACTIVATIONS, OPS, PRIMITIVES
+from .schedules import SEARCH_LR, TRAIN_LR
 from .tasks import TASKS, get_task
 
 
@@ -65,13 +67,10 @@ def _check_types(obj, section: str) -> None:
 
 
 ALPHA_SHARING = ("layer", "tied", "cell")
-# the network designs: "authors" = hkzhang91/HiNAS's function class (the paper presets),
-# "compact" = our lighter variant for CPUs (tiny preset, demo, course, zoo); README lists the differences
-STYLES = ("authors", "compact")
 ARCH_INITS = ("random", "ones")
 AMP_MODES = ("none", "bf16", "fp16")
-SEARCH_SCHEDULES = ("cosine", "poly_cosine")
-TRAIN_SCHEDULES = ("cosine", "poly", "constant")
+SEARCH_SCHEDULES = tuple(SEARCH_LR)
+TRAIN_SCHEDULES = tuple(TRAIN_LR)
 OPTIMIZERS = ("adam", "sgd")
 SELECT_BY = ("psnr", "ssim_psnr")    # ssim_psnr: SSIM + PSNR/100, the authors' rule
 SSIM_WINDOW = 11                      # the 'valid' SSIM of the compact loss needs this many pixels
@@ -120,17 +119,18 @@ class SpaceConfig:
     alpha_sharing: str = "layer"      # layer (LWAS) | tied (DARTS) | cell (one per node)
     cell_sharing: bool = True         # HiNAS: one cell per node; False: Auto-DeepLab style
     checkpoint_cells: bool = False    # activation checkpointing per cell (memory for time)
-    style: str = "compact"            # network design: authors | compact (see STYLES)
+    style: str = "compact"            # network design: authors | compact (hinas_lib.designs)
     arch_init: str = "random"         # alpha/beta start: random (1e-3 N(0,1)) | ones (the authors')
 
     def __post_init__(self):
         _check_types(self, "space")
         _require(self.style in STYLES, "space.style", f"must be one of {STYLES}, got {self.style!r}")
         _require(self.arch_init in ARCH_INITS, "space.arch_init", f"must be one of {ARCH_INITS}, got {self.arch_init!r}")
-        _require(self.cell_sharing or self.style != "authors", "space.cell_sharing",
-                 "the authors' design always shares one cell per node")
-        _require(self.style != "authors" or self.layers >= len(self.width_factors) - 1, "space.layers",
-                 f"the authors' decoder reads every width level of the last layer: need at least "
+        design = get_design(self.style)
+        _require(self.cell_sharing or not design.one_cell_per_node, "space.cell_sharing",
+                 f"the {self.style!r} design always shares one cell per node")
+        _require(not design.reads_every_width or self.layers >= len(self.width_factors) - 1, "space.layers",
+                 f"the {self.style!r} design's head reads every width level of the last layer: need at least "
                  f"{len(self.width_factors) - 1} layers for {len(self.width_factors)} widths")
         _require(isinstance(self.layers, int) and self.layers >= 1, "space.layers", f"must be >= 1, got {self.layers}")
         _require(isinstance(self.blocks, int) and self.blocks >= 1, "space.blocks", f"must be >= 1, got {self.blocks}")
@@ -418,9 +418,9 @@ class Config:
                  f"must be less than search.epochs={s.epochs} for a search (got {s.warmup_epochs}): "
                  "the architecture is only searched after the warm-up")
         if s.aux_skip > 0:
-            _require(self.space.style == "compact" and "skip_connect" in self.space.primitives, "search.aux_skip",
-                     "the auxiliary skip is an option of the compact design and needs skip_connect among "
-                     f"space.primitives (style {self.space.style!r})")
+            _require(get_design(self.space.style).aux_skip and "skip_connect" in self.space.primitives,
+                     "search.aux_skip", "the auxiliary skip is an option of the compact design and needs "
+                     f"skip_connect among space.primitives (style {self.space.style!r})")
         return self
 
     def validate(self) -> "Config":
@@ -475,33 +475,25 @@ def _tiny(task: str, scale: int) -> Config:
     )
 
 
-def _authors_space(layers: int, blocks: int, filters: int) -> SpaceConfig:
-    return SpaceConfig(layers=layers, blocks=blocks, filters=filters, style="authors",
-                       primitives=tuple(AUTHORS_PRIMITIVES), arch_init="ones")
+def _design_space(style: str, layers: int, blocks: int, filters: int) -> SpaceConfig:
+    d = get_design(style)
+    chosen = {} if d.primitives is None else {"primitives": tuple(d.primitives)}
+    return SpaceConfig(layers=layers, blocks=blocks, filters=filters, style=style, arch_init=d.arch_init, **chosen)
 
 
-# The authors' search and retraining recipe (hkzhang91/HiNAS, configs/dn/BSD500_3c4n and
-# configs/sr/DIV2K_2c3n, one_stage_nas/config/defaults.py); the README lists what differs.
-_AUTHORS_SEARCH = dict(epochs=100, warmup_epochs=20, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9,
-                       w_weight_decay=3e-4, grad_clip=0.0, a_lr=1e-3, a_weight_decay=1e-3, a_betas=(0.9, 0.999),
-                       w_lr_schedule="poly_cosine", lr_t_max=10, lr_power=0.9, select="best",
-                       select_by="ssim_psnr", select_from=60, crop=64)
-_AUTHORS_TRAIN = dict(optimizer="sgd", lr=0.05, lr_min=0.0, schedule="poly", lr_power=0.9, momentum=0.9,
-                      weight_decay=4e-5, bias_lr_factor=2.0, bias_weight_decay=0.0, grad_clip_value=5.0,
-                      ssim_weight=0.6, epochs=600, steps_per_epoch=1000, val_every=1, val_from=450,
-                      select_by="ssim_psnr", crop=64)
+_AUTHORS = get_design("authors")  # the paper presets' design: its space, loss form and recipes
 
 
 def _paper_denoise(task: str, scale: int) -> Config:
     return Config(
         name="paper-denoise",
         task=TaskConfig(task="denoise", channels=1, sigmas=(30.0, 50.0, 70.0), eval_sigma=30.0,
-                        ssim_weight=0.5, loss_form="authors"),
-        space=_authors_space(layers=3, blocks=4, filters=10),
+                        ssim_weight=0.5, loss_form=_AUTHORS.loss_form),
+        space=_design_space("authors", layers=3, blocks=4, filters=10),
         # 300 BSD images: 2% held out, 147 + 147 for the weight and architecture steps -> 25 steps of 6
-        search=SearchConfig(steps_per_epoch=25, batch_size=6, val_batches=8, **_AUTHORS_SEARCH),
+        search=SearchConfig(steps_per_epoch=25, batch_size=6, val_batches=8, **_AUTHORS.search),
         # retrained at one sigma: --sigma 30 | 50 | 70
-        train=TrainConfig(filters=20, batch_size=24, **_AUTHORS_TRAIN),
+        train=TrainConfig(filters=20, batch_size=24, **_AUTHORS.train),
         data=DataConfig(val_fraction=0.5, holdout_fraction=0.02, rescale=(0.8, 1.2)),
     )
 
@@ -509,11 +501,11 @@ def _paper_denoise(task: str, scale: int) -> Config:
 def _paper_sr(task: str, scale: int) -> Config:
     return Config(
         name="paper-sr",
-        task=TaskConfig(task="sr", channels=3, scale=scale, ssim_weight=0.6, loss_form="authors"),
-        space=_authors_space(layers=2, blocks=3, filters=8),
+        task=TaskConfig(task="sr", channels=3, scale=scale, ssim_weight=0.6, loss_form=_AUTHORS.loss_form),
+        space=_design_space("authors", layers=2, blocks=3, filters=8),
         # 800 DIV2K images: 5% held out, 380 + 380 -> 16 steps of 24 (crops are LR pixels)
-        search=SearchConfig(steps_per_epoch=16, batch_size=24, val_batches=4, **_AUTHORS_SEARCH),
-        train=TrainConfig(filters=16, batch_size=16, **_AUTHORS_TRAIN),
+        search=SearchConfig(steps_per_epoch=16, batch_size=24, val_batches=4, **_AUTHORS.search),
+        train=TrainConfig(filters=16, batch_size=16, **_AUTHORS.train),
         data=DataConfig(val_fraction=0.5, holdout_fraction=0.05),
     )
 

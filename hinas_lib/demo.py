@@ -15,6 +15,7 @@ from . import data, viz
 from .checkpoint import atomic_write_text
 from .config import Config
 from .evaluate import evaluate, format_table
+from .runfiles import FIGURES_DIR, MODEL_FILE
 from .search import Searcher
 from .tasks import get_task
 from .train import Trainer
@@ -34,18 +35,17 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     out = Path(out)
     t0 = time.time()
     print(f"[1/4] search ({cfg.name}, {cfg.task.task}) -> {out / 'search'}")
-    sr = Searcher(cfg, out / "search", device=device, progress=progress,
-                  resume=(out / "search" / "checkpoint.pt").exists())
+    sr = Searcher(cfg, out / "search", device=device, progress=progress, resume="auto",
+                  write_figures=viz.write_search_figures)
     _say_resumed(sr, "search", cfg.search.steps_per_epoch, out)
     res = sr.run()
     print(res.genotype)
     t_search = time.time() - t0
 
-    print(f"[2/4] derived cells rendered to {out / 'search' / 'figures'}")
+    print(f"[2/4] derived cells rendered to {out / 'search' / FIGURES_DIR}")
     print(f"[3/4] retrain the derived network from scratch -> {out / 'train'}")
     t1 = time.time()
-    tr = Trainer(cfg, res.genotype, out / "train", device=device, progress=progress,
-                 resume=(out / "train" / "train_checkpoint.pt").exists())
+    tr = Trainer(cfg, res.genotype, out / "train", device=device, progress=progress, resume="auto")
     _say_resumed(tr, "retraining", cfg.train.steps_per_epoch, out)
     trained = tr.run()
     t_train = time.time() - t1
@@ -59,8 +59,8 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     shown = [k for k in ("input", "baseline", "ours", "target") if k in kept[0]]
     titles = {"input": "degraded", "baseline": ev["baseline"], "ours": "HiNAS (ours)", "target": "clean"}
     fig = viz.image_grid([data.to_numpy(kept[0][k]) for k in shown], [titles[k] for k in shown])
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "figures" / "comparison.png", dpi=100)
+    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / FIGURES_DIR / "comparison.png", dpi=100)
 
     ev["timings_s"] = {"search": t_search, "train": t_train, "eval": t_eval, "total": time.time() - t0}
     ev["genotype"] = res.genotype.to_dict()
@@ -70,6 +70,7 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     what = get_task(cfg).describe_level(ev[ev["level_name"]])
     print(f"\nResults on the held-out test images ({what}, {ev['metric']}):\n{table}")
     print(f"\ntimes: search {t_search:.0f}s, retrain {t_train:.0f}s, eval {t_eval:.0f}s")
-    print(f"figures: {out / 'search' / 'figures'} (cells, alpha, beta, losses), {out / 'figures' / 'comparison.png'}")
-    print(f"model: {out / 'train' / 'model.pt'}   table: {out / 'results.md'}")
+    print(f"figures: {out / 'search' / FIGURES_DIR} (cells, alpha, beta, losses), "
+          f"{out / FIGURES_DIR / 'comparison.png'}")
+    print(f"model: {out / 'train' / MODEL_FILE}   table: {out / 'results.md'}")
     return ev

@@ -19,20 +19,22 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from .authors import AuthorsNet
+from . import authors  # noqa: F401 (registers the authors' design)
 from .cells import FixedCell
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint
 from .checks import MAX_FILTERS
 from .config import Config, ConfigError
+from .designs import get_design, register_classes
 from .genotype import Genotype, GenotypeError
 from .grid import channel_widths
 from .ops import count_params, router
+from .runfiles import MODEL_FILE
 from .runtime import pick_device
 from .tasks import get_task
 from .zoo import resolve_model
 
 MODEL_FORMAT = 1
-MODEL_NAME = "model.pt"
+MODEL_NAME = MODEL_FILE  # (the name scripts import)
 
 
 class HiNASNet(nn.Module):
@@ -75,11 +77,12 @@ class HiNASNet(nn.Module):
         return count_params(self)
 
 
+register_classes("compact", network=HiNASNet)
+
+
 def build_network(genotype: Genotype, cfg: Config, filters: Optional[int] = None) -> nn.Module:
-    """The retraining network of ``cfg.space.style`` for ``genotype``."""
-    if cfg.space.style == "authors":
-        return AuthorsNet(genotype, cfg, filters)
-    return HiNASNet(genotype, cfg, filters)
+    """The retraining network of ``cfg.space.style``'s design for ``genotype``."""
+    return get_design(cfg.space.style).network(genotype, cfg, filters)
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ is using it, a lock file. One class does it for both engines:
   process cannot be checked): the message says which file to delete.
 * **Fresh or resume.** A fresh run refuses a folder that already holds a state
   file; ``resume`` loads it (``weights_only``) and checks that it was written
-  with the same configuration. Temporary files left by a write that was killed
+  with the same configuration; ``resume="auto"`` resumes when the state file is
+  there and starts otherwise. Temporary files left by a write that was killed
   (``.NAME.*.tmp``) are removed first.
 * **Several processes.** Only rank 0 touches the folder (other machines need
   not share it); every rank gets the same state or the same error.
@@ -29,11 +30,10 @@ from typing import Any, Callable, Dict, List, Optional
 from . import distributed
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from .config import Config
+from .runfiles import CONFIG_FILE, GENOTYPE_FILE, LOCK_NAME, LOG_FILE, MODEL_FILE, SEARCH_STATE, STATE_FILES
 
-LOCK_NAME = ".hinas.lock"
-STATE_FILES = ("checkpoint.pt", "train_checkpoint.pt")  # the resumable states of search and training
 # what finished runs leave (a training writes its genotype.json when it starts: not a result there)
-RESULT_FILES = {"search": ("model.pt", "genotype.json"), "train": ("model.pt",)}
+RESULT_FILES = {"search": (MODEL_FILE, GENOTYPE_FILE), "train": (MODEL_FILE,)}
 
 
 class RunLockedError(CheckpointError):
@@ -137,13 +137,17 @@ class RunDir:
     def state_path(self) -> Optional[Path]:
         return None if self.out is None else self.out / self.state_file
 
-    def open(self, cfg: Config, *, resume: bool, check: Optional[Callable[[Dict], None]] = None) -> Optional[Dict]:
+    def open(self, cfg: Config, *, resume: bool | str,
+             check: Optional[Callable[[Dict], None]] = None) -> Optional[Dict]:
         """Lock the folder and return the state to resume from (``None`` for a fresh run).
 
+        ``resume``: True, False, or ``"auto"`` (resume when the folder holds the state file).
         ``check(state)`` may raise CheckpointError for a state this run cannot continue.
         """
+        if resume not in (True, False, "auto"):
+            raise ValueError(f"resume: True, False or 'auto', got {resume!r}")
         if self.out is None:
-            if resume:
+            if resume is True:
                 raise ValueError("resume needs an output directory")
             return None
         if str(self.out) in ("", "."):
@@ -154,6 +158,8 @@ class RunDir:
                 self.out.mkdir(parents=True, exist_ok=True)
                 self.lock.acquire()
                 self._remove_stale_temp_files()
+                if resume == "auto":  # decided on rank 0, where the folder is
+                    resume = self.state_path.is_file()
                 if resume:
                     payload["state"] = self._read_state(cfg, check)
                 else:
@@ -168,7 +174,7 @@ class RunDir:
         state = payload.get("state")
         if state is not None:
             self.saved_step = int(state["step"])
-        self.write_text("config.yaml", cfg.to_yaml())
+        self.write_text(CONFIG_FILE, cfg.to_yaml())
         return state
 
     def _check_fresh(self) -> None:
@@ -181,7 +187,7 @@ class RunDir:
             hint = (" pass --resume to continue it or" if self.state_file in held else "")
             raise CheckpointError(f"{self.out} already holds a run's {what} ({', '.join(held)});{hint} "
                                   "choose another --out")
-        (self.out / "log.jsonl").unlink(missing_ok=True)
+        (self.out / LOG_FILE).unlink(missing_ok=True)
 
     def _remove_stale_temp_files(self) -> None:
         # atomic writes go through ".NAME.XXXX.tmp"; a killed write leaves one behind
@@ -197,7 +203,7 @@ class RunDir:
             other = [n for n in STATE_FILES if n != self.state_file and (self.out / n).exists()]
             if other:
                 raise CheckpointError(f"nothing to resume in {self.out}: it holds a "
-                                      f"{'search' if other[0] == 'checkpoint.pt' else 'training'} run ({other[0]}), "
+                                      f"{'search' if other[0] == SEARCH_STATE else 'training'} run ({other[0]}), "
                                       f"not a {self.kind}")
             raise CheckpointError(f"nothing to resume: no checkpoint in {self.out} (the run stopped before its "
                                   "first one, or never started); run without --resume to start over")
@@ -224,12 +230,12 @@ class RunDir:
 
     def append_log(self, record: Dict) -> None:
         if self.writes:
-            with open(self.out / "log.jsonl", "a") as f:
+            with open(self.out / LOG_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def rewrite_log(self, history: List[Dict]) -> None:
         """The log as the checkpoint knows it (records of a killed run's last epoch dropped)."""
-        self.write_text("log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        self.write_text(LOG_FILE, "".join(json.dumps(h) + "\n" for h in history))
 
     def hint(self) -> str:
         """What is safe on disk, for error messages."""

@@ -21,7 +21,8 @@ PSNR/100 from epoch 60); ``genotype_best.json`` always holds the best one.
 
 A run directory holds ``config.yaml``, ``log.jsonl`` (one line per epoch:
 losses, val PSNR/SSIM, alpha, beta, genotype), ``checkpoint.pt`` (atomic,
-resumable exactly), ``genotype.json``, ``genotype_best.json`` and ``figures/``.
+resumable exactly), ``genotype.json``, ``genotype_best.json``, and ``figures/``
+when a front end passes its figure writer (``write_figures``).
 
 Under ``torchrun`` (several processes) the weights are trained with
 DistributedDataParallel, the alpha/beta gradients are averaged over the ranks,
@@ -31,31 +32,27 @@ see :mod:`hinas_lib.distributed`.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-import matplotlib.pyplot as plt
 import torch
-from tqdm.auto import tqdm
 
-from . import data, distributed, streams, viz
-from .checks import CONFIG_HINT, PATH_OR_NONE, expect
+from . import data, distributed, streams
+from .checks import CONFIG_HINT, expect
 from .config import Config
 from .derive import derive_genotype
+from .engine import RunEngine
 from .fused import PerfOptions
 from .genotype import Genotype
-from .runs import RunDir
-from .runtime import autocast, check_finite, memory_mib, prepare_model, seed_everything, to_device
-from .schedules import cosine, poly_cosine, selection_score
+from .runfiles import BEST_GENOTYPE_FILE, GENOTYPE_FILE, SEARCH_STATE
+from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
+from .schedules import SEARCH_LR, selection_score
 from .supernet import build_supernet
 from .supernet_base import SuperNetBase
-from .tasks import get_task
 from .validation import validate
 
-CKPT_NAME = "checkpoint.pt"
+CKPT_NAME = SEARCH_STATE  # (the name scripts import)
 
 
 @dataclass
@@ -119,125 +116,89 @@ def make_optimizers(net, cfg: Config):
     return w_opt, a_opt
 
 
-class Searcher:
+class Searcher(RunEngine):
     """Runs (and resumes) one search. ``run()`` returns a :class:`SearchResult`.
 
     Args:
         cfg: the whole configuration (``cfg.search`` drives the loop).
         out_dir: the run folder (see :mod:`hinas_lib.runs`), or None for no files.
         device: ``cuda``, ``cpu``, ... (default: CUDA when available).
-        resume: continue the search in ``out_dir``.
+        resume: continue the search in ``out_dir`` (``"auto"``: when it holds a checkpoint).
         progress: show a progress bar.
         on_epoch: called with each epoch's log record (rank 0).
-        write_figures: render cells, width path and curves into ``out_dir/figures``.
+        write_figures: the front end's figure writer, called (rank 0) with the
+            :class:`SearchResult` of a search that finished into ``out_dir``, e.g.
+            :func:`hinas_lib.viz.write_search_figures` (cells, width path, curves into
+            ``out_dir/figures``); None or False: no figures. The engine draws nothing itself.
         perf: how the supernet computes (default: the fast path; unfused with synchronised BN).
         threads: torch threads per process when launched as several CPU processes
             (default: the cores shared out; see :func:`hinas_lib.distributed.threads_per_rank`).
     """
 
+    kind, state_file, section, noun = "search", SEARCH_STATE, "search", "search"
+
     def __init__(self, cfg: Config, out_dir: Optional[str | Path] = None, *, device: Optional[str] = None,
-                 resume: bool = False, progress: bool = True, on_epoch: Optional[Callable[[Dict], None]] = None,
-                 write_figures: bool = True, perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
+                 resume: bool | str = False, progress: bool = True,
+                 on_epoch: Optional[Callable[[Dict], None]] = None,
+                 write_figures: Optional[Callable[[SearchResult], None]] | bool = None,
+                 perf: Optional[PerfOptions] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).check_searchable()  # also catches fields changed since
-        expect(out_dir, PATH_OR_NONE, "out_dir")
-        self.cfg = cfg
-        self.out = Path(out_dir) if out_dir is not None else None
-        # joins the process group when launched by torchrun; else one process, as before
-        self.dist, self.device = distributed.init(device, threads)
-        self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
-        # the run folder first: a folder in use is refused before minutes of building and loading
-        self.run_dir = RunDir(self.out, self.dist, state_file=CKPT_NAME, kind="search")
-        state = self.run_dir.open(cfg, resume=resume)
-        try:
-            self.progress, self.on_epoch, self.write_figures = progress, on_epoch, write_figures
-            s = cfg.search
-            distributed.check_batch(s.batch_size, self.dist, "search.batch_size")
-            self.task = get_task(cfg)
+        if write_figures not in (None, False) and not callable(write_figures):  # True too: no figures of its own
+            raise TypeError(f"write_figures: a function writing the figures of a SearchResult (e.g. "
+                            f"hinas_lib.viz.write_search_figures) or None, got {write_figures!r}")
+        self.write_figures, self.perf = write_figures or None, perf
+        super().__init__(cfg, out_dir, device=device, resume=resume, threads=threads, progress=progress,
+                         on_epoch=on_epoch)
 
-            seed_everything(s.seed)
-            if perf is None:  # synchronised BN must see every forward: no fused edges
-                perf = PerfOptions(fuse_edges=not self.dist.sync_bn)
-            self.net = prepare_model(build_supernet(cfg, perf), self.device)
-            if self.dist.sync_bn:
-                distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
-            self.loss_fn = self.task.loss()
-            # training losses see the whole global batch (per-rank outputs gathered)
-            self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
-            self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
+    def _build(self) -> None:
+        cfg, s = self.cfg, self.cfg.search
+        perf = self.perf
+        if perf is None:  # synchronised BN must see every forward: no fused edges
+            perf = PerfOptions(fuse_edges=not self.dist.sync_bn)
+        self.net = prepare_model(build_supernet(cfg, perf), self.device)
+        if self.dist.sync_bn:
+            distributed.sync_batchnorm_(self.net, self.device)  # BN uses batch statistics: global batch
+        self.loss_fn = self.task.loss()
+        # training losses see the whole global batch (per-rank outputs gathered)
+        self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
+        self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
-            images = data.split_images(cfg)
-            rescale = cfg.data.rescale
-            self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
-            self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
-            # fixed validation patches (separate seed), the same every epoch: from the held-out
-            # images when there are some, else from the architecture half
-            select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
-            self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
+        images = data.split_images(cfg)
+        rescale = cfg.data.rescale
+        self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
+        self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
+        # fixed validation patches (separate seed), the same every epoch: from the held-out
+        # images when there are some, else from the architecture half
+        select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
+        self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
 
-            self.step, self.history = 0, []
-            self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
-            self.best = {"score": -float("inf"), "epoch": -1, "genotype": None}
-            if state is not None:
-                self._apply_checkpoint(state)
-            # DDP over the weights only (alpha/beta have their own step); built after
-            # loading, it starts every rank from rank 0's weights, and alpha/beta too
-            self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
-            distributed.broadcast_(self.net.arch_parameters(), self.dist)
-        except BaseException:  # nothing was started: leave the folder to others
-            self.run_dir.close()
-            raise
+        self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch
+        self.best = {"score": -float("inf"), "epoch": -1, "genotype": None}
+
+    def _started(self) -> None:
+        # DDP over the weights only (alpha/beta have their own step); built after
+        # loading, it starts every rank from rank 0's weights, and alpha/beta too
+        self.model = distributed.wrap_ddp(self.net, self.device, self.dist, ignore=self.net.arch_parameters())
+        distributed.broadcast_(self.net.arch_parameters(), self.dist)
 
     # ------------------------------------------------------------------
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.search.epochs * self.cfg.search.steps_per_epoch
-
     def lr_at(self, epoch: int) -> float:
         """The weight learning rate of (0-based) ``epoch``."""
         s = self.cfg.search
-        if s.w_lr_schedule == "poly_cosine":  # stepped at the start of each (1-based) epoch, as theirs
-            return poly_cosine(epoch + 1, s.epochs, s.w_lr, s.w_lr_min, s.lr_t_max, s.lr_power)
-        return cosine(epoch, s.epochs, s.w_lr, s.w_lr_min)
+        return SEARCH_LR[s.w_lr_schedule](s, epoch)
 
     @property
     def select_from(self) -> int:
         s = self.cfg.search
         return s.warmup_epochs if s.select_from < 0 else s.select_from
 
-    def _state(self) -> Dict:
-        return {
-            "kind": "search",
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "model": self.net.state_dict(),
-            "w_opt": self.w_opt.state_dict(),
-            "a_opt": self.a_opt.state_dict(),
-            "history": json.dumps(self.history),
-            "sums": json.dumps(self.sums),
-            "best": json.dumps(self.best),
-            # informative: any number of processes that divides the global batch may resume
-            "world_size": self.dist.world_size,
-        }
+    def _extra_state(self) -> Dict:
+        return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "best": json.dumps(self.best)}
 
-    def save(self) -> None:
-        self.run_dir.save_state(self._state())
-
-    def _apply_checkpoint(self, ckpt: Dict) -> None:
-        written_by = int(ckpt.get("world_size", 1))
-        if written_by != self.dist.world_size and self.main:
-            # allowed: the config's batch_size is the global batch and the sample
-            # stream does not depend on the number of processes
-            print(f"note: resuming a search checkpoint written by {written_by} process(es) with "
-                  f"{self.dist.world_size}: same global batch ({self.cfg.search.batch_size}) and samples; "
-                  "equal to an uninterrupted run up to floating-point summation order", file=sys.stderr)
-        self.net.load_state_dict(ckpt["model"])
+    def _load_extra(self, ckpt: Dict) -> None:
         self.w_opt.load_state_dict(ckpt["w_opt"])
         self.a_opt.load_state_dict(ckpt["a_opt"])
-        self.step = int(ckpt["step"])
-        self.history = json.loads(ckpt["history"])
-        self.sums = json.loads(ckpt["sums"])
         self.best = json.loads(ckpt["best"])
-        self.run_dir.rewrite_log(self.history)
 
     # ------------------------------------------------------------------
     def _arch_step(self, xv, yv) -> float:
@@ -259,65 +220,38 @@ class Searcher:
                                     rank=self.dist.rank, world_size=self.dist.world_size)
 
     # ------------------------------------------------------------------
-    def run(self, stop_after: Optional[int] = None) -> SearchResult:
-        """Search to the end (or only until global step ``stop_after``, to
-        simulate an interruption: the checkpoint is then written as usual)."""
-        self.run_dir.reopen()
-        try:
-            return self._run(stop_after)
-        finally:
-            self.run_dir.close()
-
-    def _run(self, stop_after: Optional[int]) -> SearchResult:
+    def _steps(self, epoch: int, n: int):
         s = self.cfg.search
-        end = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
-                   desc=f"search {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
-        self.net.train()
-        t0 = time.time()
-        while self.step < end:
-            epoch = self.step // s.steps_per_epoch
-            in_epoch = self.step % s.steps_per_epoch
-            n = min(s.steps_per_epoch - in_epoch, end - self.step)
-            lr = self.lr_at(epoch)
-            for g in self.w_opt.param_groups:
-                g["lr"] = lr
-            arch_on = epoch >= s.warmup_epochs
-            self.net.aux_skip = s.aux_skip * (1 - epoch / s.epochs)  # DARTS-: decays to 0 (a function of the epoch)
-            train_it = self._stream(self.train_ds, s.seed, n)
-            val_it = self._stream(self.val_ds, s.seed + 1, n) if arch_on else None
-            sums = self.sums
-            for _ in range(n):
-                x, y = (to_device(t, self.device) for t in next(train_it))
-                if arch_on:
-                    xv, yv = (to_device(t, self.device) for t in next(val_it))
-                    sums["arch_loss"] += self._arch_step(xv, yv)
-                sums["train_loss"] += self._weight_step(x, y)
-                sums["n"] += 1
-                self.step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums['train_loss'] / sums['n']:.4f}", lr=f"{lr:.4f}",
-                                mem=f"{memory_mib(self.device):.0f}MiB", arch="on" if arch_on else "warmup")
-                # never at an epoch's last step: that checkpoint is written after the epoch's record
-                if (s.checkpoint_every and self.step % s.checkpoint_every == 0 and self.step < end
-                        and self.step % s.steps_per_epoch):
-                    self.save()
-            if self.step % s.steps_per_epoch == 0:
-                self._end_epoch(epoch, lr, arch_on, time.time() - t0)
-                self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}
-            self.save()
-        bar.close()
-        return self._finish()
+        self.lr = lr = self.lr_at(epoch)  # per epoch
+        for g in self.w_opt.param_groups:
+            g["lr"] = lr
+        self.arch_on = arch_on = epoch >= s.warmup_epochs
+        self.net.aux_skip = s.aux_skip * (1 - epoch / s.epochs)  # DARTS-: decays to 0 (a function of the epoch)
+        train_it = self._stream(self.train_ds, s.seed, n)
+        val_it = self._stream(self.val_ds, s.seed + 1, n) if arch_on else None
+        sums = self.sums
+        for _ in range(n):
+            x, y = (to_device(t, self.device) for t in next(train_it))
+            if arch_on:
+                xv, yv = (to_device(t, self.device) for t in next(val_it))
+                sums["arch_loss"] += self._arch_step(xv, yv)
+            sums["train_loss"] += self._weight_step(x, y)
+            sums["n"] += 1
+            yield
 
-    def _end_epoch(self, epoch: int, lr: float, arch_on: bool, elapsed: float) -> None:
+    def _postfix(self) -> Dict[str, str]:
+        return {"loss": f"{self.sums['train_loss'] / self.sums['n']:.4f}", "lr": f"{self.lr:.4f}",
+                "mem": f"{memory_mib(self.device):.0f}MiB", "arch": "on" if self.arch_on else "warmup"}
+
+    def _end_epoch(self, epoch: int, elapsed: float) -> None:
         sums, n = self.sums, max(1, self.sums["n"])
         val = validate(self.net, self.val_batches, self.task, self.device, amp=self.cfg.search.amp,
                        loss_fn=self.loss_fn, dist=self.dist)
         geno = derive_genotype(self.net)
         rec = {
-            "epoch": epoch, "step": self.step, "lr": lr,
+            "epoch": epoch, "step": self.step, "lr": self.lr,
             "train_loss": sums["train_loss"] / n,
-            "arch_loss": sums["arch_loss"] / n if arch_on else None,
+            "arch_loss": sums["arch_loss"] / n if self.arch_on else None,
             "val_loss": val["val_loss"], "val_psnr": val["val_psnr"], "val_ssim": val["val_ssim"],
             "alpha": self.net.alpha.detach().cpu().tolist(),
             "beta": self.net.beta.detach().cpu().tolist(),
@@ -327,42 +261,26 @@ class Searcher:
             "mem_mib": memory_mib(self.device),
             "elapsed_s": elapsed,
         }
-        self.history.append(rec)
         score = selection_score(val["val_psnr"], val["val_ssim"], self.cfg.search.select_by)
         # (a checkpoint from before select_by ranked by PSNR under the key val_psnr)
         if epoch >= self.select_from and score > self.best.get("score", self.best.get("val_psnr", -float("inf"))):
             self.best = {"score": score, "epoch": epoch, "genotype": geno.to_dict()}
-        self.run_dir.append_log(rec)
-        if self.on_epoch is not None and self.main:
-            self.on_epoch(rec)
+        self._record(rec)
+        self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}
 
     def _finish(self) -> SearchResult:
         final = derive_genotype(self.net)
         best = Genotype.from_dict(self.best["genotype"]) if self.best["genotype"] else final
         geno = best if self.cfg.search.select == "best" else final
         done = self.step >= self.total_steps
+        res = SearchResult(genotype=geno, best_genotype=best, history=self.history, out_dir=self.out,
+                           net=self.net)
         if self.out is not None and done and self.main:
-            geno.save(self.out / "genotype.json")
-            best.save(self.out / "genotype_best.json")
-            if self.write_figures:
-                self._figures(geno)
-        return SearchResult(genotype=geno, best_genotype=best, history=self.history, out_dir=self.out,
-                            net=self.net)
-
-    def _figures(self, geno: Genotype) -> None:
-        fig_dir = self.out / "figures"
-        fig_dir.mkdir(exist_ok=True)
-        for l in range(geno.layers):
-            viz.render(viz.cell_graph(geno, l), fig_dir / f"cell_layer{l}", fmt="svg")
-        viz.render(viz.width_path_graph(geno), fig_dir / "width_path", fmt="svg")
-        figs = {"alpha": viz.plot_alphas(self.net.alpha.detach().cpu(), self.cfg.space.primitives,
-                                         self.cfg.space.blocks),
-                "beta": viz.plot_beta(self.net.beta.detach().cpu(), self.net.mask.cpu())}
-        if self.history:
-            figs["losses"] = viz.plot_losses(self.history)
-        for name, fig in figs.items():
-            fig.savefig(fig_dir / f"{name}.png", dpi=100)
-            plt.close(fig)  # only the figures made here, never the caller's
+            geno.save(self.out / GENOTYPE_FILE)
+            best.save(self.out / BEST_GENOTYPE_FILE)
+            if self.write_figures is not None:
+                self.write_figures(res)
+        return res
 
 
 def search(cfg: Config, out_dir: Optional[str | Path] = None, **kw) -> SearchResult:

@@ -1,5 +1,6 @@
 """The HiNAS supernet: search cells on a layer x width grid (compact design),
-and :func:`build_supernet`, which builds the design a config asks for.
+and :func:`build_supernet`, which builds the design a config asks for
+(:mod:`hinas_lib.designs`).
 
 The architecture parameters (alpha, beta) and what reads them are in
 :mod:`hinas_lib.supernet_base`; the authors' design in :mod:`hinas_lib.authors`.
@@ -16,8 +17,9 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from . import authors  # noqa: F401 (registers the authors' design)
 from .config import Config
-from .authors import AuthorsSuperNet
+from .designs import get_design, register_classes
 from .fused import PerfOptions, make_search_cell
 from .grid import incoming, reachable
 from .ops import router
@@ -115,11 +117,12 @@ class SuperNet(SuperNetBase):
         return self.head(self.features(x, naive), x).contiguous()
 
 
+register_classes("compact", supernet=SuperNet)
+
+
 def build_supernet(cfg: Config, perf: PerfOptions = PerfOptions()) -> SuperNetBase:
-    """The supernet of ``cfg.space.style``: the compact design or the authors'."""
-    if cfg.space.style == "authors":
-        return AuthorsSuperNet(cfg, perf)
-    return SuperNet(cfg, perf)
+    """The supernet of ``cfg.space.style``'s design: the compact one or the authors'."""
+    return get_design(cfg.space.style).supernet(cfg, perf)
 
 
 __all__ = ["SuperNet", "build_supernet"]

@@ -16,29 +16,25 @@ over the ranks and only rank 0 writes files (see :mod:`hinas_lib.distributed`).
 """
 from __future__ import annotations
 
-import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
-from tqdm.auto import tqdm
 
 from . import data, distributed, streams
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import CONFIG_HINT, GENOTYPE_HINT, PATH_OR_NONE, expect
 from .config import Config
+from .engine import RunEngine
 from .genotype import Genotype
-from .network import MODEL_NAME, build_network, save_model
-from .runs import RunDir
-from .runtime import autocast, check_finite, memory_mib, prepare_model, seed_everything, to_device
-from .schedules import cosine, poly, selection_score
-from .tasks import get_task
+from .network import build_network, save_model
+from .runfiles import GENOTYPE_FILE, MODEL_FILE, TRAIN_STATE
+from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
+from .schedules import TRAIN_LR, selection_score
 from .validation import validate
 
-STATE_NAME = "train_checkpoint.pt"
+STATE_NAME = TRAIN_STATE  # (the name scripts import)
 
 
 @dataclass
@@ -49,7 +45,7 @@ class TrainResult:
     model_path: Optional[Path]
 
 
-class Trainer:
+class Trainer(RunEngine):
     """Trains (and resumes) the network of ``genotype``. ``run()`` returns a :class:`TrainResult`.
 
     Args:
@@ -63,8 +59,10 @@ class Trainer:
         threads: torch threads per process when launched as several CPU processes.
     """
 
+    kind, state_file, section, noun = "train", TRAIN_STATE, "train", "training"
+
     def __init__(self, cfg: Config, genotype: Genotype, out_dir: Optional[str | Path] = None, *,
-                 device: Optional[str] = None, resume: bool = False, progress: bool = True,
+                 device: Optional[str] = None, resume: bool | str = False, progress: bool = True,
                  val_size: int = 256, on_epoch: Optional[Callable[[Dict], None]] = None,
                  init_weights: Optional[Dict] = None, threads: Optional[int] = None):
         expect(cfg, Config, "cfg", CONFIG_HINT).validate()  # also catches fields changed after construction
@@ -73,110 +71,68 @@ class Trainer:
         expect(val_size, int, "val_size")
         if val_size < 0:
             raise ValueError(f"val_size: the centre crop of validation images, >= 0 (0 = whole), got {val_size}")
-        self.cfg, self.genotype = cfg, genotype
-        self.out = Path(out_dir) if out_dir is not None else None
-        # joins the process group when launched by torchrun; else one process, as before
-        self.dist, self.device = distributed.init(device, threads)
-        self.main = self.dist.is_main  # only rank 0 writes files, logs and shows progress
-        # the run folder first: a folder in use is refused before minutes of building and loading
-        self.run_dir = RunDir(self.out, self.dist, state_file=STATE_NAME, kind="train")
-        state = self.run_dir.open(cfg, resume=resume, check=self._check_genotype)
-        try:
-            self.progress, self.on_epoch = progress, on_epoch
-            t = cfg.train
-            distributed.check_batch(t.batch_size, self.dist, "train.batch_size")
-            self.task = get_task(cfg)
-            seed_everything(t.seed)
-            net = build_network(genotype, cfg)
-            if init_weights is not None:
-                net.load_state_dict(init_weights)
-            # NHWC on the CPU too: oneDNN's depthwise and dilated kernels are much faster
-            # in it (8-24% per retraining step measured on the searched zoo networks)
-            self.net = prepare_model(net, self.device).to(memory_format=torch.channels_last)
-            if self.dist.sync_bn:
-                distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
-            # the loss of the whole global batch (per-rank outputs gathered)
-            self.loss_fn = distributed.GlobalBatchLoss(
-                self.task.loss(None if t.ssim_weight < 0 else t.ssim_weight), self.dist)
-            self.opt = make_train_optimizer(self.net, cfg)
-            self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
+        self.genotype, self.val_size, self.init_weights = genotype, val_size, init_weights
+        super().__init__(cfg, out_dir, device=device, resume=resume, threads=threads, progress=progress,
+                         on_epoch=on_epoch)
 
-            images = data.split_images(cfg)
-            train_imgs, val_imgs = images["train"], images["val"]
-            if t.train_on_val:
-                # the paper retrains on the whole training set: the search's two halves together
-                train_imgs = train_imgs + val_imgs
-            if images["holdout"]:  # the images neither half saw validate the retraining
-                val_imgs = images["holdout"]
-            self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
-            val_imgs = [(n, data.centre_crop(a, val_size, self.task.scale)) for n, a in val_imgs]
-            self.val_set = list(self.task.eval_dataset(val_imgs))
+    def _build(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        net = build_network(self.genotype, cfg)
+        if self.init_weights is not None:
+            net.load_state_dict(self.init_weights)
+        # NHWC on the CPU too: oneDNN's depthwise and dilated kernels are much faster
+        # in it (8-24% per retraining step measured on the searched zoo networks)
+        self.net = prepare_model(net, self.device).to(memory_format=torch.channels_last)
+        if self.dist.sync_bn:
+            distributed.sync_batchnorm_(self.net, self.device)  # BN statistics of the global batch
+        # the loss of the whole global batch (per-rank outputs gathered)
+        self.loss_fn = distributed.GlobalBatchLoss(
+            self.task.loss(None if t.ssim_weight < 0 else t.ssim_weight), self.dist)
+        self.opt = make_train_optimizer(self.net, cfg)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
 
-            self.step, self.history, self.best_psnr, self.best_score = 0, [], -float("inf"), -float("inf")
-            self.cpu_s = 0.0  # CPU time of this run over all its resumes (process time: every thread counted)
-            self.sums = {"loss": 0.0, "n": 0}
-            self.best_state: Optional[Dict] = None
-            if state is not None:
-                self._apply_checkpoint(state)
-            if self.main and self.out is not None:
-                self.genotype.save(self.out / "genotype.json")
-            # built after loading: DDP starts every rank from rank 0's weights
-            self.model = distributed.wrap_ddp(self.net, self.device, self.dist)
-        except BaseException:  # nothing was started: leave the folder to others
-            self.run_dir.close()
-            raise
+        images = data.split_images(cfg)
+        train_imgs, val_imgs = images["train"], images["val"]
+        if t.train_on_val:
+            # the paper retrains on the whole training set: the search's two halves together
+            train_imgs = train_imgs + val_imgs
+        if images["holdout"]:  # the images neither half saw validate the retraining
+            val_imgs = images["holdout"]
+        self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
+        val_imgs = [(n, data.centre_crop(a, self.val_size, self.task.scale)) for n, a in val_imgs]
+        self.val_set = list(self.task.eval_dataset(val_imgs))
 
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.train.epochs * self.cfg.train.steps_per_epoch
+        self.best_psnr, self.best_score = -float("inf"), -float("inf")
+        self.sums = {"loss": 0.0, "n": 0}
+        self.best_state: Optional[Dict] = None
+
+    def _started(self) -> None:
+        if self.main and self.out is not None:
+            self.genotype.save(self.out / GENOTYPE_FILE)
+        # built after loading: DDP starts every rank from rank 0's weights
+        self.model = distributed.wrap_ddp(self.net, self.device, self.dist)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of (0-based) ``step``."""
         t = self.cfg.train
-        if t.schedule == "poly":  # stepped at the start of each (1-based) iteration, as theirs
-            return poly(step + 1, self.total_steps, t.lr, t.lr_power)
-        if t.schedule == "constant":
-            return t.lr
-        return cosine(step, self.total_steps, t.lr, t.lr_min)
+        return TRAIN_LR[t.schedule](t, step, self.total_steps)
 
-    def _state(self) -> Dict:
-        return {"kind": "train", "config": self.cfg.to_dict(), "genotype": self.genotype.to_dict(),
-                "step": self.step, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
-                "scaler": self.scaler.state_dict(), "history": json.dumps(self.history),
-                "best_psnr": self.best_psnr, "best_score": self.best_score, "sums": json.dumps(self.sums),
-                "cpu_s": self._cpu_now(),
-                # informative: any number of processes that divides the global batch may resume
-                "world_size": self.dist.world_size}
+    def _extra_state(self) -> Dict:
+        return {"genotype": self.genotype.to_dict(), "opt": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "best_psnr": self.best_psnr, "best_score": self.best_score,
+                "cpu_s": self._cpu_now()}
 
-    def _check_genotype(self, state: Dict) -> None:
+    def _check_state(self, state: Dict) -> None:
         if state["genotype"] != self.genotype.to_dict():
             raise CheckpointError(f"{self.run_dir.state_path} was written for another genotype; "
                                   "resume it with the genotype it was started with")
 
-    def _apply_checkpoint(self, ckpt: Dict) -> None:
-        written_by = int(ckpt.get("world_size", 1))
-        if written_by != self.dist.world_size and self.main:
-            # allowed: batch_size is the global batch, the sample stream is independent of the process count
-            print(f"note: resuming a training checkpoint written by {written_by} process(es) with "
-                  f"{self.dist.world_size}: same global batch ({self.cfg.train.batch_size}) and samples; "
-                  "equal to an uninterrupted run up to floating-point summation order", file=sys.stderr)
-        self.net.load_state_dict(ckpt["model"])
+    def _load_extra(self, ckpt: Dict) -> None:
         self.opt.load_state_dict(ckpt["opt"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.step, self.best_psnr = int(ckpt["step"]), float(ckpt["best_psnr"])
+        self.best_psnr = float(ckpt["best_psnr"])
         self.best_score = float(ckpt.get("best_score", self.best_psnr))  # (checkpoints before select_by)
         self.cpu_s = float(ckpt.get("cpu_s", 0.0))
-        self.history, self.sums = json.loads(ckpt["history"]), json.loads(ckpt["sums"])
-        self.run_dir.rewrite_log(self.history)
-
-    def _cpu_now(self) -> float:
-        """CPU seconds spent so far (earlier resumes included)."""
-        if not hasattr(self, "_cpu0"):
-            return self.cpu_s
-        return self._cpu_base + time.process_time() - self._cpu0
-
-    def save(self) -> None:
-        self.run_dir.save_state(self._state())
 
     def _step(self, x, y) -> float:
         t = self.cfg.train
@@ -199,55 +155,30 @@ class Trainer:
         self.scaler.update()
         return loss.item()
 
-    def run(self, stop_after: Optional[int] = None) -> TrainResult:
-        """Train to the end (or until global step ``stop_after``, simulating an interruption)."""
-        self.run_dir.reopen()
-        try:
-            return self._run(stop_after)
-        finally:
-            self.cpu_s = self._cpu_now()  # a later run() continues the count
-            del self._cpu0
-            self.run_dir.close()
-
-    def _run(self, stop_after: Optional[int]) -> TrainResult:
+    def _steps(self, epoch: int, n: int):
         t = self.cfg.train
-        end = self.total_steps if stop_after is None else min(stop_after, self.total_steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and self.main),
-                   desc=f"train {self.cfg.name}/{self.cfg.task.task}", dynamic_ncols=True)
-        self.net.train()
-        t0 = time.time()
-        self._cpu0, self._cpu_base = time.process_time(), self.cpu_s
-        while self.step < end:
-            epoch = self.step // t.steps_per_epoch
-            n = min(t.steps_per_epoch - self.step % t.steps_per_epoch, end - self.step)
-            # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
-            it = streams.batch_stream(self.train_ds, t.seed, t.batch_size, self.step, n, self.device,
-                                      self.cfg.data.num_workers, rank=self.dist.rank,
-                                      world_size=self.dist.world_size)
-            for _ in range(n):
-                x, y = (to_device(v, self.device).contiguous(memory_format=torch.channels_last) for v in next(it))
-                self.sums["loss"] += self._step(x, y)
-                self.sums["n"] += 1
-                self.step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.4f}",
-                                lr=f"{self.lr_at(self.step):.2e}", mem=f"{memory_mib(self.device):.0f}MiB")
-                # never at an epoch's last step: that checkpoint is written after the epoch's record
-                if (t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end
-                        and self.step % t.steps_per_epoch):
-                    self.save()
-            if self.step % t.steps_per_epoch == 0:
-                self._end_epoch(epoch, time.time() - t0)
-            self.save()
-        bar.close()
+        # this rank's slice of global batches step .. step+n-1 (the whole batch with one process)
+        it = streams.batch_stream(self.train_ds, t.seed, t.batch_size, self.step, n, self.device,
+                                  self.cfg.data.num_workers, rank=self.dist.rank, world_size=self.dist.world_size)
+        for _ in range(n):
+            x, y = (to_device(v, self.device).contiguous(memory_format=torch.channels_last) for v in next(it))
+            self.sums["loss"] += self._step(x, y)
+            self.sums["n"] += 1
+            yield
+
+    def _postfix(self) -> Dict[str, str]:
+        return {"loss": f"{self.sums['loss'] / self.sums['n']:.4f}", "lr": f"{self.lr_at(self.step):.2e}",
+                "mem": f"{memory_mib(self.device):.0f}MiB"}
+
+    def _finish(self) -> TrainResult:
+        model_path = self.out / MODEL_FILE if self.out is not None else None
         if self.step >= self.total_steps:
             # hand back the best validated weights, as model.pt holds them
             if self.best_state is not None:
                 self.net.load_state_dict(self.best_state)
-            elif self.out is not None and (self.out / MODEL_NAME).exists():
-                self.net.load_state_dict(load_checkpoint(self.out / MODEL_NAME, kind="model")["state_dict"])
-        return TrainResult(self.net, self.history, self.best_psnr,
-                           self.out / MODEL_NAME if self.out is not None else None)
+            elif model_path is not None and model_path.exists():
+                self.net.load_state_dict(load_checkpoint(model_path, kind="model")["state_dict"])
+        return TrainResult(self.net, self.history, self.best_psnr, model_path)
 
     def _end_epoch(self, epoch: int, elapsed: float) -> None:
         t = self.cfg.train
@@ -267,11 +198,8 @@ class Trainer:
                 if self.out is not None and self.main:
                     metrics = {"val_psnr": rec["val_psnr"], "val_ssim": rec["val_ssim"], "epoch": epoch,
                                "step": self.step}
-                    save_model(self.out / MODEL_NAME, self.net, self.cfg, self.genotype, metrics)
-        self.history.append(rec)
-        self.run_dir.append_log(rec)
-        if self.on_epoch is not None and self.main:
-            self.on_epoch(rec)
+                    save_model(self.out / MODEL_FILE, self.net, self.cfg, self.genotype, metrics)
+        self._record(rec)
 
 
 def make_train_optimizer(net: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

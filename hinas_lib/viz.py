@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 from .genotype import Genotype, edge_index, input_name
 from .grid import MOVES, masked_softmax, move_mask, possible_moves, reachable
 from .ops import PRIMITIVES
+from .runfiles import FIGURES_DIR
 
 INSTALL_HINT = ("drawing graphs needs the Graphviz 'dot' program, which the pip package does not "
                 "include: install it with `apt-get install graphviz`, `conda install graphviz` "
@@ -559,6 +560,29 @@ def plot_losses(history: Sequence[dict]):
     ax.set_title("search curves")
     fig.tight_layout()
     return fig
+
+
+def write_search_figures(result) -> Optional[Path]:
+    """The figures of a finished search (a :class:`~hinas_lib.search.SearchResult` with a
+    folder) into ``out_dir/figures``: each cell and the width path (SVG), alpha, beta and
+    the curves (PNG). The front ends pass it to ``Searcher(write_figures=...)``."""
+    if result.out_dir is None:
+        return None
+    geno, net = result.genotype, result.net
+    fig_dir = Path(result.out_dir) / FIGURES_DIR
+    fig_dir.mkdir(exist_ok=True)
+    for l in range(geno.layers):
+        render(cell_graph(geno, l), fig_dir / f"cell_layer{l}", fmt="svg")
+    render(width_path_graph(geno), fig_dir / "width_path", fmt="svg")
+    sp = net.cfg.space
+    figs = {"alpha": plot_alphas(net.alpha.detach().cpu(), sp.primitives, sp.blocks),
+            "beta": plot_beta(net.beta.detach().cpu(), net.mask.cpu())}
+    if result.history:
+        figs["losses"] = plot_losses(result.history)
+    for name, fig in figs.items():
+        fig.savefig(fig_dir / f"{name}.png", dpi=100)
+        plt.close(fig)  # only the figures made here, never the caller's
+    return fig_dir
 
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict
 
 from .checks import PATH_TYPES, expect
+from .runfiles import MODEL_FILE
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
@@ -28,7 +29,7 @@ def available(zoo_dir: Path = ZOO_DIR) -> Dict[str, Path]:
     zoo_dir = Path(zoo_dir)
     if not zoo_dir.is_dir():
         return {}
-    return {p.parent.name: p for p in sorted(zoo_dir.glob("*/model.pt"))}
+    return {p.parent.name: p for p in sorted(zoo_dir.glob(f"*/{MODEL_FILE}"))}
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -42,8 +43,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    if p.is_dir() and (p / "model.pt").is_file():
-        return p / "model.pt"
+    if p.is_dir() and (p / MODEL_FILE).is_file():
+        return p / MODEL_FILE
     zoo = available()
     if str(name_or_path) in zoo:
         return zoo[str(name_or_path)]

@@ -75,3 +75,28 @@ def test_no_module_level_perf_switch():
             if isinstance(node, ast.Assign):
                 for t in node.targets:
                     assert not (isinstance(t, ast.Name) and t.id in ("PERF", "PERF_OPTIONS")), p.name
+
+
+# the README's layers: engines compute and write run files; front ends draw, talk and teach
+ENGINE_MODULES = {"runfiles", "designs", "runs", "engine", "schedules", "validation", "inference", "search", "train",
+                  "evaluate", "distributed", "supernet", "supernet_base", "network", "authors", "cells", "fused",
+                  "derive", "genotype", "config", "tasks", "data", "datasets", "streams", "checkpoint", "runtime"}
+FRONT_ENDS = {"viz", "widgets", "explorers", "course", "cli", "demo", "describe", "profiling", "exercises"}
+
+
+def test_engines_never_import_front_ends():
+    """A figure, a widget or a message is the front end's: the engines hand it hooks
+    (e.g. ``Searcher(write_figures=viz.write_search_figures)``) instead of importing it."""
+    imports = _imports()
+    assert ENGINE_MODULES <= set(imports), sorted(ENGINE_MODULES - set(imports))
+    assert FRONT_ENDS <= set(imports), sorted(FRONT_ENDS - set(imports))
+    found = {(m, t) for m in ENGINE_MODULES for t in imports[m][0] | imports[m][1] if t in FRONT_ENDS}
+    assert not found, sorted(found)
+
+
+def test_the_design_is_looked_up_not_tested_by_name():
+    """Only the two classes that refuse to be built for another design name one."""
+    pattern = re.compile(r"""style\s*[!=]=\s*["']|["'](?:authors|compact)["']\s*[!=]=\s*\S*style""")
+    hits = [(p.name, i + 1) for p in PKG.glob("*.py") if p.name != "designs.py"
+            for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]
+    assert {name for name, _ in hits} <= {"network.py", "supernet.py"} and len(hits) <= 2, hits

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hinas_lib import data
+from hinas_lib import data, viz
 from hinas_lib.checkpoint import CheckpointError, load_checkpoint
 from hinas_lib.cli import main
 from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
@@ -67,7 +67,7 @@ def small_config(image_dirs, task="denoise", scale=2, **search) -> Config:
 
 def test_search_writes_run_directory(image_dirs, tmp_path):
     cfg = small_config(image_dirs)
-    res = Searcher(cfg, tmp_path / "run", progress=False).run()
+    res = Searcher(cfg, tmp_path / "run", progress=False, write_figures=viz.write_search_figures).run()
     out = tmp_path / "run"
     for name in ("genotype.json", "genotype_best.json", "config.yaml", "log.jsonl", "checkpoint.pt"):
         assert (out / name).is_file(), name

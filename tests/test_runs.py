@@ -178,3 +178,24 @@ def _yaml(image_dir, tmp_path) -> Path:
     p = tmp_path / "c.yaml"
     cfg_for(image_dir).to_yaml(p)
     return p
+
+
+@pytest.mark.parametrize("engine", ["search", "train"])
+def test_resume_auto_starts_an_empty_folder_and_continues_a_checkpoint(image_dir, tmp_path, engine):
+    cfg = cfg_for(image_dir)
+
+    def make(out, resume):
+        if engine == "search":
+            return Searcher(cfg, out, progress=False, write_figures=False, resume=resume)
+        return Trainer(cfg, GENO, out, progress=False, val_size=0, resume=resume)
+
+    first = make(tmp_path / "r", "auto")  # nothing there: a fresh run
+    assert first.step == 0
+    first.run(stop_after=3)
+    again = make(tmp_path / "r", "auto")  # a checkpoint there: resumed
+    assert again.step == 3
+    again.run()
+    assert [r["epoch"] for r in _records(tmp_path / "r")] == [0, 1, 2]
+    assert make(None, "auto").step == 0  # no folder: nothing to resume
+    with pytest.raises(ValueError, match="resume: True, False or 'auto'"):
+        make(tmp_path / "x", "yes")

@@ -301,3 +301,11 @@ def test_image_grid(tmp_path):
     assert len(fig.axes) == 3
     with pytest.raises(ValueError, match="titles"):
         viz.image_grid([grey], ["a", "b"])
+
+
+def test_the_search_draws_nothing_itself_the_front_end_passes_its_writer():
+    from hinas_lib.config import get_preset
+    from hinas_lib.search import Searcher
+    with pytest.raises(TypeError, match="write_figures: a function writing the figures"):
+        Searcher(get_preset("tiny"), None, progress=False, write_figures=True)
+    assert callable(viz.write_search_figures)

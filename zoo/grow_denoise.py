@@ -59,16 +59,17 @@ from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
 from hinas_lib.network import load_model  # noqa: E402
+from hinas_lib.runfiles import GENOTYPE_FILE, TRAIN_STATE as STATE_NAME  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
 from hinas_lib.tasks import get_task  # noqa: E402
-from hinas_lib.train import STATE_NAME, Trainer  # noqa: E402
+from hinas_lib.train import Trainer  # noqa: E402
 from hinas_lib.validation import validate  # noqa: E402
 from hinas_lib.zoo import available, entry_info  # noqa: E402
 
 ZOO = ROOT / "zoo"
 SHARED = ROOT.parent / "shared"  # the default --shared
 STATE = ZOO / "state"
-SEARCH_GENOTYPE = STATE / "denoise-search" / "genotype.json"
+SEARCH_GENOTYPE = STATE / "denoise-search" / GENOTYPE_FILE
 SIGMAS = (30, 50, 70)
 BLIND_RANGE = (0.0, 75.0)
 CHUNK_S = 20 * 60  # CPU seconds between validations at the three sigmas

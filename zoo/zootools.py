@@ -25,6 +25,7 @@ from hinas_lib.config import Config  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
 from hinas_lib.network import load_model  # noqa: E402
+from hinas_lib.runfiles import GENOTYPE_FILE, LOG_FILE, MODEL_FILE  # noqa: E402
 from hinas_lib.runtime import cpu_model, set_threads  # noqa: E402
 from hinas_lib.search import Searcher  # noqa: E402
 from hinas_lib.tasks import get_task  # noqa: E402
@@ -93,9 +94,9 @@ def write_entry(name: str, model_path: Path, info: Dict, zoo_dir: Path = ZOO_DIR
     entry = Path(zoo_dir) / name
     entry.mkdir(parents=True, exist_ok=True)
     _, _, ckpt = load_model(model_path, "cpu")  # refuses a broken file before anything is replaced
-    atomic_save(portable(ckpt), entry / "model.pt")
+    atomic_save(portable(ckpt), entry / MODEL_FILE)
     geno = Genotype.from_dict(ckpt["genotype"])
-    geno.save(entry / "genotype.json")
+    geno.save(entry / GENOTYPE_FILE)
     viz.render(viz.genotype_graph(geno), entry / "genotype", fmt="svg")
     atomic_write_text(entry / "info.json", json.dumps(info, indent=1))
     return entry
@@ -110,8 +111,7 @@ def build_entry(name: str, cfg, genotype, *, work_dir: Path, test_sets: Dict[str
     into ``info.json`` as is."""
 
     run = Path(work_dir) / name
-    tr = Trainer(cfg, genotype, run, device=device, progress=progress,
-                 resume=(run / "train_checkpoint.pt").exists())
+    tr = Trainer(cfg, genotype, run, device=device, progress=progress, resume="auto")
     res = tr.run()
     train_s = run_seconds(run)
     net, cfg, ckpt = load_model(res.model_path, device)
@@ -143,7 +143,7 @@ def build_entry(name: str, cfg, genotype, *, work_dir: Path, test_sets: Dict[str
 def run_seconds(run: Path) -> float:
     """Time a search or training run took over all its resumes, from its ``log.jsonl``:
     each process's ``elapsed_s`` restarts at 0, so sum the last value of each stretch."""
-    log = run / "log.jsonl"
+    log = run / LOG_FILE
     if not log.is_file():
         return 0.0
     total, last = 0.0, 0.0
@@ -180,8 +180,8 @@ def run_family(search_cfg, train_cfgs: Dict[str, object], *, work_dir: Path, tes
 
     work_dir = Path(work_dir)
     run = work_dir / f"search-{search_cfg.task.task}"
-    searcher = Searcher(search_cfg, run, device=device, progress=progress,
-                        resume=(run / "checkpoint.pt").exists())
+    searcher = Searcher(search_cfg, run, device=device, progress=progress, resume="auto",
+                        write_figures=viz.write_search_figures)
     geno = searcher.run().genotype
     search_s = run_seconds(run)
     print(f"searched genotype ({search_s / 60:.1f} min):\n{geno}")
