@@ -96,6 +96,7 @@ def main(argv=None) -> Dict:
         ap.error(f"--size: expected WxH, e.g. 1600x1200, got {a.size!r}")
     from hinas_lib.zoo import resolve_model
     model = str(resolve_model(a.model))
+    machine = machine_info(max(a.threads))  # the load before the runs
     points = []
     for _ in range(a.repeats):
         for t in a.threads:
@@ -104,7 +105,7 @@ def main(argv=None) -> Dict:
                 print(json.dumps(p), flush=True)
                 points.append(p)
     same = {round(p["checksum"], 5) for p in points}
-    res = {"machine": machine_info(max(a.threads)), "model": a.model, "size": list(size), "tile": a.tile,
+    res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
            "points": points, "table": table(points),
            "ratios": {str(t): {"before / after wall": sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "before")
                                / sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "after")}
