@@ -64,7 +64,7 @@ EXIT_CODES = {
 # Argument types: argparse turns their ValueError/ArgumentTypeError into a usage error
 # ---------------------------------------------------------------------------
 
-def _int_in(lo: int, hi: Optional[int], what: str) -> Callable[[str], int]:
+def int_in(lo: int, hi: Optional[int], what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -113,7 +113,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _threads_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_int_in(1, MAX_THREADS, "CPU threads"), default=None,
+    p.add_argument("--threads", type=int_in(1, MAX_THREADS, "CPU threads"), default=None,
                    help="CPU threads for torch (default: HINAS_THREADS, else the cores not busy now)")
 
 
@@ -312,7 +312,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--genotype", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--val-size", type=_int_in(0, None, "pixels"), default=256,
+    t.add_argument("--val-size", type=int_in(0, None, "pixels"), default=256,
                    help="centre crop of val images (0 = whole)")
     t.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     t.set_defaults(fn=cmd_train)
@@ -324,9 +324,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", choices=sorted(TASKS), default=None, help="check the model is for this task")
     e.add_argument("--scale", type=int, default=None, help="check the model's SR scale")
     e.add_argument("--sigma", type=_sigma, default=None, help="noise level (default: the model's)")
-    e.add_argument("--tile", type=_int_in(0, None, "tile size in pixels"), default=0,
+    e.add_argument("--tile", type=int_in(0, None, "tile size in pixels"), default=0,
                    help="tiled inference with this tile size (0 = whole)")
-    e.add_argument("--limit", type=_int_in(0, None, "number of images"), default=0,
+    e.add_argument("--limit", type=int_in(0, None, "number of images"), default=0,
                    help="only the first N images (0 = all)")
     e.add_argument("--self-ensemble", action="store_true",
                    help="average the model over the 8 flips/rotations (8x the time, usually a little more PSNR)")
@@ -342,7 +342,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", required=True, help="a model.pt path or a zoo name (e.g. denoise-s30)")
     r.add_argument("input")
     r.add_argument("output")
-    r.add_argument("--tile", type=_int_in(0, None, "tile size in pixels"), default=512,
+    r.add_argument("--tile", type=int_in(0, None, "tile size in pixels"), default=512,
                    help="tile size for inference (0 = the whole image at once)")
     r.add_argument("--convert", action="store_true", help="convert grey<->RGB to what the model expects")
     r.add_argument("--self-ensemble", action="store_true",

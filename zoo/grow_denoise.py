@@ -54,7 +54,7 @@ import zootools  # noqa: E402 (beside this script)
 from hinas_lib import data  # noqa: E402
 from hinas_lib.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
 from hinas_lib.checks import MAX_THREADS  # noqa: E402
-from hinas_lib.cli import classify  # noqa: E402
+from hinas_lib.cli import classify, int_in  # noqa: E402
 from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
@@ -509,7 +509,7 @@ def main(argv=None) -> int:
                     "ensemble: the entry (default: every grey entry)")
     ap.add_argument("--hours", type=_hours, default=1.0, help="CPU-hours to add (trunk, trial)")
     ap.add_argument("--shared", default=str(SHARED), help="the folder holding data/Train400 and data/Set12")
-    ap.add_argument("--threads", type=_threads, default=1)
+    ap.add_argument("--threads", type=int_in(1, MAX_THREADS, "torch threads"), default=1)
     ap.add_argument("--sigmas", nargs="*", default=None, help="branches: which (30 50 70 blind)")
     ap.add_argument("--steps", type=int, default=None,
                     help="branches: fine-tuning steps each, a multiple of 250 (default: the shipped entries')")
@@ -556,14 +556,6 @@ def _hours(text: str) -> float:
     return v
 
 
-def _threads(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= v <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_THREADS}, got {v}")
-    return v
 
 
 def _run(args, shared: Path) -> int:
