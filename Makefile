@@ -97,10 +97,10 @@ zoo: setup
 # once; a notebook missing there is copied again), so that autosave never touches notebooks/.
 # The server's root is the repository, so that a notebook's ../zoo/curves.png is served.
 # As root (a container) Jupyter refuses to start without --allow-root. THREADS=N (or
-# HINAS_THREADS=N) fixes the kernels' torch threads; OpenMP waits passively.
+# HINAS_THREADS=N) fixes the kernels' torch threads; OpenMP spins briefly (GOMP_SPINCOUNT).
 lab: setup
 	@mkdir -p $(LAB) && cp -n notebooks/0*.ipynb $(LAB)/ && echo "notebooks: $(LAB)/ (your working copies, git-ignored; delete one to get the committed version again)"
-	$(if $(THREADS),HINAS_THREADS=$(THREADS)) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
+	$(if $(THREADS),HINAS_THREADS=$(THREADS)) env $$( [ -n "$$OMP_WAIT_POLICY$$GOMP_SPINCOUNT" ] || echo GOMP_SPINCOUNT=10000 ) \
 	  $(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(LAB) --ip 127.0.0.1 \
 	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 

@@ -10,8 +10,11 @@ in a fresh process per variant:
 * ``old default``: one torch thread per core, OpenMP's default (active) waiting,
   what ``python -m hinas_lib demo`` did before;
 * ``N threads, passive`` / ``1 thread``: the two settings separately;
-* ``new default``: the CLI's default now, ``OMP_WAIT_POLICY=PASSIVE`` and the
-  cores not busy (``hinas_lib.runtime.auto_threads``).
+* ``free cores, passive waiting``: the default of an earlier commit, ``OMP_WAIT_POLICY=PASSIVE``
+  and the cores not busy (``hinas_lib.runtime.auto_threads``);
+* ``new default``: the CLI's default now, the cores not busy and a short OpenMP spin
+  (``GOMP_SPINCOUNT=10000`` instead of GNU OpenMP's 300,000); ``threads = cores, short spin``
+  shows what the short spin alone does when load arrives after the threads were chosen.
 
 Each variant runs one warm-up step, then steps until ``--seconds`` have passed
 (at least 2 steps: a collapsed variant can take a minute). Other jobs on the
@@ -35,8 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(threads: str, policy: str, seconds: float) -> Dict:
     # before torch is imported: OpenMP reads its environment once, when torch loads it
+    os.environ.pop("GOMP_SPINCOUNT", None)
     if policy == "default":
         os.environ.pop("OMP_WAIT_POLICY", None)
+    elif policy == "short-spin":  # what python -m hinas_lib sets (hinas_lib/__main__.py)
+        os.environ.pop("OMP_WAIT_POLICY", None)
+        os.environ["GOMP_SPINCOUNT"] = "10000"
     else:
         os.environ["OMP_WAIT_POLICY"] = policy
     import torch  # noqa: PLC0415
@@ -75,7 +82,9 @@ VARIANTS = {  # name: (threads, OMP_WAIT_POLICY)
     "old default (threads = cores, active waiting)": ("cores", "default"),
     "threads = cores, passive waiting": ("cores", "PASSIVE"),
     "1 thread, active waiting": ("1", "default"),
-    "new default (threads = free cores, passive waiting)": ("auto", "PASSIVE"),
+    "free cores, passive waiting": ("auto", "PASSIVE"),
+    "new default (threads = free cores, short spin)": ("auto", "short-spin"),
+    "threads = cores, short spin": ("cores", "short-spin"),
 }
 
 
