@@ -346,7 +346,9 @@ def collect() -> Dict:
         rows.append(row)
     rand = [r["set12_psnr"] for r in rows if r["kind"] == "random"]
     for r in rows:
-        r["rank_among_random"] = 1 + sum(1 for v in rand if v > r["set12_psnr"]) if r["kind"] == "searched" else None
+        # (no rank before any random genotype is retrained)
+        r["rank_among_random"] = (1 + sum(1 for v in rand if v > r["set12_psnr"])
+                                  if r["kind"] == "searched" and rand else None)
     seeds = [v for r in rows for v in ([r["seeds"]] if len(r["seeds"]) > 1 else [])]
     paired = [(r["supernet_psnr"], r["heldout_psnr"]) for r in rows if r["supernet_psnr"] is not None]
     tau, p = kendall([a for a, _ in paired], [b for _, b in paired])
