@@ -23,9 +23,12 @@ LAB ?= lab
 .PHONY: FORCE setup demo test test-fast test-lib test-notebooks notebooks bench bench-all zoo lab clean
 
 # the torch requirement last installed; rewritten (so newer than .installed) only when TORCH changes
+# A .venv made before this file existed is taken to hold the torch asked for now (dated as
+# .installed, so nothing is reinstalled): reinstalling would download a build it may already have.
 $(VENV)/.torch-req: FORCE
 	@mkdir -p $(VENV)
-	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+	@if [ ! -f $@ ] && [ -f $(VENV)/.installed ]; then echo '$(TORCH)' > $@ && touch -r $(VENV)/.installed $@; \
+	else echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@; fi
 
 # each word of TORCH quoted on its own: options pass through, and "torch>=2.3" is no redirection.
 # A changed TORCH uninstalls torch first: pip would keep any installed build of the same version.
