@@ -191,7 +191,7 @@ def run_train(name: str, seed: int, shared: str) -> Dict:
     res = score(net, cfg, shared)
     res.update(name=name, kind=kind_of(name), seed=seed, steps=int(state["step"]),
                cpu_hours=float(state["cpu_s"]) / 3600, params=sum(p.numel() for p in net.parameters()),
-               macs_per_px=macs_per_px(build_network(g, cfg)), genotype=g.to_dict())
+               macs_per_px=macs_per_px(net), genotype=g.to_dict())
     atomic_write_text(out / "result.json", json.dumps(res, indent=1))
     # finished: the log and result stay, the 1 MB state and the best-epoch model go
     for f in (TRAIN_STATE, MODEL_FILE):
@@ -245,6 +245,8 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
     supernet), and every BatchNorm's statistics recomputed on ``bn_batches`` training batches."""
     from hinas_lib.validation import validate
     saved = {k: v.clone() for k, v in net.state_dict().items()}
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta, was_training = [m.momentum for m in bns], net.training
     try:
         a, b = discrete_arch(net, genotype)
         net.alpha.copy_(a)
@@ -253,7 +255,6 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
             if int(s) != genotype.path[-1]:
                 proj.weight.zero_()
                 proj.bias.zero_()
-        bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # a plain average over the calibration batches
@@ -263,10 +264,10 @@ def supernet_psnr(net, genotype: Genotype, calib, heldout, task, device, bn_batc
         net.eval()
         return float(validate(net, heldout, task, device)["val_psnr"])
     finally:
-        for m in net.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.1
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
         net.load_state_dict(saved)
+        net.train(was_training)
 
 
 def run_supernet(shared: str, name: str = SUPERNET_OF) -> Dict[str, float]:
@@ -349,7 +350,6 @@ def collect() -> Dict:
         # (no rank before any random genotype is retrained)
         r["rank_among_random"] = (1 + sum(1 for v in rand if v > r["set12_psnr"])
                                   if r["kind"] == "searched" and rand else None)
-    seeds = [v for r in rows for v in ([r["seeds"]] if len(r["seeds"]) > 1 else [])]
     paired = [(r["supernet_psnr"], r["heldout_psnr"]) for r in rows if r["supernet_psnr"] is not None]
     tau, p = kendall([a for a, _ in paired], [b for _, b in paired])
     out = {
@@ -366,7 +366,6 @@ def collect() -> Dict:
         "complete": len([r for r in rows if r["kind"] == "random"]) >= 8 and
                     len([r for r in rows if r["kind"] == "searched"]) >= 2 and tau is not None,
     }
-    del seeds
     return out
 
 
