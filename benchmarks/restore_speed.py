@@ -34,7 +34,7 @@ torch.set_num_threads(threads)
 from benchmarks.derived import count_macs
 from hinas_lib.deploy import inference_copy, keep_freed_memory
 from hinas_lib.inference import tiled_forward
-from hinas_lib.network import load_model
+from hinas_lib.model_files import load_model
 net, cfg, _ = load_model(model, "cpu")
 net.eval()
 if variant == "after":

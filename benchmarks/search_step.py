@@ -69,7 +69,9 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
     import torch
 
     from hinas_lib.config import get_preset
+    from hinas_lib.designs import get_design
     from hinas_lib.fused import PerfOptions
+    from hinas_lib.ops import PRIMITIVES
     from hinas_lib.runtime import prepare_model
     from hinas_lib.search import make_optimizers
     from hinas_lib.supernet import build_supernet
@@ -78,10 +80,10 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
     sharing, ckpt, perf = VARIANTS[variant]
     cfg = get_preset(preset)
     space = {"cell_sharing": sharing, "checkpoint_cells": ckpt}
-    if style:
-        space["style"] = style
-        if style == "compact":  # the compact design's own candidates and initialisation
-            space.update(primitives=list(get_preset("tiny").space.primitives), arch_init="random")
+    if style:  # the design's own candidates (None: every registered op) and initialisation
+        design = get_design(style)
+        primitives = PRIMITIVES if design.primitives is None else design.primitives
+        space.update(style=style, primitives=list(primitives), arch_init=design.arch_init)
     if layers:
         space["layers"] = layers
     cfg = cfg.replace(space=space, search={"batch_size": batch} if batch else {})

@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Config": "config", "ConfigError": "config", "get_preset": "config", "load_config": "config",
     "Genotype": "genotype", "GenotypeError": "genotype",
-    "SuperNet": "supernet", "build_supernet": "supernet",
-    "HiNASNet": "network", "build_network": "network", "load_model": "network",
+    "CompactSuperNet": "supernet", "SuperNet": "supernet", "build_supernet": "supernet",
+    "CompactNet": "network", "HiNASNet": "network", "build_network": "network", "load_model": "model_files",
     "derive_genotype": "derive", "get_task": "tasks",
 }
 

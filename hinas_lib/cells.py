@@ -103,7 +103,8 @@ class SearchCell(nn.Module):
         self.channels = channels
         self.pre0, self.pre1, out = _interface(c_prev_prev, c_prev, channels, blocks, preprocess, affine, act)
         self.edges = nn.ModuleList(MixedOp(channels, primitives, affine, act) for _ in edge_index(blocks))
-        self.out = out  # registered last: parameter order (optimiser state) as before the authors' interface
+        # registered after the edges: saved optimiser states index the parameters in this order
+        self.out = out
         self.share_act = any(any(m.preact_ok) for m in self.edges)
         self.act_fn = next((m.act_fn for m in self.edges if m.act_fn is not None), None)
 

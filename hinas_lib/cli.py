@@ -22,7 +22,7 @@ from typing import Callable, List, NoReturn, Optional
 
 import yaml
 
-from . import data, distributed, viz
+from . import data, distributed, splits, viz
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import MAX_THREADS
 from .config import Config, ConfigError, load_config
@@ -31,12 +31,13 @@ from .deploy import inference_copy
 from .describe import describe, format_description
 from .evaluate import NonFiniteOutputError, evaluate, format_table, restore_file
 from .genotype import Genotype, GenotypeError
-from .network import load_model
+from .model_files import load_model
 from .overlap import find_overlap, overlap_warning
 from .runfiles import BEST_GENOTYPE_FILE, CONFIG_FILE, GENOTYPE_FILE, state_file
 from .runtime import TrainingError, auto_threads, env_threads, set_threads
 from .search import Searcher
-from .tasks import TASKS, get_task
+from .datasets import real_inputs
+from .tasks import TASKS, get_task, with_level
 from .train import Trainer
 
 # Exit codes, one per kind of failure (documented in README.md, "Failure modes handled").
@@ -87,6 +88,16 @@ def _sigma(text: str) -> float:
     return v
 
 
+def _quality(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer JPEG quality (1-100), got {text!r}") from None
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"must be a JPEG quality in 1..100, got {text}")
+    return v
+
+
 def _colour(text: str) -> str:
     try:
         data.parse_background(text)
@@ -108,6 +119,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=sorted(TASKS), default=None)
     p.add_argument("--scale", type=int, default=None, help="SR scale: 2, 3 or 4")
     p.add_argument("--sigma", type=_sigma, default=None, help="noise level (0-255) for training and evaluation")
+    p.add_argument("--quality", type=_quality, default=None,
+                   help="JPEG quality (1-100) for training and evaluation (task jpeg)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config value, e.g. --set search.epochs=3 (repeatable)")
 
@@ -124,15 +137,15 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args) -> Config:
-    """The run's config: preset or ``--config`` file, then ``--sigma`` and every ``--set``.
+    """The run's config: preset or ``--config`` file, then ``--sigma``/``--quality`` and every ``--set``.
 
     Raises:
         ConfigError: naming the ``--set`` item or the field at fault.
     """
     cfg = load_config(args.preset, args.config, task=args.task, scale=args.scale)
+    for flag, value in _level_flags(args):
+        cfg = with_level(cfg, value, flag=flag)
     changes = {}
-    if getattr(args, "sigma", None) is not None:
-        changes.setdefault("task", {}).update(sigma_changes(cfg, args.sigma))
     items = getattr(args, "set", [])
     for item in items:
         sec, fld, value = _parse_set(item)
@@ -155,17 +168,10 @@ def build_config(args) -> Config:
     return cfg
 
 
-def sigma_changes(cfg: Config, sigma: float) -> dict:
-    """The task fields that make ``cfg`` train and evaluate at noise level ``sigma``.
-
-    The task's own ``level_changes`` clears a blind config's ``sigma_range``, which
-    would otherwise win over ``sigmas`` and keep the run blind.
-    """
-    task = get_task(cfg)
-    if task.level_name != "sigma":
-        raise ConfigError(f"--sigma: the config is for {cfg.task.task} ({task.describe_level()}); "
-                          "--sigma is the noise level of denoising")
-    return task.level_changes(sigma)
+def _level_flags(args):
+    """``(flag, value)`` of the level options given (``--sigma``, ``--quality``; ``--scale``
+    picks a preset variant in ``load_config`` instead)."""
+    return [(f, getattr(args, f[2:])) for f in ("--sigma", "--quality") if getattr(args, f[2:], None) is not None]
 
 
 def _parse_set(item: str):
@@ -242,20 +248,25 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     net, cfg, ckpt = load_model(args.model, args.device, task=args.task, scale=args.scale)
     net = inference_copy(net)  # BN folded, NHWC: the same output, faster
-    if args.sigma is not None and get_task(cfg).level_name != "sigma":
-        raise ValueError(f"--sigma: {args.model} is a {get_task(cfg).describe_level()} {cfg.task.task} model; "
-                         "--sigma is the noise level of denoising models")
+    level = None
+    for flag, value in _level_flags(args):  # checks the flag fits the model's task
+        level = get_task(with_level(cfg, value, flag=flag, source=f"model {args.model}")).level()
+    if args.lq_data and not args.data:
+        raise ValueError("--lq-data: pairs the clean images of --data; give --data too")
     if args.data:
         images = data.load_folder(args.data, channels=cfg.task.channels, background=args.background)
         _warn_if_trained_on(images, args.data, cfg)
     else:
-        images = data.image_split(cfg)[2]
+        images = splits.image_split(cfg)[2]
     if args.limit:
         images = images[: args.limit]
-    res = evaluate(net, cfg, images, level=args.sigma, tile=args.tile, with_baseline=not args.no_baseline,
-                   progress=not args.no_progress, self_ensemble=args.self_ensemble)
+    inputs = real_inputs(images, args.lq_data, get_task(cfg)) if args.lq_data else None
+    res = evaluate(net, cfg, images, level=level, tile=args.tile, with_baseline=not args.no_baseline,
+                   progress=not args.no_progress, self_ensemble=args.self_ensemble, inputs=inputs)
     res["model"] = str(args.model)
     res["data"] = args.data or "embedded test split"
+    if args.lq_data:
+        res["lq_data"] = args.lq_data
     print(json.dumps(res, indent=1) if args.json else format_table(res))
     return 0
 
@@ -321,9 +332,13 @@ def make_parser() -> argparse.ArgumentParser:
     _run_args(e)
     e.add_argument("--model", required=True)
     e.add_argument("--data", default=None, help="folder of test images (default: the embedded test split)")
+    e.add_argument("--lq-data", default=None, metavar="DIR",
+                   help="paired data: the real degraded inputs of --data's images, matched by file name "
+                        "(default: degrade them with the task's own degradation)")
     e.add_argument("--task", choices=sorted(TASKS), default=None, help="check the model is for this task")
     e.add_argument("--scale", type=int, default=None, help="check the model's SR scale")
     e.add_argument("--sigma", type=_sigma, default=None, help="noise level (default: the model's)")
+    e.add_argument("--quality", type=_quality, default=None, help="JPEG quality (default: the model's)")
     e.add_argument("--tile", type=int_in(0, None, "tile size in pixels"), default=0,
                    help="tiled inference with this tile size (0 = whole)")
     e.add_argument("--limit", type=int_in(0, None, "number of images"), default=0,

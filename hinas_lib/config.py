@@ -26,11 +26,8 @@ from .designs import STYLES, get_design
 from .losses import LOSS_FORMS
 from .ops import ACTIVATIONS, OPS, PRIMITIVES
 from .schedules import SEARCH_LR, TRAIN_LR
+from .errors import ConfigError
 from .tasks import TASKS, get_task
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 def _require(cond: bool, field_name: str, msg: str) -> None:
@@ -64,6 +61,9 @@ def _check_types(obj, section: str) -> None:
             ok = isinstance(v, (list, tuple)) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
             _require(ok, name, f"expected a list of numbers, got {v!r}")
+        elif f.type.startswith("Tuple[int"):
+            ok = isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            _require(ok, name, f"expected a list of integers, got {v!r}")
 
 
 ALPHA_SHARING = ("layer", "tied", "cell")
@@ -79,12 +79,16 @@ MAX_SUPERNET_WEIGHTS = 5e8            # beyond it a supernet would not fit in me
 
 @dataclass
 class TaskConfig:
-    task: str = "denoise"            # a name of hinas_lib.tasks.TASKS: denoise | sr
+    # One section for every task: the common fields, then each task's own (read and checked
+    # only by that task's module in hinas_lib/tasks/; set a level with tasks.with_level).
+    task: str = "denoise"            # a name of hinas_lib.tasks.TASKS: denoise | sr | jpeg
     channels: int = 1                # 1 grey, 3 RGB
-    scale: int = 2                   # SR only
-    sigmas: Tuple[float, ...] = (30.0,)  # training noise levels (0-255 scale)
-    sigma_range: Optional[Tuple[float, float]] = None  # blind training: uniform in [lo, hi]
-    eval_sigma: float = 30.0
+    scale: int = 2                   # sr: the scale
+    sigmas: Tuple[float, ...] = (30.0,)  # denoise: training noise levels (0-255 scale)
+    sigma_range: Optional[Tuple[float, float]] = None  # denoise, blind training: uniform in [lo, hi]
+    eval_sigma: float = 30.0         # denoise: evaluation noise level
+    qualities: Tuple[int, ...] = (10, 20, 30, 40)  # jpeg: training quality factors (one per patch)
+    eval_quality: int = 10           # jpeg: evaluation quality factor
     ssim_weight: float = 1.0         # weight w of the log-SSIM term (search; retraining too unless train.ssim_weight)
     loss_form: str = "compact"       # compact | authors (hinas_lib.losses)
 
@@ -96,6 +100,7 @@ class TaskConfig:
         problem = TASKS[self.task].check(self)  # the task's own settings
         if problem:
             _require(False, *problem)
+        self.qualities = tuple(self.qualities)
         self.sigmas = tuple(float(s) for s in self.sigmas)
         _require(len(self.sigmas) > 0 and all(0 <= s <= 255 for s in self.sigmas),
                  "task.sigmas", f"need at least one sigma in [0, 255], got {self.sigmas}")
@@ -291,6 +296,9 @@ class DataConfig:
     train_dir: Optional[str] = None   # None: the embedded scikit-image photographs
     val_dir: Optional[str] = None     # None: split off train_dir / the embedded split
     test_dir: Optional[str] = None
+    # paired data: real degraded inputs, matched by file stem, instead of synthesised ones
+    train_lq_dir: Optional[str] = None  # the inputs of train_dir's images (train, val and held-out)
+    test_lq_dir: Optional[str] = None   # the inputs of test_dir's images
     val_fraction: float = 0.2         # of train_dir: the search's architecture half (without val_dir)
     holdout_fraction: float = 0.0     # of train_dir: held out of both halves to select the search's epoch
     rescale: Optional[Tuple[float, float]] = None  # random rescaling of half the patches (the authors: 0.8-1.2)
@@ -304,9 +312,15 @@ class DataConfig:
             self.rescale = tuple(float(r) for r in self.rescale)
             _require(len(self.rescale) == 2 and 0.25 <= self.rescale[0] <= self.rescale[1] <= 4, "data.rescale",
                      f"need (low, high) with 0.25 <= low <= high <= 4, got {list(self.rescale)}")
+        _require(self.train_lq_dir is None or (self.train_dir is not None and self.val_dir is None),
+                 "data.train_lq_dir", "pairs the images of data.train_dir (set it, and no data.val_dir)")
+        _require(self.test_lq_dir is None or self.test_dir is not None,
+                 "data.test_lq_dir", "pairs the images of data.test_dir: set it too")
+        _require(self.train_lq_dir is None or self.rescale is None, "data.rescale",
+                 "real degraded inputs (data.train_lq_dir) cannot be rescaled; unset one")
         _require(0 <= self.num_workers <= MAX_WORKERS, "data.num_workers",
                  f"must be in [0, {MAX_WORKERS}], got {self.num_workers}")
-        for name in ("train_dir", "val_dir", "test_dir"):  # Optional[str]: _check_types skips them
+        for name in ("train_dir", "val_dir", "test_dir", "train_lq_dir", "test_lq_dir"):  # _check_types skips them
             v = getattr(self, name)
             _require(v is None or isinstance(v, (str, os.PathLike)), f"data.{name}",
                      f"expected a folder path, got {v!r}")
@@ -455,12 +469,9 @@ _SECTION_TYPES = {"task": TaskConfig, "space": SpaceConfig, "search": SearchConf
 # Presets
 # ---------------------------------------------------------------------------
 
-# The tiny preset's patch sides (search, retrain): input pixels, so SR crops are LR.
-_TINY_CROPS = {"denoise": (40, 48), "sr": (24, 32)}
-
-
 def _tiny(task: str, scale: int) -> Config:
-    search_crop, train_crop = _TINY_CROPS.get(task, (40, 48))
+    # patch sides (search, retrain) in input pixels (SR crops are LR): the task's own
+    search_crop, train_crop = TASKS[task].tiny_crops
     return Config(
         name="tiny",
         task=TaskConfig(task=task, channels=TASKS[task].default_channels, scale=scale,

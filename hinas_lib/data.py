@@ -1,4 +1,4 @@
-"""Images: files, folders, the embedded pictures and which images a run uses.
+"""Images: files, folders and the embedded pictures; reading, writing, converting.
 
 Images are float32 numpy arrays in [0, 1], ``HxW`` (grey) or ``HxWx3`` (RGB);
 :func:`to_tensor` / :func:`to_numpy` convert to and from ``C,H,W`` tensors.
@@ -10,9 +10,9 @@ float; RGB from grey repeats the channel. (The metrics' ``rgb_to_y`` is the
 studio-range Y of SR papers, a different thing.)
 
 Embedded images (``EMBEDDED_IMAGES``): photographs shipped inside
-scikit-image 0.26, so the library runs offline with no downloads. The split is
-fixed here so that every run and every machine searches, validates and tests on
-the same pictures:
+scikit-image 0.26, so the library runs offline with no downloads, grouped by the
+role :func:`hinas_lib.splits.embedded_split` gives them (fixed here, so that every
+run and every machine searches, validates and tests on the same pictures):
 
 * ``search_train`` (7): brick, grass, gravel, moon (grey textures and a
   natural scene), rocket, coins, immunohistochemistry: varied texture for the
@@ -37,7 +37,7 @@ import struct
 import zlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import skimage.data
@@ -496,74 +496,6 @@ def load_folder(folder: Union[str, Path], channels: int, recursive: bool = False
     folder = Path(folder)
     return [(p.relative_to(folder).with_suffix("").as_posix(), load_image(p, channels, background=background))
             for p in list_images(folder, recursive)]
-
-
-def embedded_split(channels: int) -> Dict[str, NamedImages]:
-    """The fixed embedded split as ``{'train', 'val', 'test'}`` lists of (name, image).
-
-    The same pictures serve every task.
-    """
-    keys = {"train": "search_train", "val": "search_val", "test": "test"}
-    return {k: [(n, load_embedded(n, channels)) for n in EMBEDDED_IMAGES[src]] for k, src in keys.items()}
-
-
-def folder_split(train_dir: Union[str, Path], val_dir: Optional[Union[str, Path]] = None,
-                 val_fraction: float = 0.2, *, holdout_fraction: float = 0.0, channels: int = 1, seed: int = 0,
-                 recursive: bool = False) -> Dict[str, NamedImages]:
-    """``{'train', 'val', 'holdout'}`` from folders.
-
-    Without ``val_dir``, a seeded random ``holdout_fraction`` of ``train_dir`` is
-    held out first (none by default), then ``val_fraction`` of the rest (at least
-    one image each side). The authors split their 300 BSD images 2% held out,
-    the rest half and half between the search's weight and architecture steps.
-    """
-    train = load_folder(train_dir, channels, recursive)
-    if val_dir is not None:
-        return {"train": train, "val": load_folder(val_dir, channels, recursive), "holdout": []}
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_hold = max(1, round(len(train) * holdout_fraction)) if holdout_fraction > 0 else 0
-    if len(train) - n_hold < 2:
-        raise ImageError(f"image folder {train_dir} has {len(train)} image(s); need {n_hold + 2} to split off "
-                         "validation" + (" and the held-out images" if n_hold else ""))
-    order = np.random.default_rng(seed).permutation(len(train))
-    hold, rest = order[:n_hold].tolist(), order[n_hold:]
-    n_val = min(len(rest) - 1, max(1, round(len(rest) * val_fraction)))
-    val_idx = set(rest[:n_val].tolist())
-    return {"train": [x for i, x in enumerate(train) if i not in val_idx and i not in hold],
-            "val": [x for i, x in enumerate(train) if i in val_idx],
-            "holdout": [train[i] for i in sorted(hold)]}
-
-
-def split_images(cfg) -> Dict[str, NamedImages]:
-    """The images of a run: ``{'train', 'val', 'holdout', 'test'}`` lists of (name, image).
-
-    * train / val: the search's weight and architecture halves (retraining uses both);
-    * holdout: images in neither half, to select the search's epoch and to
-      validate retraining (``data.holdout_fraction``; empty by default: then val does it);
-    * test: ``data.test_dir``, else the held-out or validation images.
-
-    Without ``data.train_dir`` this is the embedded scikit-image split. Images
-    have ``cfg.task.channels`` channels.
-    """
-    d, c = cfg.data, cfg.task.channels
-    if d.train_dir is None:
-        sp = embedded_split(c)
-        sp["holdout"] = []
-        if d.val_dir is not None:
-            sp["val"] = load_folder(d.val_dir, c)
-    else:
-        sp = folder_split(d.train_dir, d.val_dir, d.val_fraction, holdout_fraction=d.holdout_fraction, channels=c)
-        sp["test"] = sp["holdout"] or sp["val"]
-    if d.test_dir is not None:
-        sp["test"] = load_folder(d.test_dir, c)
-    return sp
-
-
-def image_split(cfg) -> Tuple[NamedImages, NamedImages, NamedImages]:
-    """(train, val, test) of :func:`split_images`."""
-    sp = split_images(cfg)
-    return sp["train"], sp["val"], sp["test"]
 
 
 def centre_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from . import data, viz
+from . import data, plots, splits
 from .checkpoint import atomic_write_text
 from .config import Config
 from .evaluate import evaluate, format_table
@@ -36,7 +36,7 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
     t0 = time.time()
     print(f"[1/4] search ({cfg.name}, {cfg.task.task}) -> {out / 'search'}")
     sr = Searcher(cfg, out / "search", device=device, progress=progress, resume="auto",
-                  write_figures=viz.write_search_figures)
+                  write_figures=plots.write_search_figures)
     _say_resumed(sr, "search", cfg.search.steps_per_epoch, out)
     res = sr.run()
     print(res.genotype)
@@ -52,13 +52,13 @@ def run_demo(cfg: Config, out: Path, *, device: Optional[str] = None, progress: 
 
     print("[4/4] evaluate on the held-out test images")
     t2 = time.time()
-    test = data.image_split(cfg)[2]
+    test = splits.image_split(cfg)[2]
     ev = evaluate(trained.net, cfg, test, progress=progress, keep_images=True)
     t_eval = time.time() - t2
     kept = ev.pop("restored")
     shown = [k for k in ("input", "baseline", "ours", "target") if k in kept[0]]
     titles = {"input": "degraded", "baseline": ev["baseline"], "ours": "HiNAS (ours)", "target": "clean"}
-    fig = viz.image_grid([data.to_numpy(kept[0][k]) for k in shown], [titles[k] for k in shown])
+    fig = plots.image_grid([data.to_numpy(kept[0][k]) for k in shown], [titles[k] for k in shown])
     (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
     fig.savefig(out / FIGURES_DIR / "comparison.png", dpi=100)
 

@@ -34,7 +34,7 @@ def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> 
 
 
 def derive_genotype(net) -> Genotype:
-    """The genotype of a :class:`~hinas_lib.supernet.SuperNet` (or anything with
+    """The genotype of a :class:`~hinas_lib.supernet.CompactSuperNet` (or anything with
     the same ``alpha_for``, ``beta``, ``mask`` and config): each layer's cell from
     the alpha its node on the Viterbi path reads."""
     sp = net.cfg.space

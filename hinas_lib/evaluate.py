@@ -27,7 +27,7 @@ from .datasets import dihedral, undo_dihedral
 from .deploy import inference_copy, keep_freed_memory
 from .inference import as_image_batch, check_tile, net_channels, tiled_forward
 from .metrics import psnr, ssim
-from .network import load_model
+from .model_files import load_model
 from .tasks import get_task
 from .zoo import resolve_model
 
@@ -99,7 +99,7 @@ def _broken_weights(net) -> str:
 
 def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[float] = None, tile: int = 0,
              with_baseline: bool = True, progress: bool = True, keep_images: bool = False,
-             bm3d: bool = False, self_ensemble: bool = False) -> Dict:
+             bm3d: bool = False, self_ensemble: bool = False, inputs: Optional[Sequence] = None) -> Dict:
     """Per-image and mean PSNR/SSIM for the degraded input, the baseline and the model.
 
     Args:
@@ -114,6 +114,10 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
         bm3d: add BM3D (denoising; needs ``pip install bm3d``; seconds per image).
         self_ensemble: the model's output averaged over the 8 flips/rotations
             (:func:`run_model`); ``res["self_ensemble"]`` records it.
+        inputs: paired data: the real degraded input of each image (arrays, e.g. from
+            :func:`~hinas_lib.datasets.match_inputs`) instead of the task's synthetic one;
+            ``level`` then says what they are at (it drives the baseline only) and
+            ``res["paired"]`` is True.
 
     Returns:
         ``{"task", "level_name", <level_name>, "baseline", "labels", "metric", "images", "mean"}``.
@@ -125,7 +129,9 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
     _check_eval_args(net, images, sigma if level is None else level, tile)
     expect(self_ensemble, bool, "self_ensemble")
     level = task.level(sigma if level is None else level)
-    ds = task.eval_dataset(images, level)
+    if inputs is not None and len(inputs) != len(images):
+        raise ValueError(f"inputs: {len(inputs)} degraded inputs for {len(images)} images")
+    ds = task.eval_dataset(images, level, inputs=inputs)
     kw = task.metric_kwargs
     rows: List[Dict] = []
     kept = []
@@ -151,7 +157,8 @@ def evaluate(net, cfg: Config, images: Sequence, *, level=None, sigma: Optional[
                       "ours": "HiNAS x8" if self_ensemble else "HiNAS"},
            # the baseline is the input itself (bicubic SR): tables show it once
            "baseline_is_input": task.baseline_is_input,
-           "metric": task.metric_label, "images": rows, "mean": mean, "self_ensemble": self_ensemble}
+           "metric": task.metric_label, "images": rows, "mean": mean, "self_ensemble": self_ensemble,
+           "paired": inputs is not None}
     if keep_images:
         res["restored"] = kept
     return res

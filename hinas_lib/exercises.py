@@ -1,11 +1,11 @@
-"""Exercises that build: the learner writes a piece of HiNAS, the library checks it.
+"""The course's exercises, checked: answers to its questions, and pieces of HiNAS the learner builds.
 
+:func:`check` compares an answer (a number, a shape, a list, a tensor) with the right value.
 Each ``check_*`` runs the learner's function on cases chosen to catch the usual mistakes
 (a greedy width path, ``none`` counted as an edge's strength, beta ignored or normalised over
 the wrong moves, a cell run once per path instead of once per node) and compares it with the
-library's own implementation. Like :func:`hinas_lib.course.check` it prints ``not answered
-yet``, ``correct`` or ``not quite: <what went wrong, on which case>`` and never raises: a
-wrong answer must not stop the notebook.
+library's own implementation. Both print ``not answered yet``, ``correct`` or ``not quite:
+<what went wrong>`` and never raise: a wrong answer must not stop the notebook.
 """
 from __future__ import annotations
 
@@ -18,9 +18,48 @@ from .config import get_preset
 from .derive import derive_cell
 from .genotype import edges_per_cell
 from .grid import move_mask, path_error, path_log_prob, viterbi
-from .supernet import SuperNet
+from .supernet import CompactSuperNet
 
 NOT_ANSWERED = "not answered yet"
+
+
+def check(answer, expected, hint: str, *, tol: Optional[float] = None) -> None:
+    """Check an exercise's answer and print the verdict; never raises (a wrong
+    answer must not stop the notebook, nor nbval). Returns nothing, so that a
+    check as a cell's last line does not print twice.
+
+    Args:
+        answer: the learner's value (None: not answered yet).
+        expected: the right value (numbers, tuples/lists, strings, tensors), or
+            a predicate ``expected(answer) -> bool`` when many answers are right.
+        hint: shown when the answer is wrong.
+        tol: absolute tolerance for numbers.
+
+    Prints:
+        ``not answered yet``, ``correct`` or ``not quite: <hint>``.
+    """
+    if answer is None:
+        verdict = NOT_ANSWERED
+    else:
+        try:
+            ok = _same(answer, expected, tol)
+        except Exception as e:  # noqa: BLE001 (any mistake in the answer is a wrong answer)
+            ok, hint = False, f"{hint} (comparing raised {type(e).__name__}: {e})"
+        verdict = "correct" if ok else f"not quite: {hint}"
+    print(verdict)
+
+
+def _same(a, b, tol) -> bool:
+    if callable(b) and not isinstance(b, torch.Tensor):
+        return bool(b(a))
+    if isinstance(b, torch.Tensor) or isinstance(a, torch.Tensor):
+        a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+        return a.shape == b.shape and bool(torch.allclose(a, b, atol=tol or 1e-6, rtol=0))
+    if isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    if isinstance(b, float) or (tol is not None and isinstance(b, (int, float))):
+        return isinstance(a, (int, float)) and abs(float(a) - float(b)) <= (tol or 1e-9)
+    return a == b
 
 
 def _verdict(fn, run: Callable[[Callable], Optional[str]]) -> None:
@@ -113,12 +152,12 @@ def check_top2(fn: Optional[Callable], primitives: Optional[Sequence[str]] = Non
 
 
 # ---------------------------------------------------------------------------
-def mini_supernet(seed: int = 0) -> SuperNet:
+def mini_supernet(seed: int = 0) -> CompactSuperNet:
     """A 2-layer compact supernet (2 blocks, F = 4, widths 1/1.5/2, cell sharing) with alpha and
     beta far from uniform, in float64: the exercise's network."""
     cfg = get_preset("tiny", "denoise").replace(space=dict(layers=2, blocks=2, filters=4))
     torch.manual_seed(seed)
-    net = SuperNet(cfg).double().eval()
+    net = CompactSuperNet(cfg).double().eval()
     with torch.no_grad():
         net.alpha.normal_(0, 2)
         net.beta.normal_(0, 2)
@@ -162,4 +201,5 @@ def check_supernet_forward(fn: Optional[Callable]) -> None:
     _verdict(fn, run)
 
 
-__all__ = ["check_viterbi", "check_top2", "check_supernet_forward", "mini_supernet", "greedy_trap"]
+__all__ = ["check", "NOT_ANSWERED", "check_viterbi", "check_top2", "check_supernet_forward", "mini_supernet",
+           "greedy_trap"]

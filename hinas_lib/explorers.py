@@ -23,14 +23,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import data, viz
+from . import data, plots
 from .cells import MixedOp
 from .config import Config
 from .evaluate import run_model
 from .genotype import Genotype, default_genotype
 from .grid import path_error
 from .metrics import psnr
-from .network import HiNASNet, load_model
+from .model_files import load_model
+from .network import CompactNet
 from .tasks import get_task
 from .widgets import W, show_figure, shown_images
 
@@ -213,9 +214,9 @@ class WidthPathPicker(_Explorer):
     def _redraw(self) -> None:
         geno = self.genotype()
         assert path_error(geno.path, len(self.factors)) is None  # the dropdowns only offer legal moves
-        net = HiNASNet(geno, self.cfg)
+        net = CompactNet(geno, self.cfg)
         self.state = {"path": list(geno.path), "params": net.num_params(), "widths": net.widths}
-        fig = viz.plot_width_grid(path=geno.path, levels=len(self.factors), width_factors=self.factors)
+        fig = plots.plot_width_grid(path=geno.path, levels=len(self.factors), width_factors=self.factors)
         fig.axes[0].set_title(f"path {' -> '.join(f'{self.factors[s]:g}x' for s in geno.path)}: "
                               f"{self.state['params']:,} parameters (F={self.cfg.train.filters}, "
                               f"channels {net.widths})", fontsize=10)
@@ -293,7 +294,7 @@ class DenoiseExplorer(_Explorer):
         rng = cfg.task.sigma_range
         trained = (f"{rng[0]:g}-{rng[1]:g} (blind)" if rng is not None
                    else ", ".join(f"{s:g}" for s in cfg.task.sigmas))
-        fig = viz.image_grid([data.to_numpy(v) for v in (*outs.values(), clean)],
+        fig = plots.image_grid([data.to_numpy(v) for v in (*outs.values(), clean)],
                              [f"{k}\n{scores[k]:.2f} dB" for k in outs] + ["clean"], size=2.6)
         fig.suptitle(f"sigma = {sigma:g} (the model was trained at sigma {trained})", fontsize=10)
         fig.tight_layout()
@@ -332,7 +333,7 @@ class SRExplorer(_Explorer):
         self.state = {"scale": r, "model": self.models[r], "psnr": scores, "lr_shape": tuple(lr.shape)}
         H, Wd = hr.shape[-2:]
         box = (H // 3, Wd // 3, H // 3, Wd // 3)
-        fig = viz.image_grid([data.to_numpy(lr)] + [data.to_numpy(v) for v in outs.values()] + [data.to_numpy(hr)],
+        fig = plots.image_grid([data.to_numpy(lr)] + [data.to_numpy(v) for v in outs.values()] + [data.to_numpy(hr)],
                              [f"LR input ({lr.shape[-1]} px)"] + [f"{k}\n{scores[k]:.2f} dB" for k in outs]
                              + [f"HR ({Wd} px)"], crop=box, size=2.4)
         fig.suptitle(f"x{r}: PSNR on Y, {r} border pixels shaved", fontsize=10)

@@ -1,11 +1,12 @@
-"""Training losses of HiNAS: a pixel loss plus a log-SSIM term.
+"""Training losses of HiNAS: a pixel loss (MSE or L1, the task's choice:
+:meth:`hinas_lib.tasks.Task.loss`) plus ``w`` times a log-SSIM term, in one of two
+forms (``task.loss_form``, each design's own):
 
-* denoising: MSE + w * -log((1 + SSIM) / 2)
-* super-resolution: L1 + w * -log((1 + SSIM) / 2)
-
-(Each task picks its pixel loss: :meth:`hinas_lib.tasks.Task.loss`.)
-
-(1 + SSIM)/2 maps SSIM from [-1, 1] into [0, 1] so the log stays finite.
+* ``compact``: ``pixel + w * -log((1 + SSIM) / 2)``, SSIM over the valid window
+  positions; (1 + SSIM)/2 maps SSIM from [-1, 1] into [0, 1] so the log stays
+  finite; ``w = 0`` skips SSIM;
+* ``authors`` (hkzhang91/HiNAS): ``(pixel + w * -log10(SSIM)) / 2``, SSIM averaged
+  over the zero-padded image (``padding="same"``).
 """
 from __future__ import annotations
 

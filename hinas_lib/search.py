@@ -38,9 +38,10 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from . import data, distributed, streams
+from . import distributed, splits, streams
 from .checks import CONFIG_HINT, expect
 from .config import Config
+from .datasets import real_inputs
 from .derive import derive_genotype
 from .engine import RunEngine
 from .fused import PerfOptions
@@ -163,13 +164,18 @@ class Searcher(RunEngine):
         self.batch_loss = distributed.GlobalBatchLoss(self.loss_fn, self.dist)
         self.w_opt, self.a_opt = make_optimizers(self.net, cfg)
 
-        images = data.split_images(cfg)
+        images = splits.split_images(cfg)
         rescale = cfg.data.rescale
-        self.train_ds = self.task.patch_dataset(images["train"], s.crop, rescale=rescale)
-        self.val_ds = self.task.patch_dataset(images["val"], s.crop, rescale=rescale)
+
+        def patches(imgs, **kw):  # synthesised degradations, or the real inputs of data.train_lq_dir
+            return self.task.patch_dataset(imgs, s.crop, inputs=real_inputs(imgs, cfg.data.train_lq_dir, self.task),
+                                           **kw)
+
+        self.train_ds = patches(images["train"], rescale=rescale)
+        self.val_ds = patches(images["val"], rescale=rescale)
         # fixed validation patches (separate seed), the same every epoch: from the held-out
         # images when there are some, else from the architecture half
-        select_ds = self.task.patch_dataset(images["holdout"], s.crop) if images["holdout"] else self.val_ds
+        select_ds = patches(images["holdout"]) if images["holdout"] else self.val_ds
         self.val_batches = streams.fixed_batches(select_ds, s.seed + 7919, s.batch_size, s.val_batches)
 
         self.sums = {"train_loss": 0.0, "arch_loss": 0.0, "n": 0}  # running sums of the current epoch

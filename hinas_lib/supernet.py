@@ -1,4 +1,4 @@
-"""The HiNAS supernet: search cells on a layer x width grid (compact design),
+"""The compact design's supernet, :class:`CompactSuperNet`: search cells on a layer x width grid,
 and :func:`build_supernet`, which builds the design a config asks for
 (:mod:`hinas_lib.designs`).
 
@@ -31,7 +31,7 @@ def _key(l: int, s: int, k: Optional[int] = None) -> str:
     return f"{l}_{s}" if k is None else f"{l}_{s}_{k}"
 
 
-class SuperNet(SuperNetBase):
+class CompactSuperNet(SuperNetBase):
     """The compact design's supernet of ``cfg``; ``perf`` chooses how it computes (never what).
 
     Node (l, s) runs a cell on the beta-weighted sum of its inputs from layer
@@ -44,7 +44,7 @@ class SuperNet(SuperNetBase):
     def __init__(self, cfg: Config, perf: PerfOptions = PerfOptions()):
         super().__init__()
         if cfg.space.style != "compact":
-            raise ValueError(f"SuperNet is the compact design; space.style is {cfg.space.style!r}: "
+            raise ValueError(f"CompactSuperNet is the compact design; space.style is {cfg.space.style!r}: "
                              "use build_supernet(cfg)")
         self._init_space(cfg)
         self.perf = perf
@@ -117,7 +117,9 @@ class SuperNet(SuperNetBase):
         return self.head(self.features(x, naive), x).contiguous()
 
 
-register_classes("compact", supernet=SuperNet)
+SuperNet = CompactSuperNet  # its earlier name, kept for saved notebooks and user code
+
+register_classes("compact", supernet=CompactSuperNet)
 
 
 def build_supernet(cfg: Config, perf: PerfOptions = PerfOptions()) -> SuperNetBase:
@@ -125,4 +127,4 @@ def build_supernet(cfg: Config, perf: PerfOptions = PerfOptions()) -> SuperNetBa
     return get_design(cfg.space.style).supernet(cfg, perf)
 
 
-__all__ = ["SuperNet", "build_supernet"]
+__all__ = ["CompactSuperNet", "SuperNet", "build_supernet"]

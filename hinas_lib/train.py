@@ -7,12 +7,14 @@ Validation on whole (or centre-cropped) held-out or val images with fixed
 degradations every ``val_every`` epochs from ``val_from`` (the same metric as
 the search reports, :mod:`hinas_lib.validation`); the best epoch by
 ``select_by`` is kept as ``model.pt``, a self-describing checkpoint (config,
-genotype, weights; :mod:`hinas_lib.network`). The resumable state lives in
+genotype, weights; :mod:`hinas_lib.model_files`). The resumable state lives in
 ``train_checkpoint.pt`` of the run folder (:mod:`hinas_lib.runs`).
 
 Under ``torchrun`` the network is trained with DistributedDataParallel on
-slices of each global batch, with synchronised BatchNorm; validation is split
-over the ranks and only rank 0 writes files (see :mod:`hinas_lib.distributed`).
+slices of each global batch, the loss taken over the whole global batch;
+BatchNorm statistics are the global batch's with NCCL and each rank's own with
+gloo (``HINAS_BN_SYNC`` chooses); validation is split over the ranks and only
+rank 0 writes files (see :mod:`hinas_lib.distributed`).
 """
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from . import data, distributed, streams
+from . import data, distributed, splits, streams
 from .checkpoint import CheckpointError, load_checkpoint
 from .checks import CONFIG_HINT, GENOTYPE_HINT, PATH_OR_NONE, expect
 from .config import Config
+from .datasets import centre_crop_pair, real_inputs
 from .engine import RunEngine
 from .genotype import Genotype
-from .network import build_network, save_model
+from .model_files import save_model
+from .network import build_network
 from .runfiles import GENOTYPE_FILE, MODEL_FILE, TRAIN_STATE
 from .runtime import autocast, check_finite, memory_mib, prepare_model, to_device
 from .schedules import TRAIN_LR, selection_score
@@ -91,16 +95,23 @@ class Trainer(RunEngine):
         self.opt = make_train_optimizer(self.net, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.type == "cuda"))
 
-        images = data.split_images(cfg)
+        images = splits.split_images(cfg)
         train_imgs, val_imgs = images["train"], images["val"]
         if t.train_on_val:
             # the paper retrains on the whole training set: the search's two halves together
             train_imgs = train_imgs + val_imgs
         if images["holdout"]:  # the images neither half saw validate the retraining
             val_imgs = images["holdout"]
-        self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale)
-        val_imgs = [(n, data.centre_crop(a, self.val_size, self.task.scale)) for n, a in val_imgs]
-        self.val_set = list(self.task.eval_dataset(val_imgs))
+        lq_dir = cfg.data.train_lq_dir  # paired data: real degraded inputs instead of synthesised ones
+        self.train_ds = self.task.patch_dataset(train_imgs, t.crop, rescale=cfg.data.rescale,
+                                                inputs=real_inputs(train_imgs, lq_dir, self.task))
+        val_lq = real_inputs(val_imgs, lq_dir, self.task)
+        if val_lq is None:
+            val_imgs = [(n, data.centre_crop(a, self.val_size, self.task.scale)) for n, a in val_imgs]
+        else:
+            crops = [centre_crop_pair(lq, a, self.val_size, self.task.scale) for lq, (_, a) in zip(val_lq, val_imgs)]
+            val_lq, val_imgs = [c[0] for c in crops], [(n, c[1]) for (n, _), c in zip(val_imgs, crops)]
+        self.val_set = list(self.task.eval_dataset(val_imgs, inputs=val_lq))
 
         self.best_psnr, self.best_score = -float("inf"), -float("inf")
         self.sums = {"loss": 0.0, "n": 0}

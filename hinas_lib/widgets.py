@@ -25,7 +25,7 @@ except ImportError as e:  # an optional extra: say how to get it
                       "(or pip install 'hinas[notebooks]')") from e
 
 from .config import ALPHA_SHARING, PRESET_TASKS, Config, ConfigError, get_preset
-from .tasks import task_class
+from .tasks import task_class, with_level
 
 import matplotlib.pyplot as plt
 
@@ -131,7 +131,8 @@ class SearchPanel:
         self.level_name = self.task_cls.level_name
         choices = self.task_cls.level_choices
         self.controls: Dict[str, W.Widget] = {
-            self.level_name: _control(tuple(choices) if choices else float, lv, self.task_cls.level_label)}
+            self.level_name: _control(tuple(choices) if choices else self.task_cls.level_type, lv,
+                                      self.task_cls.level_label)}
         for sec, name, label, kind in FIELDS:
             self.controls[name] = _control(kind, getattr(getattr(base, sec), name), label)
         self.button = W.Button(description="Run search", button_style="primary", icon="play")
@@ -155,12 +156,11 @@ class SearchPanel:
         changes: Dict[str, Dict] = {"space": {}, "search": {}}
         for sec, name, _, kind in FIELDS:
             changes[sec][name] = _value(kind, self.controls[name])
-        changes["task"] = self.task_cls.level_changes(self.controls[self.level_name].value)
         w_lr = changes["search"]["w_lr"]
         # keep the cosine floor below a lowered lr instead of refusing it
         if w_lr > 0:
             changes["search"]["w_lr_min"] = min(self.base.search.w_lr_min, w_lr)
-        return self.base.replace(**changes)
+        return with_level(self.base, self.controls[self.level_name].value).replace(**changes)
 
     def _say(self, text: str) -> None:
         # append_stdout records the text even without a running kernel (tests)

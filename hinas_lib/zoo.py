@@ -3,7 +3,7 @@
 Each entry is a folder ``zoo/<name>/`` holding
 
 * ``model.pt``      - a self-describing checkpoint (config + genotype + weights,
-                      ``torch.load(weights_only=True)``), as :mod:`hinas_lib.network` writes it;
+                      ``torch.load(weights_only=True)``), as :mod:`hinas_lib.model_files` writes it;
 * ``genotype.json`` - the searched architecture, the same one ``model.pt`` stores;
 * ``genotype.svg``  - the cells and width path as a picture (``genotype.gv`` without ``dot``);
 * ``info.json``     - how it was made (data, settings, CPU-hours, machine) and its test scores.

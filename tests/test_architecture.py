@@ -12,23 +12,28 @@ PKG = Path(__file__).resolve().parents[1] / "hinas_lib"
 # function-local imports that are allowed, and why (none of them dodges a cycle)
 LOCAL_IMPORTS_ALLOWED = {
     ("course", "widgets"): "ipywidgets is an optional extra",
+    ("liveplot", "widgets"): "ipywidgets is an optional extra",
     ("__main__", "cli"): "Ctrl-C while torch imports must not print a traceback",
 }
 
 
 def _imports():
-    """module -> (top-level library imports, function-local library imports)."""
-    mods = {p.stem: p for p in PKG.glob("*.py")}
+    """module -> (top-level library imports, function-local library imports); a subpackage
+    (``tasks/``) is one module, the imports of all its files together."""
+    mods = {p.stem: [p] for p in PKG.glob("*.py")}
+    mods.update({d.name: sorted(d.glob("*.py")) for d in PKG.iterdir() if (d / "__init__.py").is_file()})
     out = {}
-    for name, path in mods.items():
+    for name, paths in mods.items():
         top, local = set(), set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                targets = [node.module] if node.module else [a.name for a in node.names]
-                for t in targets:
-                    t = t.split(".")[0]
-                    if t in mods:
-                        (local if node.col_offset > 0 else top).add(t)
+        for path in paths:
+            up = 1 if path.parent == PKG else 2  # the relative level that names the library
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == up:
+                    targets = [node.module] if node.module else [a.name for a in node.names]
+                    for t in targets:
+                        t = t.split(".")[0]
+                        if t in mods and t != name:
+                            (local if node.col_offset > 0 else top).add(t)
         out[name] = (top, local)
     return out
 
@@ -79,9 +84,11 @@ def test_no_module_level_perf_switch():
 
 # the README's layers: engines compute and write run files; front ends draw, talk and teach
 ENGINE_MODULES = {"runfiles", "designs", "runs", "engine", "schedules", "validation", "inference", "search", "train",
-                  "evaluate", "distributed", "supernet", "supernet_base", "network", "authors", "cells", "fused",
-                  "derive", "genotype", "config", "tasks", "data", "datasets", "streams", "checkpoint", "runtime"}
-FRONT_ENDS = {"viz", "widgets", "explorers", "course", "cli", "demo", "describe", "profiling", "exercises"}
+                  "evaluate", "distributed", "supernet", "supernet_base", "network", "model_files", "authors", "cells",
+                  "fused", "derive", "genotype", "config", "tasks", "data", "splits", "datasets", "streams",
+                  "checkpoint", "runtime"}
+FRONT_ENDS = {"viz", "graphs", "plots", "history", "widgets", "liveplot", "explorers", "course", "fastmode", "text",
+              "provenance", "ablation", "cli", "demo", "describe", "profiling", "exercises"}
 
 
 def test_engines_never_import_front_ends():
@@ -100,3 +107,14 @@ def test_the_design_is_looked_up_not_tested_by_name():
     hits = [(p.name, i + 1) for p in PKG.glob("*.py") if p.name != "designs.py"
             for i, line in enumerate(p.read_text().splitlines()) if pattern.search(line)]
     assert {name for name, _ in hits} <= {"network.py", "supernet.py"} and len(hits) <= 2, hits
+
+
+def test_viz_only_re_exports():
+    """``viz`` is one namespace for notebooks and users; each figure lives in the module of its concept."""
+    doc, *rest = ast.parse((PKG / "viz.py").read_text()).body
+    assert isinstance(doc, ast.Expr)  # the docstring, which says where each concept lives
+    for node in rest:
+        if isinstance(node, ast.ImportFrom):
+            assert node.module == "__future__" or (node.level == 1 and node.module in {"graphs", "plots", "history"})
+        else:
+            assert isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["__all__"], node.lineno

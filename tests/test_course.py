@@ -188,3 +188,11 @@ def test_check_answers_never_raises(capsys):
     assert verdict("abc", 1.0, "h").startswith("not quite")  # wrong type: a verdict, not an exception
     assert verdict([1, 2], lambda a: sum(a) == 3, "h") == "correct"
     assert verdict([1], lambda a: a[5] == 0, "h").startswith("not quite: h (comparing raised IndexError")
+
+
+def test_the_names_notebooks_call_stay_on_course_and_viz():
+    """Saved notebooks call ``course.X`` and ``viz.X``; the names live in their own modules now."""
+    from hinas_lib import exercises, liveplot, viz
+    assert [n for n in course.__all__ if not hasattr(course, n)] == []
+    assert [n for n in viz.__all__ if not hasattr(viz, n)] == []
+    assert course.check is exercises.check and course.LivePlot is liveplot.LivePlot

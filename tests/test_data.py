@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from hinas_lib.config import TaskConfig  # noqa: E402
-from hinas_lib.data import (EMBEDDED_IMAGES, ImageError, embedded_names, embedded_split,  # noqa: E402
-                            folder_split, list_images, load_embedded, load_image)
+from hinas_lib.data import (EMBEDDED_IMAGES, ImageError, embedded_names, list_images,  # noqa: E402
+                            load_embedded, load_image)
 from hinas_lib.datasets import EvalDataset, PatchDataset, dihedral  # noqa: E402
 from hinas_lib.degrade import add_gaussian_noise, bicubic_downscale, noise_seed  # noqa: E402
+from hinas_lib.splits import embedded_split, folder_split  # noqa: E402
 from hinas_lib.streams import batch_stream  # noqa: E402
 from hinas_lib.tasks import get_task  # noqa: E402
 

@@ -24,8 +24,8 @@ from hinas_lib import data, distributed, streams
 from hinas_lib.checkpoint import load_checkpoint
 from hinas_lib.config import Config, DataConfig, SearchConfig, SpaceConfig, TaskConfig, TrainConfig
 from hinas_lib.genotype import Genotype
+from hinas_lib.model_files import load_model
 from hinas_lib.search import Searcher
-from hinas_lib.network import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

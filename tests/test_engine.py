@@ -15,12 +15,12 @@ from hinas_lib.config import get_preset
 from hinas_lib.datasets import dihedral, undo_dihedral
 from hinas_lib.evaluate import evaluate, run_model
 from hinas_lib.inference import receptive_radius, tiled_forward
+from hinas_lib.model_files import load_model
 from hinas_lib.genotype import Genotype
-from hinas_lib.network import HiNASNet
+from hinas_lib.network import CompactNet
 from hinas_lib.runtime import TrainingError
 from hinas_lib.search import Searcher
 from hinas_lib.tasks import get_task
-from hinas_lib.network import load_model
 from hinas_lib.train import Trainer
 
 
@@ -161,7 +161,7 @@ def test_tiled_inference_equals_whole(task, scale, channels):
                  space=SpaceConfig(layers=2, blocks=2, filters=4), train=TrainConfig(filters=4))
     cell = ((("dil_conv_5x5", 1), ("sep_conv_3x3", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
     g = Genotype(cells=(cell, cell), path=(0, 1), width_factors=(1.0, 1.5, 2.0))
-    net = HiNASNet(g, cfg).eval()
+    net = CompactNet(g, cfg).eval()
     r = receptive_radius(net, channels)
     assert r > 4
     x = torch.rand(1, channels, 77, 85)

@@ -12,7 +12,7 @@ from hinas_lib import course, explorers
 from hinas_lib.cells import MixedOp
 from hinas_lib.genotype import Genotype
 from hinas_lib.grid import all_paths, path_error
-from hinas_lib.network import HiNASNet
+from hinas_lib.network import CompactNet
 from hinas_lib.widgets import shown_images
 
 PNG = b"\x89PNG"
@@ -73,7 +73,7 @@ def test_width_path_picker_offers_only_legal_moves(cfg):
     pick.dropdowns[0].value = 0           # layer 1 can no longer be at 2x: clamped to 1.5x
     assert pick.state["path"] == [0, 1, 2, 2] and path_error(pick.state["path"], S) is None
     geno = Genotype(cells=pick.cells, path=(0, 1, 2, 2), width_factors=c.space.width_factors)
-    assert pick.state["params"] == HiNASNet(geno, c).num_params()
+    assert pick.state["params"] == CompactNet(geno, c).num_params()
     wide = pick.state["params"]
     pick.set_path([0, 0, 0, 0])
     assert pick.state["params"] < wide

@@ -8,7 +8,7 @@ import torch
 from hinas_lib.config import get_preset
 from hinas_lib.grid import (all_paths, count_paths, masked_log_softmax, masked_softmax, move_mask,
                             path_log_prob, reachable, dest_level, viterbi)
-from hinas_lib.supernet import SuperNet
+from hinas_lib.supernet import CompactSuperNet
 
 LO, K, R = 0, 1, 2  # lower, keep, raise (moves out of a node)
 
@@ -79,7 +79,7 @@ def test_masked_softmax_gradients_are_finite_and_zero_when_masked():
 def test_supernet_beta_grad_exactly_zero_on_masked_moves(alpha_sharing, cell_sharing):
     cfg = get_preset("tiny").replace(space={"layers": 3, "alpha_sharing": alpha_sharing,
                                             "cell_sharing": cell_sharing})
-    net = SuperNet(cfg)
+    net = CompactSuperNet(cfg)
     x = torch.randn(2, 1, 12, 12)
     ((net(x) - x) ** 2).mean().backward()
     g = net.beta.grad

@@ -19,7 +19,7 @@ from hinas_lib.config import ConfigError, get_preset
 from hinas_lib.evaluate import evaluate
 from hinas_lib.genotype import Genotype, GenotypeError
 from hinas_lib.inference import tiled_forward
-from hinas_lib.network import load_model
+from hinas_lib.model_files import load_model
 from hinas_lib.runs import LOCK_NAME
 from hinas_lib.search import Searcher
 from hinas_lib.train import Trainer
@@ -167,7 +167,7 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "t")]) == 2
     assert "not a genotype JSON file" in capsys.readouterr().err
     assert main(["eval", "--model", "sr-x2", "--data", str(tmp_path), "--sigma", "30"]) == 2
-    assert "--sigma is the noise level of denoising models" in capsys.readouterr().err
+    assert "--sigma: model sr-x2 is for sr (x2); its level is set with --scale" in capsys.readouterr().err
     with pytest.raises(ValueError, match="at least 32"):
         tiled_forward(torch.nn.Identity(), torch.rand(1, 1, 40, 40), tile=8)
 

@@ -16,7 +16,8 @@ from hinas_lib.checkpoint import CheckpointError, atomic_save
 from hinas_lib.cli import EXIT_USAGE, build_config, main, make_parser
 from hinas_lib.config import Config, ConfigError, SearchConfig, SpaceConfig, TaskConfig, TrainConfig, get_preset
 from hinas_lib.genotype import Genotype, GenotypeError
-from hinas_lib.network import HiNASNet, load_model, model_checkpoint
+from hinas_lib.model_files import load_model, model_checkpoint
+from hinas_lib.network import CompactNet
 from hinas_lib.runtime import pick_device
 
 CELL = ((("conv_3x3", 1), ("skip_connect", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
@@ -34,7 +35,7 @@ def tiny_config(channels: int = 1, task: str = "denoise") -> Config:
 def write_model(path, channels: int = 1, task: str = "denoise", **drop):
     cfg = tiny_config(channels, task)
     torch.manual_seed(0)
-    ckpt = model_checkpoint(HiNASNet(GENO, cfg), cfg, GENO, {})
+    ckpt = model_checkpoint(CompactNet(GENO, cfg), cfg, GENO, {})
     for k in drop:
         ckpt.pop(k)
     atomic_save(ckpt, path)
@@ -280,7 +281,7 @@ def test_transparent_pixels_are_refused_unless_a_background_is_given(tmp_path, c
 def grey_net():
     torch.manual_seed(0)
     cfg = tiny_config()
-    return HiNASNet(GENO, cfg).eval(), cfg
+    return CompactNet(GENO, cfg).eval(), cfg
 
 
 def test_run_model_converts_what_it_sensibly_can(grey_net):

@@ -11,7 +11,7 @@ from hinas_lib.checkpoint import CheckpointError, atomic_save, atomic_write_text
 from hinas_lib.cells import FixedCell
 from hinas_lib.config import get_preset
 from hinas_lib.genotype import Genotype, default_genotype
-from hinas_lib.network import HiNASNet
+from hinas_lib.network import CompactNet
 from hinas_lib.ops import ActConvBN
 
 CELL = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 2), ("dil_conv_3x3", 0)))
@@ -32,15 +32,23 @@ def _cfg(task="denoise", scale=2, channels=None, filters=8):
 def test_forward_shapes_at_odd_sizes(task, channels, scale):
     cfg = _cfg(task, scale if task == "sr" else 2, channels)
     for g in (_geno(), default_genotype(2, 2)):
-        net = HiNASNet(g, cfg)
+        net = CompactNet(g, cfg)
         x = torch.rand(2, channels, 17, 23)
         y = net(x)
         assert y.shape == (2, channels, 17 * scale, 23 * scale)
         assert torch.isfinite(y).all()
 
 
+def test_the_earlier_name_still_builds_the_compact_network():
+    import hinas_lib
+    from hinas_lib.designs import get_design
+    from hinas_lib.network import HiNASNet
+    assert HiNASNet is CompactNet is hinas_lib.HiNASNet is hinas_lib.CompactNet
+    assert get_design("compact").network is CompactNet
+
+
 def test_denoise_output_is_input_minus_predicted_noise():
-    net = HiNASNet(_geno(), _cfg()).eval()
+    net = CompactNet(_geno(), _cfg()).eval()
     x = torch.rand(2, 1, 17, 23)
     with torch.no_grad():
         y = net(x)
@@ -50,7 +58,7 @@ def test_denoise_output_is_input_minus_predicted_noise():
 
 
 def test_sr_output_is_bicubic_plus_subpixel_residual():
-    net = HiNASNet(_geno(), _cfg("sr", 3)).eval()
+    net = CompactNet(_geno(), _cfg("sr", 3)).eval()
     x = torch.rand(2, 3, 9, 11)
     with torch.no_grad():
         y = net(x)
@@ -62,14 +70,14 @@ def test_sr_output_is_bicubic_plus_subpixel_residual():
 # ---------------------------------------------------------------- structure
 def test_parameter_count_grows_with_filters():
     g, cfg = _geno(), _cfg()
-    counts = [HiNASNet(g, cfg, filters=f).num_params() for f in (4, 8, 16)]
+    counts = [CompactNet(g, cfg, filters=f).num_params() for f in (4, 8, 16)]
     assert counts[0] < counts[1] < counts[2]
-    assert HiNASNet(g, cfg).num_params() == counts[1]  # filters default to cfg.train.filters
-    assert counts[1] == sum(p.numel() for p in HiNASNet(g, cfg).parameters())
+    assert CompactNet(g, cfg).num_params() == counts[1]  # filters default to cfg.train.filters
+    assert counts[1] == sum(p.numel() for p in CompactNet(g, cfg).parameters())
 
 
 def test_widths_follow_the_path_and_routers():
-    net = HiNASNet(_geno((0, 1, 2)), _cfg(filters=8))
+    net = CompactNet(_geno((0, 1, 2)), _cfg(filters=8))
     assert net.widths == [8, 12, 16]
     assert isinstance(net.routers[0], nn.Identity)
     for l, (c_in, c_out) in enumerate([(8, 12), (12, 16)], start=1):
@@ -81,27 +89,27 @@ def test_widths_follow_the_path_and_routers():
     for cell, C in zip(net.cells, net.widths):
         assert isinstance(cell, FixedCell) and cell.out.out_channels == C
 
-    net = HiNASNet(_geno((1, 1, 0)), _cfg(filters=8))
+    net = CompactNet(_geno((1, 1, 0)), _cfg(filters=8))
     assert net.widths == [12, 12, 8]
     assert [isinstance(r, nn.Identity) for r in net.routers] == [False, True, False]
 
 
 def test_widths_come_from_the_genotype_factors():
     g = Genotype(cells=(CELL, CELL), path=(1, 2), width_factors=(1.0, 2.0, 3.0))
-    net = HiNASNet(g, _cfg(filters=4))
+    net = CompactNet(g, _cfg(filters=4))
     assert net.widths == [8, 12]
     assert net(torch.rand(1, 1, 9, 9)).shape == (1, 1, 9, 9)
 
 
 def test_cells_follow_the_genotype():
-    net = HiNASNet(_geno((0, 0, 0)), _cfg())
+    net = CompactNet(_geno((0, 0, 0)), _cfg())
     for cell in net.cells:
         assert cell.inputs == [[1, 0], [2, 0]]
         assert isinstance(cell.ops[0][1], nn.Identity)
 
 
 def test_a_few_adam_steps_reduce_the_loss():
-    net = HiNASNet(_geno((0, 1, 1)), _cfg(filters=8)).train()
+    net = CompactNet(_geno((0, 1, 1)), _cfg(filters=8)).train()
     clean = torch.rand(2, 1, 16, 16)
     noisy = clean + 0.1 * torch.randn_like(clean)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -119,14 +127,14 @@ def test_a_few_adam_steps_reduce_the_loss():
 
 # ---------------------------------------------------------------- checkpoints
 def test_atomic_save_and_load_round_trip(tmp_path):
-    net = HiNASNet(_geno(), _cfg())
+    net = CompactNet(_geno(), _cfg())
     obj = {"kind": "model", "state": net.state_dict(), "genotype": _geno().to_dict(), "step": 7}
     p = tmp_path / "deep" / "model.pt"
     atomic_save(obj, p)
     back = load_checkpoint(p, kind="model")
     assert back["step"] == 7 and back["genotype"] == obj["genotype"]
     assert Genotype.from_dict(back["genotype"]) == _geno()
-    fresh = HiNASNet(_geno(), _cfg())
+    fresh = CompactNet(_geno(), _cfg())
     fresh.load_state_dict(back["state"])
     x = torch.rand(1, 1, 12, 12)
     net.eval(), fresh.eval()

@@ -82,15 +82,15 @@ def test_register_op_is_usable_everywhere(registry):
     prims = ("none", "skip_connect", name)
     sp = SpaceConfig(layers=1, blocks=2, filters=4, width_factors=(1.0, 2.0), primitives=prims)
     cfg = Config(task=TaskConfig(), space=sp, search=SearchConfig())
-    from hinas_lib.supernet import SuperNet
-    net = SuperNet(cfg)
+    from hinas_lib.supernet import CompactSuperNet
+    net = CompactSuperNet(cfg)
     assert net.alpha.shape == (1, edges_per_cell(2), 3)
     x = torch.randn(2, 1, 8, 8)
     assert net(x).shape == x.shape
 
     g = Genotype(cells=(((( name, 0), ("skip_connect", 1)), ((name, 2), (name, 1))),), path=(0,))
-    from hinas_lib.network import HiNASNet
-    assert HiNASNet(g, cfg, filters=4)(x).shape == x.shape
+    from hinas_lib.network import CompactNet
+    assert CompactNet(g, cfg, filters=4)(x).shape == x.shape
 
 
 def test_register_op_add_to_primitives(registry):

@@ -31,7 +31,8 @@ def test_different_photographs_of_the_same_size_do_not_match():
 def test_eval_warns_when_the_test_folder_holds_training_images(tmp_path):
     from hinas_lib.config import get_preset
     from hinas_lib.genotype import default_genotype
-    from hinas_lib.network import build_network, save_model
+    from hinas_lib.model_files import save_model
+    from hinas_lib.network import build_network
     train, test = tmp_path / "train", tmp_path / "test"
     train.mkdir()
     test.mkdir()

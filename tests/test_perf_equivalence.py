@@ -20,7 +20,7 @@ from hinas_lib.cells import SearchCell
 from hinas_lib.config import get_preset
 from hinas_lib.fused import FusedSearchCell, PerfOptions, _ConvsBN
 from hinas_lib.ops import PRIMITIVES
-from hinas_lib.supernet import SuperNet
+from hinas_lib.supernet import CompactSuperNet
 
 PLAIN = PerfOptions.plain()
 OPTIMISED = PerfOptions()
@@ -122,12 +122,12 @@ def test_supernet_optimised_matches_plain(cell_sharing, ckpt, dtype):
     architecture step's autograd.grad (which lets _ConvsBN skip weight grads)."""
     cfg = get_preset("tiny").replace(space={"cell_sharing": cell_sharing, "checkpoint_cells": ckpt})
     torch.manual_seed(0)
-    start = {k: v.clone() for k, v in SuperNet(cfg).to(dtype).state_dict().items()}
+    start = {k: v.clone() for k, v in CompactSuperNet(cfg).to(dtype).state_dict().items()}
     x = torch.rand(2, 1, 16, 16, dtype=dtype, requires_grad=True)
     target = torch.rand(2, 1, 16, 16, dtype=dtype)
     res = {}
     for name, opts in (("plain", PLAIN), ("opt", OPTIMISED)):
-        net = SuperNet(cfg, opts).to(dtype).train()
+        net = CompactSuperNet(cfg, opts).to(dtype).train()
         net.load_state_dict(start)
         x.grad = None
         res[name] = _net_step(net, x, target, arch_only=False)
@@ -154,7 +154,7 @@ def test_optimised_path_saves_fewer_activations():
 
     def saved_bytes(perf):
         torch.manual_seed(0)
-        net = SuperNet(cfg, perf).train()
+        net = CompactSuperNet(cfg, perf).train()
         seen, total = set(), 0
 
         def pack(t):
@@ -197,7 +197,7 @@ def test_perf_options_are_per_instance():
     """Two supernets with different options side by side: each keeps its own path,
     and neither changes what a third, default one does."""
     cfg = get_preset("tiny")
-    plain, fast, default = SuperNet(cfg, PLAIN), SuperNet(cfg, OPTIMISED), SuperNet(cfg)
+    plain, fast, default = CompactSuperNet(cfg, PLAIN), CompactSuperNet(cfg, OPTIMISED), CompactSuperNet(cfg)
     assert not any(isinstance(c, FusedSearchCell) for c in plain.cells.values())
     assert all(isinstance(c, FusedSearchCell) for c in fast.cells.values())
     assert all(isinstance(c, FusedSearchCell) for c in default.cells.values()) and default.perf == PerfOptions()

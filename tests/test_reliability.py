@@ -34,9 +34,9 @@ from hinas_lib.data import ImageError, load_image, save_image
 from hinas_lib.data import to_tensor
 from hinas_lib.evaluate import NonFiniteOutputError, evaluate, restore_file, run_model
 from hinas_lib.genotype import Genotype, GenotypeError
-from hinas_lib.network import HiNASNet
+from hinas_lib.model_files import load_model, model_checkpoint
+from hinas_lib.network import CompactNet
 from hinas_lib.runtime import pick_device, set_threads
-from hinas_lib.network import load_model, model_checkpoint
 
 CELL = ((("conv_3x3", 1), ("skip_connect", 0)), (("conv_3x3", 2), ("skip_connect", 1)))
 GENO = Genotype(cells=(CELL, CELL), path=(0, 0))
@@ -54,7 +54,7 @@ def tiny_config(channels: int = 1) -> Config:
 def write_model(path, *, nan: bool = False):
     """A grey denoising model.pt with random weights (NaN weights when ``nan``)."""
     cfg = tiny_config()
-    net = HiNASNet(GENO, cfg)
+    net = CompactNet(GENO, cfg)
     if nan:
         with torch.no_grad():
             next(net.parameters()).fill_(float("nan"))

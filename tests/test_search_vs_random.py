@@ -13,7 +13,7 @@ from hinas_lib.derive import derive_genotype
 from hinas_lib.genotype import Genotype
 from hinas_lib.grid import all_paths
 from hinas_lib.sampling import random_genotype
-from hinas_lib.supernet import SuperNet
+from hinas_lib.supernet import CompactSuperNet
 
 PRIMS = get_preset("tiny").space.primitives
 
@@ -43,7 +43,7 @@ def test_random_genotype_refuses_bad_arguments():
 def _supernet():
     cfg = get_preset("tiny", "denoise").replace(space=dict(layers=3, blocks=4, filters=4))
     torch.manual_seed(0)
-    return SuperNet(cfg), cfg
+    return CompactSuperNet(cfg), cfg
 
 
 @pytest.mark.parametrize("k", range(4))
@@ -228,8 +228,8 @@ def test_the_auxiliary_skip_is_the_same_in_the_fused_and_the_plain_supernet():
     from hinas_lib.fused import PerfOptions
     cfg = get_preset("tiny", "denoise").replace(space=dict(layers=3, blocks=3, filters=4))
     torch.manual_seed(0)
-    fast = SuperNet(cfg).double()
-    plain = SuperNet(cfg, PerfOptions.plain()).double()
+    fast = CompactSuperNet(cfg).double()
+    plain = CompactSuperNet(cfg, PerfOptions.plain()).double()
     plain.load_state_dict(fast.state_dict())
     x = torch.rand(2, 1, 12, 12, dtype=torch.float64)
     outs = []

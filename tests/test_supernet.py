@@ -11,7 +11,7 @@ from hinas_lib.config import get_preset
 from hinas_lib.derive import derive_cell, derive_genotype
 from hinas_lib.genotype import edge_index, edges_per_cell
 from hinas_lib.grid import move_mask, reachable
-from hinas_lib.supernet import SuperNet
+from hinas_lib.supernet import CompactSuperNet
 
 H = W = 16
 
@@ -22,9 +22,17 @@ def _cfg(task="denoise", scale=2, **space):
 
 
 def _clone(net, cfg):
-    other = SuperNet(cfg)
+    other = CompactSuperNet(cfg)
     other.load_state_dict(net.state_dict())
     return other
+
+
+def test_the_earlier_name_still_builds_the_compact_supernet():
+    import hinas_lib
+    from hinas_lib.designs import get_design
+    from hinas_lib.supernet import SuperNet
+    assert SuperNet is CompactSuperNet is hinas_lib.SuperNet is hinas_lib.CompactSuperNet
+    assert get_design("compact").supernet is CompactSuperNet
 
 
 # ---------------------------------------------------------------- shapes
@@ -32,7 +40,7 @@ def _clone(net, cfg):
                                                  ("sr", 3, 2), ("sr", 3, 3), ("sr", 3, 4)])
 def test_output_shapes(task, channels, scale):
     cfg = _cfg(task, scale if task == "sr" else 2).replace(task={"channels": channels})
-    net = SuperNet(cfg)
+    net = CompactSuperNet(cfg)
     x = torch.rand(2, channels, 12, 10)
     y = net(x)
     assert y.shape == (2, channels, 12 * scale, 10 * scale)
@@ -40,7 +48,7 @@ def test_output_shapes(task, channels, scale):
 
 
 def test_denoise_head_is_residual():
-    net = SuperNet(_cfg()).eval()
+    net = CompactSuperNet(_cfg()).eval()
     x = torch.rand(2, 1, H, W)
     with torch.no_grad():
         y = net(x)
@@ -49,7 +57,7 @@ def test_denoise_head_is_residual():
 
 
 def test_sr_head_adds_bicubic_upsampling():
-    net = SuperNet(_cfg("sr", 3)).eval()
+    net = CompactSuperNet(_cfg("sr", 3)).eval()
     x = torch.rand(2, 3, 8, 10)
     with torch.no_grad():
         y = net(x)
@@ -65,7 +73,7 @@ VARIANTS = list(itertools.product(["layer", "tied", "cell"], [True, False], [Fal
 @pytest.mark.parametrize("alpha_sharing,cell_sharing,ckpt", VARIANTS)
 def test_variants_shapes_and_gradients(alpha_sharing, cell_sharing, ckpt):
     cfg = _cfg(alpha_sharing=alpha_sharing, cell_sharing=cell_sharing, checkpoint_cells=ckpt)
-    net = SuperNet(cfg).train()
+    net = CompactSuperNet(cfg).train()
     L, S, E, O = 2, 3, edges_per_cell(2), len(cfg.space.primitives)
     expected = {"layer": (L, E, O), "tied": (1, E, O), "cell": (L, S, E, O)}[alpha_sharing]
     assert net.alpha.shape == expected
@@ -93,14 +101,14 @@ def test_variants_shapes_and_gradients(alpha_sharing, cell_sharing, ckpt):
 
 @pytest.mark.parametrize("alpha_sharing,cell_sharing", [("layer", True), ("cell", False)])
 def test_out_mean_backward_reaches_arch_params(alpha_sharing, cell_sharing):
-    net = SuperNet(_cfg(alpha_sharing=alpha_sharing, cell_sharing=cell_sharing))
+    net = CompactSuperNet(_cfg(alpha_sharing=alpha_sharing, cell_sharing=cell_sharing))
     net(torch.rand(2, 1, H, W)).mean().backward()
     for p in (net.alpha, net.beta):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
 def test_arch_and_weight_parameters_partition():
-    net = SuperNet(_cfg(alpha_sharing="cell", cell_sharing=False))
+    net = CompactSuperNet(_cfg(alpha_sharing="cell", cell_sharing=False))
     arch, weights = net.arch_parameters(), net.weight_parameters()
     assert arch[0] is net.alpha and arch[1] is net.beta
     ids_all = [id(p) for p in net.parameters()]
@@ -112,8 +120,8 @@ def test_arch_and_weight_parameters_partition():
 
 
 def test_cell_counts_with_and_without_sharing():
-    shared = SuperNet(_cfg(layers=3))
-    unshared = SuperNet(_cfg(layers=3, cell_sharing=False))
+    shared = CompactSuperNet(_cfg(layers=3))
+    unshared = CompactSuperNet(_cfg(layers=3, cell_sharing=False))
     n_shared = sum(isinstance(m, SearchCell) for m in shared.modules())
     n_unshared = sum(isinstance(m, SearchCell) for m in unshared.modules())
     mask = move_mask(3, 3)
@@ -124,7 +132,7 @@ def test_cell_counts_with_and_without_sharing():
 
 
 def test_naive_forward_matches_default():
-    net = SuperNet(_cfg()).eval()
+    net = CompactSuperNet(_cfg()).eval()
     x = torch.rand(2, 1, H, W)
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(x, naive=True), atol=1e-5, rtol=1e-5)
@@ -135,7 +143,7 @@ def test_naive_forward_matches_default():
 def test_checkpointing_gives_same_outputs_and_grads(cell_sharing, monkeypatch):
     """Train mode (checkpointing is only active when training with grad); BN uses
     the batch statistics of the fixed batch in both nets. Tolerance 1e-5."""
-    base = SuperNet(_cfg(cell_sharing=cell_sharing)).train()
+    base = CompactSuperNet(_cfg(cell_sharing=cell_sharing)).train()
     ck = _clone(base, _cfg(cell_sharing=cell_sharing, checkpoint_cells=True)).train()
     calls = []
     real = supernet_mod.checkpoint
@@ -159,7 +167,7 @@ def test_checkpointing_gives_same_outputs_and_grads(cell_sharing, monkeypatch):
 
 
 def test_checkpointing_inactive_in_eval_and_no_grad(monkeypatch):
-    net = SuperNet(_cfg(checkpoint_cells=True))
+    net = CompactSuperNet(_cfg(checkpoint_cells=True))
     monkeypatch.setattr(supernet_mod, "checkpoint", lambda *a, **k: pytest.fail("checkpoint used"))
     x = torch.rand(2, 1, H, W)
     net.eval()
@@ -173,7 +181,7 @@ def test_checkpointing_inactive_in_eval_and_no_grad(monkeypatch):
 def test_checkpointing_keeps_bn_running_stats():
     """Backward's recomputation of a checkpointed cell restores the BN running
     stats it touched, so they are updated once per step, as without checkpointing."""
-    base = SuperNet(_cfg()).train()
+    base = CompactSuperNet(_cfg()).train()
     ck = _clone(base, _cfg(checkpoint_cells=True)).train()
     x = torch.rand(2, 1, H, W)
     for net in (base, ck):
@@ -223,7 +231,7 @@ CELLS = [
 
 @pytest.mark.parametrize("path", [(0, 0, 0), (1, 2, 1), (0, 1, 2), (1, 0, 1)])
 def test_derive_layer_sharing(path):
-    net = SuperNet(_cfg(**DCFG))
+    net = CompactSuperNet(_cfg(**DCFG))
     with torch.no_grad():
         net.alpha.copy_(torch.stack([_alpha_for(c) for c in CELLS]))
         net.beta.copy_(_beta_for(path, 3, 3))
@@ -234,7 +242,7 @@ def test_derive_layer_sharing(path):
 
 
 def test_derive_tied_uses_one_cell_everywhere():
-    net = SuperNet(_cfg(alpha_sharing="tied", **DCFG))
+    net = CompactSuperNet(_cfg(alpha_sharing="tied", **DCFG))
     with torch.no_grad():
         net.alpha.copy_(_alpha_for(CELLS[1])[None])
         net.beta.copy_(_beta_for((1, 1, 0), 3, 3))
@@ -245,7 +253,7 @@ def test_derive_tied_uses_one_cell_everywhere():
 
 @pytest.mark.parametrize("path", [(0, 0, 0), (1, 2, 2), (1, 1, 0)])
 def test_derive_cell_sharing_takes_cells_on_the_path(path):
-    net = SuperNet(_cfg(alpha_sharing="cell", cell_sharing=False, **DCFG))
+    net = CompactSuperNet(_cfg(alpha_sharing="cell", cell_sharing=False, **DCFG))
     L, S = 3, 3
     alpha = torch.zeros(L, S, edges_per_cell(3), len(PRIMS))
     expected = []
@@ -262,7 +270,7 @@ def test_derive_cell_sharing_takes_cells_on_the_path(path):
 
 
 def test_derive_never_picks_none():
-    net = SuperNet(_cfg(**DCFG))
+    net = CompactSuperNet(_cfg(**DCFG))
     with torch.no_grad():
         net.alpha.copy_(torch.stack([_alpha_for(c, strength=3.0, none_strength=10.0) for c in CELLS]))
     g = derive_genotype(net)
@@ -290,7 +298,7 @@ def test_derive_cell_keeps_two_strongest_inputs():
 
 
 def test_derive_from_an_untrained_supernet_is_valid():
-    net = SuperNet(_cfg(**DCFG))
+    net = CompactSuperNet(_cfg(**DCFG))
     g = derive_genotype(net)
     assert g.layers == 3 and g.blocks == 3 and len(g.path) == 3
     assert "none" not in g.ops()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hinas_lib import viz
+from hinas_lib import graphs, viz
 from hinas_lib.genotype import Genotype, edges_per_cell
 from hinas_lib.grid import MOVES, move_mask, reachable
 from hinas_lib.ops import PRIMITIVES
@@ -46,7 +46,7 @@ def hide_dot(monkeypatch, tmp_path):
     empty = tmp_path / "empty_bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(viz, "_warned", False)
+    monkeypatch.setattr(graphs, "_warned", False)  # the warn-once state lives where render does
 
 
 # ---------------------------------------------------------------------------
@@ -240,9 +240,9 @@ def test_plot_beta_and_width_grid(geno, tmp_path):
 @pytest.mark.parametrize("mode,n", [("tied", 1), ("layer", L), ("cell", None)])
 def test_alpha_readers_follow_the_supernet(mode, n):
     from hinas_lib.config import get_preset
-    from hinas_lib.supernet import SuperNet
+    from hinas_lib.supernet import CompactSuperNet
     cfg = get_preset("tiny").replace(space={"alpha_sharing": mode, "layers": L})
-    net = SuperNet(cfg)
+    net = CompactSuperNet(cfg)
     fig = viz.plot_alpha_readers(net)
     (ax,) = fig.axes
     labels = [t.get_text() for t in ax.texts]

@@ -15,8 +15,8 @@ from hinas_lib.cli import main as cli_main
 from hinas_lib.data import load_image, save_image
 from hinas_lib.genotype import Genotype
 from hinas_lib.metrics import psnr
-from hinas_lib.network import HiNASNet
-from hinas_lib.network import load_model
+from hinas_lib.model_files import load_model
+from hinas_lib.network import CompactNet
 from hinas_lib.tasks import get_task
 
 ENTRIES = sorted(zoo.available())
@@ -46,7 +46,7 @@ def test_stored_genotype_matches_weights(name):
     geno = Genotype.load(entry / "genotype.json")
     assert geno.to_dict() == ckpt["genotype"]
     _, cfg, _ = load_model(entry / "model.pt", "cpu")
-    net = HiNASNet(geno, cfg, filters=int(ckpt["filters"]))
+    net = CompactNet(geno, cfg, filters=int(ckpt["filters"]))
     net.load_state_dict(ckpt["state_dict"], strict=True)  # every tensor has its place and shape
     assert sum(p.numel() for p in net.parameters()) == zoo.entry_info(name)["params"]
 

@@ -51,17 +51,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "zoo")]
 import torch  # noqa: E402
 
 import zootools  # noqa: E402 (beside this script)
-from hinas_lib import data  # noqa: E402
+from hinas_lib import data, splits  # noqa: E402
 from hinas_lib.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
 from hinas_lib.checks import MAX_THREADS  # noqa: E402
 from hinas_lib.cli import classify, int_in  # noqa: E402
 from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
-from hinas_lib.network import load_model  # noqa: E402
+from hinas_lib.model_files import load_model  # noqa: E402
 from hinas_lib.runfiles import GENOTYPE_FILE, TRAIN_STATE as STATE_NAME  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
-from hinas_lib.tasks import get_task  # noqa: E402
+from hinas_lib.tasks import get_task, with_level  # noqa: E402
 from hinas_lib.train import Trainer  # noqa: E402
 from hinas_lib.validation import validate  # noqa: E402
 from hinas_lib.zoo import available, entry_info  # noqa: E402
@@ -142,9 +142,9 @@ def branch_config(trunk: Config, sigma, steps: int = BRANCH_STEPS, ssim_weight: 
     MSE + ``ssim_weight`` x log-SSIM (0: MSE alone, the loss of the PSNR the table reports)."""
     if steps <= 0 or steps % 250:
         raise ValueError(f"branch steps must be a positive multiple of 250, got {steps}")
-    task = get_task(trunk).level_changes(sigma) if sigma is not None else dict(eval_sigma=50.0)
+    base = with_level(trunk, sigma) if sigma is not None else trunk.replace(task=dict(eval_sigma=50.0))
     name = f"zoo-denoise-{'s%g' % sigma if sigma is not None else 'blind'}"
-    return trunk.replace(name=name, task=task,
+    return base.replace(name=name,
                          train=dict(epochs=steps // 250, lr_min=trunk.train.lr * 1e-3, schedule="cosine",
                                     val_every=steps // 250, seed=1,
                                     # -1: the trunk's own loss (train.ssim_weight's "use task.ssim_weight")
@@ -205,7 +205,7 @@ def grow(recipe: str, hours: float, shared=None) -> None:
               f"move the folder away to grow {recipe} from scratch", file=sys.stderr)
         raise SystemExit(2)
     tr = Trainer(cfg, geno, folder, resume=resume, progress=False, val_size=0)
-    images = data.split_images(cfg)["val"]
+    images = splits.split_images(cfg)["val"]
     if not curves.exists():
         _append_point(folder, _curve_point(tr, images))
     budget_end = tr._cpu_now() + hours * 3600
@@ -231,7 +231,7 @@ def add_point(recipe: str, shared=None) -> Dict:
     curve = read_curve(folder)
     if curve and curve[-1]["step"] == tr.step:
         return curve[-1]
-    return _append_point(folder, _curve_point(tr, data.split_images(cfg)["val"]))
+    return _append_point(folder, _curve_point(tr, splits.split_images(cfg)["val"]))
 
 
 def _append_point(folder: Path, point: Dict) -> Dict:
@@ -251,11 +251,10 @@ def val_baselines(shared=None) -> Dict[str, Dict[str, float]]:
     if cache.exists():
         return json.loads(cache.read_text())
     cfg = trunk_config(TRUNK, shared)
-    images = data.split_images(cfg)["val"]
+    images = splits.split_images(cfg)["val"]
     out = {}
     for s in SIGMAS:
-        c = get_preset("tiny", "denoise")
-        c = c.replace(task=get_task(c).level_changes(s))
+        c = with_level(get_preset("tiny", "denoise"), s)
         ev = evaluate(_Identity(), c, images, progress=False, bm3d=True)
         out[str(s)] = {"nlm": ev["mean"]["baseline_psnr"], "bm3d": ev["mean"]["bm3d_psnr"],
                        "noisy": ev["mean"]["input_psnr"]}
@@ -322,8 +321,7 @@ def baselines(images, sigma: float) -> Dict:
     table = json.loads(cache.read_text()) if cache.exists() else {}
     key = f"{sigma:g}"
     if key not in table:
-        cfg = get_preset("tiny", "denoise")
-        cfg = cfg.replace(task=get_task(cfg).level_changes(sigma))
+        cfg = with_level(get_preset("tiny", "denoise"), sigma)
         ident = _Identity()
         ev = evaluate(ident, cfg, images, progress=True, bm3d=True)
         table[key] = {"mean": {k: v for k, v in ev["mean"].items() if not k.startswith("ours")},

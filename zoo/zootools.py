@@ -24,22 +24,13 @@ from hinas_lib.checkpoint import atomic_save, atomic_write_text  # noqa: E402
 from hinas_lib.config import Config  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
-from hinas_lib.network import load_model  # noqa: E402
+from hinas_lib.model_files import load_model  # noqa: E402
 from hinas_lib.runfiles import GENOTYPE_FILE, LOG_FILE, MODEL_FILE  # noqa: E402
 from hinas_lib.runtime import cpu_model, set_threads  # noqa: E402
 from hinas_lib.search import Searcher  # noqa: E402
-from hinas_lib.tasks import get_task  # noqa: E402
+from hinas_lib.tasks import TASKS, get_task  # noqa: E402
 from hinas_lib.train import Trainer  # noqa: E402
 from hinas_lib.zoo import ZOO_DIR, available, entry_info  # noqa: E402
-
-# Published reference figures quoted in ../shared/README.md (the DnCNN authors' README),
-# on BSD68 (grey) for denoising and Set5 for bicubic SR. Not measured here.
-PUBLISHED = {
-    "denoise": {"set": "BSD68", "BM3D": {15: 31.07, 25: 28.57, 50: 25.62},
-                "DnCNN-S": {15: 31.73, 25: 29.23, 50: 26.23}},
-    "sr": {"set": "Set5", "bicubic": {2: 33.66, 3: 30.39, 4: 28.42}},
-}
-
 
 # ---------------------------------------------------------------------------
 # Measuring a model
@@ -237,28 +228,9 @@ def _fmt(m: Dict, key: str) -> str:
     return f"{m[key + '_psnr']:.2f} / {m[key + '_ssim']:.4f}" if key + "_psnr" in m else "-"
 
 
-# task -> (section title, level column, level format, score columns (key, heading),
-#          our columns (key, heading))
-_SECTIONS = {
-    "denoise": ("Grey denoising (PSNR dB / SSIM, whole image)", "sigma", "{:g}",
-                [("input", "noisy"), ("baseline", "NLM (skimage)"), ("bm3d", "BM3D")],
-                [("ours", "HiNAS (ours)"), ("ours_x8", "HiNAS x8 self-ensemble")]),
-    "sr": ("Super-resolution (PSNR dB / SSIM on Y, shave = scale)", "scale", "x{}", [("input", "bicubic")],
-           [("ours", "HiNAS (ours)")]),
-}
-
-
-def _published_line(task: str) -> str:
-    p = PUBLISHED[task]
-    if task == "denoise":
-        return (f"Published, on {p['set']} (quoted, not measured here): " +
-                "; ".join(f"sigma {s}: BM3D {p['BM3D'][s]:.2f}, DnCNN-S {p['DnCNN-S'][s]:.2f}" for s in p["BM3D"]))
-    return f"Published bicubic on {p['set']}: " + ", ".join(f"x{k} {v:.2f}" for k, v in p["bicubic"].items()) + " dB."
-
-
-def _level(info: Dict, r: Dict, level: str) -> str:
-    v = r.get(level, info.get(level))
-    return "-" if v is None else ("{:g}".format(v) if level == "sigma" else f"x{v}")
+def _level(info: Dict, r: Dict, task_cls) -> str:
+    v = r.get(task_cls.level_name, info.get(task_cls.level_name))
+    return "-" if v is None else task_cls.format_level(v)
 
 
 def _cpu_hours(info: Dict) -> str:
@@ -272,21 +244,22 @@ def results_table(zoo_dir: Path = ZOO_DIR) -> str:
     """Markdown tables of every entry's test scores (from ``info.json``)."""
     infos = [entry_info(n, zoo_dir) for n in available(zoo_dir)]
     lines: List[str] = []
-    for task, (title, level, fmt, cols, ours) in _SECTIONS.items():
+    for task, cls in TASKS.items():  # each task's section, as the task describes it
+        level, cols, ours = cls.level_name, cls.report_columns, cls.report_ours
         mine = sorted((i for i in infos if i["task"] == task), key=lambda i: (i.get(level) is None, i.get(level) or 0))
         if not mine:
             continue
         heads = (["model", "test set", level] + [h for _, h in cols] + [h for _, h in ours] +
                  ["params", "ms/MPix CPU", "CPU-hours"])
-        lines += [f"## {title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+        lines += [f"## {cls.report_title}", "", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for i in mine:
             for set_name, r in i["results"].items():
-                cells = [f"`{i['name']}`", set_name.split(" sigma")[0], _level(i, r, level)]
+                cells = [f"`{i['name']}`", set_name.split(" sigma")[0], _level(i, r, cls)]
                 cells += [_fmt(r["mean"], k) for k, _ in cols]
                 cells += [f"**{_fmt(r['mean'], k)}**" if k + "_psnr" in r["mean"] else "-" for k, _ in ours]
                 cells += [f"{i['params']:,}", f"{i['ms_per_mpix_cpu']:.0f}", _cpu_hours(i)]
                 lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", _published_line(task), ""]
+        lines += ["", cls.published_note, ""]
     if infos:
         lines += ["## How each entry was made", "",
                   "| model | training data | search | retraining | machine |", "|---|---|---|---|---|"]
