@@ -6,6 +6,10 @@ runs it, next to the authors' code at the same settings.
         [--authors-src ~/HiNAS] [--iters N] [--warmup W] [--json OUT.json] [--variants default,...]
     python -m benchmarks.search_step --preset paper-denoise --style compact --sweep layers|batch
 
+``--before DIR`` (another checkout of this project, e.g. ``git worktree add /tmp/before REV``)
+adds the ``before`` variant: the default step as that checkout's code runs it, interleaved
+with ours, for "performance must not move" checks of a refactoring.
+
 ``--authors-src`` (a checkout of hkzhang91/HiNAS, see ``benchmarks/authors_code.py``)
 adds the ``authors-code`` variant: their supernet and their training-loop step
 in a worker of its own, interleaved with ours, so the ratios are like for like
@@ -25,6 +29,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional
 
 # The authors' code at the same settings on this machine type, 2 threads, torch 2.13 CPU, as
@@ -53,6 +58,8 @@ VARIANTS = {
     "full-backward": (True, False, {}),
     # the authors' own code (--authors-src)
     "authors-code": None,
+    # our default step as another checkout of this project runs it (--before)
+    "before": None,
 }
 DEFAULT_VARIANTS = "default,no-sharing,checkpoint,no-sharing-checkpoint,unoptimised"
 # the authors' design shares one cell per node: no-sharing variants are compact-only
@@ -189,8 +196,12 @@ class Worker:
         if args.authors_src:
             cmd += ["--authors-src", args.authors_src]
         env = dict(__import__("os").environ, OMP_NUM_THREADS=str(args.threads))
+        cwd = None
+        if variant == "before":  # that checkout's own benchmark worker, on its own code
+            cmd[cmd.index("--worker") + 1] = "default"
+            cwd = args.before
         self.label, self.variant = label, variant
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
         self.info = self._read()
         self.times: List[float] = []
         self.mem: Dict = {}
@@ -289,6 +300,7 @@ def pair_ratios(res: Dict[str, Dict]) -> Dict[str, Dict]:
              "nchw / default": ("nchw", "default"),
              "full-backward / default": ("full-backward", "default"),
              "authors-code / default": ("authors-code", "default"),
+             "before / default": ("before", "default"),
              "authors-code / unoptimised": ("authors-code", "unoptimised")}
     out = {}
     for name, (a, b) in pairs.items():
@@ -345,6 +357,8 @@ def parse_args(argv=None):
                     help="build this design instead of the preset's (the sharing sweeps need compact)")
     ap.add_argument("--authors-src", default=None,
                     help="a checkout of github.com/hkzhang91/HiNAS: time their code side by side (authors-code)")
+    ap.add_argument("--before", default=None, metavar="DIR",
+                    help="another checkout of this project: time its default step side by side (before)")
     ap.add_argument("--sweep", choices=sorted(SWEEPS), default=None,
                     help="report the sharing ratio over layers (2..5) or batch size (2, 6, 12)")
     ap.add_argument("--sequential", action="store_true",
@@ -379,13 +393,15 @@ def main(argv=None) -> Dict:
         authors = (args.style or get_preset(args.preset).space.style) == "authors"
         if args.variants is None:
             args.variants = (AUTHORS_VARIANTS if authors else DEFAULT_VARIANTS) + (
-                ",authors-code" if args.authors_src else "")
+                ",authors-code" if args.authors_src else "") + (",before" if args.before else "")
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         bad = [n for n in names if n not in VARIANTS]
         if bad:
             raise SystemExit(f"unknown variant(s) {bad}; choose from {list(VARIANTS)}")
         if "authors-code" in names and not args.authors_src:
             raise SystemExit("the authors-code variant needs --authors-src (a checkout of hkzhang91/HiNAS)")
+        if "before" in names and not (args.before and (Path(args.before) / "benchmarks" / "search_step.py").exists()):
+            raise SystemExit("the before variant needs --before DIR, a checkout of this project")
         print(f"preset {args.preset}: {args.warmup} warm-up + {args.iters} timed iterations per variant, "
               f"interleaved", flush=True)
         res = run_group([(n, n, None, None) for n in names], args, args.iters, args.warmup)

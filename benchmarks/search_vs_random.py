@@ -50,6 +50,7 @@ from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate  # noqa: E402
 from hinas_lib.genotype import Genotype, edge_index  # noqa: E402
 from hinas_lib.grid import move_index  # noqa: E402
+from hinas_lib.history import search_trajectory  # noqa: E402
 from hinas_lib.network import build_network  # noqa: E402
 from hinas_lib.runfiles import GENOTYPE_FILE, LOG_FILE, MODEL_FILE, SEARCH_STATE, TRAIN_STATE  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
@@ -284,7 +285,7 @@ def run_supernet(shared: str, name: str = SUPERNET_OF) -> Dict[str, float]:
     ck = search_dir(name) / SEARCH_STATE
     if not (search_dir(name) / GENOTYPE_FILE).exists():
         raise SystemExit(f"error: the supernet of {name} is not trained yet; run 'search:{name}' first")
-    cfg = search_config(name, shared).replace(task=dict(sigmas=[EVAL_SIGMA]))
+    cfg = with_level(search_config(name, shared), EVAL_SIGMA)
     state = load_checkpoint(ck, kind="search")
     net = build_supernet(cfg)
     net.load_state_dict(state["model"])
@@ -300,29 +301,6 @@ def run_supernet(shared: str, name: str = SUPERNET_OF) -> Dict[str, float]:
             print(f"{name}: {out[name]:.2f} dB")
     atomic_write_text(STATE / "supernet.json", json.dumps({"supernet_of": name, "psnr": out}, indent=1))
     return out
-
-
-# ---------------------------------------------------------------------------
-# the search's trajectories (item 2 and 3 of the issue)
-def search_trajectory(log: Path, primitives: Sequence[str]) -> List[Dict]:
-    """Per epoch: the spread of softmax(alpha) (max - min over the ops of an edge; mean and max
-    over edges), of the beta moves, the number of edges the derived genotype changed since the
-    previous epoch, and its skip_connect count."""
-    rows, prev = [], None
-    for line in log.read_text().splitlines():
-        rec = json.loads(line)
-        a = torch.softmax(torch.tensor(rec["alpha"]), -1)
-        spread = a.max(-1).values - a.min(-1).values
-        g = rec.get("genotype")
-        edges = [(l, i, e) for l, cell in enumerate(g["cells"]) for i, block in enumerate(cell)
-                 for e in map(tuple, block)] if g else []
-        changed = None if prev is None else len(set(edges) - set(prev))
-        rows.append({"epoch": rec["epoch"], "step": rec["step"], "spread_mean": float(spread.mean()),
-                     "spread_max": float(spread.max()), "changed_edges": changed,
-                     "skip_edges": sum(1 for _, _, (op, _) in edges if op == "skip_connect"),
-                     "path": g["path"] if g else None})
-        prev = edges
-    return rows
 
 
 # ---------------------------------------------------------------------------

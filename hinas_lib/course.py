@@ -11,6 +11,8 @@ Nothing about HiNAS itself lives here (that is the rest of the library). Here:
 * :func:`design` -- which network design a config runs, in one line;
 * :func:`evaluate_shipped` -- the zoo model each task's notebook shows (:data:`SHIPPED`),
   evaluated live on the course's test images;
+* :func:`search_loop_config`, :func:`search_loop_dir` -- notebook 4's search and its run
+  folder, which notebook 5 loads;
 * :func:`search_panel` -- a :class:`~hinas_lib.widgets.SearchPanel` whose controls
   start from a given config (e.g. the fast one).
 
@@ -23,8 +25,9 @@ Re-exported here for the notebooks, from the modules that hold them:
 * :class:`~hinas_lib.liveplot.LivePlot` -- live search curves and heatmaps (:mod:`hinas_lib.liveplot`);
 * :func:`~hinas_lib.provenance.shipped_model`, :func:`~hinas_lib.provenance.provenance` --
   a zoo model and where it comes from (:mod:`hinas_lib.provenance`);
-* :func:`~hinas_lib.ablation.run_ablation` -- one short search per space variant
-  (:mod:`hinas_lib.ablation`);
+* :func:`~hinas_lib.ablation.run_ablation` -- one short search per space variant, and
+  :func:`~hinas_lib.ablation.retrain_ablation`, :func:`~hinas_lib.ablation.compare_retrained`
+  -- the networks found, retrained over seeds and compared (:mod:`hinas_lib.ablation`);
 * :func:`~hinas_lib.text.wrap`, :func:`~hinas_lib.text.format_rows` -- plain-text output
   (:mod:`hinas_lib.text`).
 """
@@ -37,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from . import data, splits
-from .ablation import run_ablation
+from .ablation import compare_retrained, retrain_ablation, run_ablation
 from .config import Config, get_preset
 from .evaluate import evaluate
 from .exercises import NOT_ANSWERED, check
@@ -174,6 +177,23 @@ def evaluate_shipped(name: str, cfg: Config, size: int = SHIPPED_EVAL_SIZE, **kw
     return evaluate(net, zcfg, eval_images(cfg, size), progress=False, **kw), info
 
 
+# Notebook 4's search, which notebook 5 derives from (or runs again, the same, when it is missing)
+SEARCH_LOOP_RUN = "runs/course/04-search"   # relative to the repository; "-fast" appended in fast mode
+
+
+def search_loop_config(fast: Optional[bool] = None) -> Config:
+    """The search of notebook 4, and so of notebook 5: :func:`course_config`, given 4 epochs in
+    fast mode (1 warm-up + 3 that move alpha and beta) so that notebook 4's plots show something."""
+    cfg = course_config(fast=fast)
+    return cfg.replace(search={"epochs": 4}) if _fast(fast) else cfg
+
+
+def search_loop_dir(fast: Optional[bool] = None) -> Path:
+    """Its run folder: ``runs/course/04-search`` (``-fast`` in fast mode) in the repository;
+    ``runs/`` is git-ignored."""
+    return repo_root() / (SEARCH_LOOP_RUN + ("-fast" if _fast(fast) else ""))
+
+
 def search_panel(cfg: Config, on_run: Optional[Callable[[Config], object]] = None, preset: str = "tiny"):
     """A SearchPanel for ``cfg``'s task whose controls start at ``cfg``'s values."""
     from .widgets import SearchPanel  # noqa: PLC0415 (ipywidgets is an optional extra)
@@ -181,6 +201,7 @@ def search_panel(cfg: Config, on_run: Optional[Callable[[Config], object]] = Non
 
 
 __all__ = ["FAST_ENV", "THREADS_ENV", "FAST_NOTE", "fast_mode", "course_config", "default_threads", "setup",
-           "eval_images", "val_size", "repo_root", "design", "shipped_model", "provenance", "evaluate_shipped",
+           "eval_images", "val_size", "repo_root", "SEARCH_LOOP_RUN", "search_loop_config", "search_loop_dir", "design", "shipped_model", "provenance", "evaluate_shipped",
            "SHIPPED", "SHIPPED_EVAL_SIZE", "check", "NOT_ANSWERED", "search_panel", "LivePlot", "run_ablation",
+           "retrain_ablation", "compare_retrained",
            "format_rows", "wrap"]

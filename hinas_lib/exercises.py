@@ -203,3 +203,36 @@ def check_supernet_forward(fn: Optional[Callable]) -> None:
 
 __all__ = ["check", "NOT_ANSWERED", "check_viterbi", "check_top2", "check_supernet_forward", "mini_supernet",
            "greedy_trap"]
+
+
+# ---------------------------------------------------------------------------
+# Notebook 5: searched cells against random cells (benchmarks/results/search_vs_random.json)
+def search_vs_random_answers(results: dict) -> dict:
+    """From a search-vs-random result (``genotypes`` rows with ``name``, ``kind``, ``set12_psnr``):
+    ``ranks``, each searched genotype's rank among the random ones on Set12 (1 + how many random
+    genotypes score higher), and ``gap_in_std``, the searched mean minus the random mean in random
+    standard deviations (sample, n - 1; None with fewer than two random genotypes)."""
+    import statistics  # noqa: PLC0415 (only this exercise needs it)
+    rand = [g["set12_psnr"] for g in results["genotypes"] if g["kind"] == "random"]
+    found = [g for g in results["genotypes"] if g["kind"] == "searched"]
+    ranks = {g["name"]: 1 + sum(v > g["set12_psnr"] for v in rand) for g in found}
+    spread = statistics.stdev(rand) if len(rand) > 1 else 0.0
+    mean_found = statistics.mean(g["set12_psnr"] for g in found) if found else None
+    gap = None if not spread or mean_found is None else (mean_found - statistics.mean(rand)) / spread
+    return {"ranks": ranks, "gap_in_std": gap}
+
+
+def check_search_vs_random(ranks: Optional[dict], gap_in_std: Optional[float], results: dict) -> None:
+    """Notebook 5's exercise on the search-vs-random study: ``ranks`` ({searched name: rank among
+    the random genotypes, 1 = above all of them}) and ``gap_in_std`` (the searched mean above the
+    random mean, in random standard deviations, to two decimals), each checked against
+    :func:`search_vs_random_answers` of the same ``results``; one verdict line each."""
+    want = search_vs_random_answers(results)
+    check(ranks, lambda a: dict(a) == want["ranks"],
+          "rank = 1 + the number of random genotypes with a higher Set12 PSNR, one entry per searched genotype")
+    check(gap_in_std, want["gap_in_std"],
+          "(mean of the searched Set12 PSNRs - mean of the random ones) / statistics.stdev(random ones), "
+          "the sample standard deviation (n - 1)", tol=0.011)
+
+
+__all__ += ["search_vs_random_answers", "check_search_vs_random"]

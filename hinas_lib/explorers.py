@@ -4,8 +4,11 @@
   one mixed edge; shows softmax(alpha) as bars and the edge's output image.
 * :class:`WidthPathPicker` (notebook 3) -- one dropdown per layer offering only
   the legal width moves; shows the path on the grid and the network's size.
+* :class:`ViterbiExplorer` (notebook 3) -- beta sliders on the moves out of one grid
+  node; shows the width path Viterbi decodes (and a greedy walk's) on the grid.
 * :class:`DenoiseExplorer` (notebooks 5 and 7) -- a noise-sigma slider on a zoo
-  denoiser; shows noisy / non-local means / the network with their PSNR.
+  denoiser; shows noisy / non-local means (and BM3D with ``bm3d=True``) / the network
+  with their PSNR.
 * :class:`SRExplorer` (notebook 6) -- a scale selector over the zoo's SR models;
   shows LR / bicubic / the network / HR with their PSNR.
 
@@ -28,7 +31,7 @@ from .cells import MixedOp
 from .config import Config
 from .evaluate import run_model
 from .genotype import Genotype, default_genotype
-from .grid import path_error
+from .grid import MOVES, masked_softmax, move_mask, path_error, path_log_prob, possible_moves, viterbi
 from .metrics import psnr
 from .model_files import load_model
 from .network import CompactNet
@@ -223,6 +226,111 @@ class WidthPathPicker(_Explorer):
         show_figure(self.output, fig)
 
 
+def greedy_path(beta: torch.Tensor, mask: torch.Tensor) -> List[int]:
+    """The path of a greedy walk: from the stem, always the move with the most weight out of
+    the current node (ties towards the lower level). What Viterbi is *not*: it can walk into a
+    node whose moves are all weak."""
+    w = masked_softmax(beta.detach(), mask)
+    path, s = [], 0
+    for l in range(beta.shape[0]):
+        k = max((k for k in range(3) if mask[l, s, k]), key=lambda k: (float(w[l, s, k]), -k))
+        s = s - 1 + k
+        path.append(s)
+    return path
+
+
+class ViterbiExplorer(_Explorer):
+    """Sliders on the beta logits of the moves out of one grid node; the grid redrawn with
+    the move weights softmax(beta), the most probable width path (:func:`hinas_lib.grid.viterbi`,
+    red) and a greedy walk's path (dashed), with their probabilities.
+
+    Args:
+        layers: layers L of the grid.
+        width_factors: one per width level (S levels).
+        beta: where beta starts, shape (L, S, 3) (default: random, seeded).
+        node: ``(layer, source level)``, the slice ``beta[layer, level]`` the sliders start on:
+            the moves out of node (layer - 1, level) (out of the stem for layer 0).
+        seed: for the default beta.
+    """
+
+    def __init__(self, layers: int = 4, width_factors: Sequence[float] = (1.0, 1.5, 2.0),
+                 beta: Optional[torch.Tensor] = None, node: Sequence[int] = (1, 1), seed: int = 0):
+        super().__init__()
+        self.factors = tuple(width_factors)
+        self.L, self.S = int(layers), len(self.factors)
+        self.mask = move_mask(self.L, self.S)
+        if beta is None:
+            beta = torch.randn(self.L, self.S, 3, generator=torch.Generator().manual_seed(seed))
+        if tuple(beta.shape) != (self.L, self.S, 3):
+            raise ValueError(f"beta: expected shape {(self.L, self.S, 3)}, got {tuple(beta.shape)}")
+        self.beta = beta.detach().clone().float()
+        nodes = sorted({(l, src) for l, src, _k, _d in possible_moves(self.mask)})
+        self.node = W.Dropdown(options=[(self.node_name(l, src), (l, src)) for l, src in nodes],
+                               value=tuple(node), description="moves out of", style={"description_width": "90px"},
+                               layout=W.Layout(width="260px"))
+        self.sliders = [W.FloatSlider(value=0.0, min=-4.0, max=4.0, step=0.1, description=f"beta {m}",
+                                      continuous_update=False, style={"description_width": "90px"},
+                                      layout=W.Layout(width="360px")) for m in MOVES]
+        self._busy = False
+        self._load_node()
+        self.node.observe(self._node_changed, names="value")
+        for k, sl in enumerate(self.sliders):
+            sl.observe(lambda ch, k=k: self._slid(k, ch), names="value")
+        self.widget = W.VBox([W.HBox([self.node, W.VBox(self.sliders)]), self.output])
+        self._redraw()
+
+    @staticmethod
+    def node_name(layer: int, level: int) -> str:
+        return f"stem -> layer 0" if layer == 0 else f"node ({layer - 1},{level}) -> layer {layer}"
+
+    def _load_node(self) -> None:
+        # show the chosen node's beta; moves that cannot happen are disabled (masked to -inf)
+        l, s = self.node.value
+        self._busy = True
+        try:
+            for k, sl in enumerate(self.sliders):
+                sl.value = float(self.beta[l, s, k])
+                sl.disabled = not bool(self.mask[l, s, k])
+        finally:
+            self._busy = False
+
+    def _node_changed(self, _change=None) -> None:
+        self._load_node()
+
+    def _slid(self, k: int, change) -> None:
+        if self._busy:
+            return
+        l, s = self.node.value
+        self.beta[l, s, k] = float(change["new"])
+        self._redraw()
+
+    def set_beta(self, layer: int, level: int, values: Sequence[float]) -> None:
+        """Choose node (``layer``, ``level``) and set its three logits (one redraw)."""
+        self.node.value = (int(layer), int(level))
+        self.beta[layer, level] = torch.tensor([float(v) for v in values])
+        self._load_node()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        path, logp = viterbi(self.beta, self.mask)
+        greedy = greedy_path(self.beta, self.mask)
+        p_greedy = float(np.exp(path_log_prob(self.beta, self.mask, greedy)))
+        self.state = {"beta": self.beta.clone(), "path": path, "prob": float(np.exp(logp)),
+                      "greedy": greedy, "greedy_prob": p_greedy}
+        fig = plots.plot_width_grid(beta=self.beta, mask=self.mask, path=path, width_factors=self.factors)
+        ax = fig.axes[0]
+        l, s = self.node.value
+        ax.scatter([l - 1], [s], s=520, facecolor="none", edgecolor="tab:orange", lw=2, zorder=5)
+        if greedy != path:
+            ax.plot([-1] + list(range(self.L)), [0] + greedy, color="dimgrey", lw=2, ls="--", zorder=4)
+        fmt = lambda p: " -> ".join(f"{self.factors[v]:g}x" for v in p)  # noqa: E731
+        title = f"Viterbi (red): {fmt(path)}, P = {self.state['prob']:.3f}"
+        title += (f"\ngreedy walk (dashed): {fmt(greedy)}, P = {p_greedy:.3f}" if greedy != path
+                  else "\nthe greedy walk finds the same path")
+        ax.set_title(title, fontsize=10)
+        show_figure(self.output, fig)
+
+
 # ---------------------------------------------------------------------------
 # Notebooks 5-7: zoo models on a photograph
 # ---------------------------------------------------------------------------
@@ -241,11 +349,13 @@ class DenoiseExplorer(_Explorer):
         image: an embedded photograph none of them was trained on.
         size: side of its centre crop.
         sigma: where the slider starts.
+        bm3d: also show BM3D (the task's ``extra_baselines``; about a second per redraw).
     """
 
     def __init__(self, model: str = "denoise-s30", models: Optional[Sequence[str]] = None, image: str = "camera",
-                 size: int = 128, sigma: float = 30.0):
+                 size: int = 128, sigma: float = 30.0, bm3d: bool = False):
         super().__init__()
+        self.bm3d = bool(bm3d)
         self._load = load_model
         self._cache: Dict[str, tuple] = {}
         self.image = image
@@ -287,8 +397,10 @@ class DenoiseExplorer(_Explorer):
         clean = data.to_tensor(_photo(self.image, cfg.task.channels, self.size))
         sigma = float(self.sigma.value)
         noisy, _ = task.eval_pair(clean, self.image, level=sigma)  # seeded by image name and sigma
-        outs = {"noisy": noisy.clamp(0, 1), "NLM": task.baseline(noisy, sigma),
-                f"HiNAS ({name})": run_model(net, noisy, cfg)}
+        outs = {"noisy": noisy.clamp(0, 1), "NLM": task.baseline(noisy, sigma)}
+        if self.bm3d:
+            outs["BM3D"] = task.extra_baselines["bm3d"](noisy, sigma)
+        outs[f"HiNAS ({name})"] = run_model(net, noisy, cfg)
         scores = {k: psnr(v, clean, **task.metric_kwargs) for k, v in outs.items()}
         self.state = {"sigma": sigma, "model": name, "psnr": scores}
         rng = cfg.task.sigma_range
@@ -341,4 +453,4 @@ class SRExplorer(_Explorer):
         show_figure(self.output, fig)
 
 
-__all__ = ["MixedEdgeExplorer", "WidthPathPicker", "DenoiseExplorer", "SRExplorer", "AUTO"]
+__all__ = ["MixedEdgeExplorer", "WidthPathPicker", "ViterbiExplorer", "greedy_path", "DenoiseExplorer", "SRExplorer", "AUTO"]

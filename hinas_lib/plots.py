@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -276,6 +276,35 @@ def plot_trajectories(history: Sequence[dict], key: str = "alpha", *, primitives
     return fig
 
 
+def plot_search_trajectory(trajectories: Dict[str, Sequence[dict]], *, edges: Optional[int] = None):
+    """Does a search's alpha separate? Three panels over the epochs of one or more searches,
+    from :func:`hinas_lib.history.search_trajectory` rows (``{label: rows}``): the spread of
+    softmax(alpha) (mean over edges, solid; max, dashed), the derived genotype's edges that
+    changed since the previous epoch, and its ``skip_connect`` edges (``edges``: their total,
+    for the titles)."""
+    of = f" (of {edges})" if edges else ""
+    panels = (("spread_mean", "softmax(alpha) spread: max - min over an edge's ops"),
+              ("changed_edges", f"derived edges changed since the previous epoch{of}"),
+              ("skip_edges", f"skip_connect edges in the derived cells{of}"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(13.5, 3.6))
+    for n, (label, rows) in enumerate(trajectories.items()):
+        colour = f"C{n}"
+        for ax, (key, title) in zip(axes, panels):
+            pts = [(r["epoch"], r[key]) for r in rows if r[key] is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, color=colour, label=label)
+            ax.set_title(title, fontsize=9)
+        axes[0].plot([r["epoch"] for r in rows], [r["spread_max"] for r in rows], "--", color=colour, lw=1)
+    axes[0].axhline(0.0, color="k", lw=0.5)
+    axes[0].set_ylabel("spread (uniform: 0)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_losses(history: Sequence[dict]):
     """Train/val (and architecture) loss on the left axis, validation PSNR on the right."""
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -375,4 +404,4 @@ def image_grid(images: Sequence[np.ndarray], titles: Optional[Sequence] = None, 
 
 
 __all__ = ["plot_alpha_heatmap", "plot_alphas", "plot_beta", "plot_alpha_readers", "plot_width_grid",
-           "plot_trajectories", "plot_losses", "image_grid", "write_search_figures"]
+           "plot_trajectories", "plot_search_trajectory", "plot_losses", "image_grid", "write_search_figures"]

@@ -196,3 +196,38 @@ def test_the_names_notebooks_call_stay_on_course_and_viz():
     assert [n for n in course.__all__ if not hasattr(course, n)] == []
     assert [n for n in viz.__all__ if not hasattr(viz, n)] == []
     assert course.check is exercises.check and course.LivePlot is liveplot.LivePlot
+
+
+def test_notebook_4_search_and_its_run_folder_per_mode(monkeypatch):
+    """Notebook 5 loads notebook 4's search from a fixed folder, one per mode (their configs differ)."""
+    fast, full = course.search_loop_config(fast=True), course.search_loop_config(fast=False)
+    assert fast.search.epochs == 4 and fast.search.warmup_epochs == 1
+    assert full.to_dict() == course.course_config(fast=False).to_dict()
+    assert course.search_loop_dir(fast=False) == course.repo_root() / "runs" / "course" / "04-search"
+    assert course.search_loop_dir(fast=True).name == "04-search-fast"
+    monkeypatch.setenv(course.FAST_ENV, "1")
+    assert course.search_loop_config().to_dict() == fast.to_dict()
+
+
+def test_retrained_ablation_is_judged_against_the_seed_spread():
+    from hinas_lib.ablation import compare_retrained, retrain_ablation
+    from hinas_lib.genotype import default_genotype
+
+    cfg = course.course_config(fast=True).replace(train={"epochs": 1, "steps_per_epoch": 2, "crop": 16})
+    sp = cfg.space
+    rows = [{"variant": v, "genotype": default_genotype(sp.layers, sp.blocks, sp.width_factors)} for v in ("a", "b")]
+    images = course.eval_images(cfg, 24)[:1]
+    runs = retrain_ablation(cfg, rows, ["a", "b"], images, seeds=(0, 1), val_size=16)
+    assert [(r["variant"], r["seed"]) for r in runs] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert runs[0]["psnr"] != runs[1]["psnr"]            # the seed changes the network
+    assert runs[0]["psnr"] == pytest.approx(runs[2]["psnr"])   # same genotype, same seed: same network
+    with pytest.raises(ValueError, match="not in the ablation's rows"):
+        retrain_ablation(cfg, rows, ["c"], images)
+
+    fake = [{"variant": "a", "psnr": p} for p in (20.0, 21.0)] + [{"variant": "b", "psnr": p} for p in (20.2, 21.2)]
+    c = compare_retrained(fake, "a", "b")
+    assert c["diff"] == pytest.approx(0.2) and c["noise"] == pytest.approx(1.0) and c["verdict"] == "within noise"
+    fake[2]["psnr"], fake[3]["psnr"] = 23.0, 23.5
+    assert compare_retrained(fake, "a", "b")["verdict"] == "b better"
+    assert compare_retrained(fake, "b", "a")["verdict"] == "b better"
+    assert compare_retrained(fake[::2], "a", "b")["verdict"] == "no noise estimate (one seed)"

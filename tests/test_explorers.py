@@ -135,3 +135,37 @@ def test_sr_explorer_switches_models_with_the_scale():
     psnr = ex.state["psnr"]
     assert psnr["HiNAS (sr-x4)"] > psnr["bicubic"]  # the shipped model beats its baseline here too
     one_png(ex.output)
+
+
+def test_viterbi_explorer_redraws_the_path_viterbi_decodes():
+    from hinas_lib import grid
+
+    ex = explorers.ViterbiExplorer(layers=3, beta=torch.zeros(3, 3, 3), node=(0, 0))
+    mask = grid.move_mask(3, 3)
+    # uniform beta: staying at 1x has the most probable moves (2 choices out of (0,0), 3 out of (0,1))
+    assert ex.state["path"] == [0, 0, 0] == grid.viterbi(torch.zeros(3, 3, 3), mask)[0]
+    before = one_png(ex.output)
+    assert [s.disabled for s in ex.sliders] == [True, False, False]   # the stem cannot lower
+
+    ex.sliders[2].value = 3.0            # raise out of the stem
+    assert float(ex.beta[0, 0, 2]) == 3.0
+    assert ex.state["path"][0] == 1 and ex.state["path"] == grid.viterbi(ex.beta, mask)[0]
+    assert ex.state["prob"] == pytest.approx(float(torch.exp(torch.tensor(
+        grid.path_log_prob(ex.beta, mask, ex.state["path"])))))
+    assert one_png(ex.output) != before
+
+    # a node whose moves are all weak: greedy walks into it, Viterbi goes round it
+    ex.set_beta(0, 0, [0.0, 0.0, 0.3])       # raise slightly preferred out of the stem...
+    ex.set_beta(1, 1, [0.0, 0.0, 0.0])       # ...but node (0,1) spreads its weight over three moves
+    ex.set_beta(2, 1, [0.0, 0.0, 0.0])
+    assert ex.state["greedy"][0] == 1 and ex.state["path"][0] == 0
+    assert ex.state["path"] == grid.viterbi(ex.beta, mask)[0]
+    assert ex.state["prob"] > ex.state["greedy_prob"]
+    assert ex.node.value == (2, 1) and [s.value for s in ex.sliders] == [0.0, 0.0, 0.0]
+
+
+def test_denoise_explorer_can_show_bm3d_beside_nlm():
+    pytest.importorskip("bm3d")
+    ex = explorers.DenoiseExplorer(model="denoise-s30", size=48, bm3d=True)
+    assert set(ex.state["psnr"]) == {"noisy", "NLM", "BM3D", "HiNAS (denoise-s30)"}
+    assert ex.state["psnr"]["BM3D"] > ex.state["psnr"]["noisy"]

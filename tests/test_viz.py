@@ -309,3 +309,22 @@ def test_the_search_draws_nothing_itself_the_front_end_passes_its_writer():
     with pytest.raises(TypeError, match="write_figures: a function writing the figures"):
         Searcher(get_preset("tiny"), None, progress=False, write_figures=True)
     assert callable(viz.write_search_figures)
+
+
+def test_search_trajectory_plot_of_logged_searches(tmp_path):
+    uniform = [{"epoch": 0, "step": 10, "alpha": torch.zeros(L, E, O).tolist()}]
+    peaked = torch.zeros(L, E, O)
+    peaked[..., 1] = 1.0
+    rows = viz.search_trajectory(uniform + [{"epoch": 1, "step": 20, "alpha": peaked.tolist()}])
+    assert rows[0]["spread_mean"] == 0.0 and rows[0]["changed_edges"] is None
+    assert rows[1]["spread_max"] == pytest.approx(np.e / (np.e + O - 1) - 1 / (np.e + O - 1))
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(h) + "\n" for h in history()))
+    logged = viz.search_trajectory(log)
+    assert [r["epoch"] for r in logged] == [0, 1, 2, 3] and all(r["skip_edges"] == 0 for r in logged)
+    fig = viz.plot_search_trajectory({"a": rows, "b": logged}, edges=2 * L)
+    assert len(fig.axes) == 3
+    assert len(fig.axes[0].lines) == 2 * 2 + 1      # mean and max per search, and the zero line
+    assert len(fig.axes[1].lines) == 2              # changed edges: from the second epoch on
+    assert f"(of {2 * L})" in fig.axes[2].get_title()
+    fig.savefig(tmp_path / "trajectory.png")
