@@ -181,15 +181,16 @@ def _check_eval_args(net, images, sigma, tile) -> None:
     check_tile(tile)
 
 
-def format_table(res: Dict) -> str:
-    """The result of :func:`evaluate` as a plain-text table (PSNR / SSIM per image and the mean)."""
+def format_table(res: Dict, name_width: int = 24) -> str:
+    """The result of :func:`evaluate` as a plain-text table (PSNR / SSIM per image and the mean);
+    ``name_width``: the width of the image-name column (names are cut to it)."""
     label = res["labels"]
     cols = [c for c in ("input", "baseline", "bm3d", "ours") if f"{c}_psnr" in res["mean"]
             and not (c == "baseline" and res.get("baseline_is_input"))]
-    head = f"{'image':<24}" + "".join(f"{label[c] + ' PSNR/SSIM':>22}" for c in cols)
+    head = f"{'image':<{name_width}}" + "".join(f"{label[c] + ' PSNR/SSIM':>22}" for c in cols)
     lines = [head, "-" * len(head)]
     for r in res["images"] + [{"image": "MEAN", **res["mean"]}]:
-        lines.append(f"{r['image'][:24]:<24}" +
+        lines.append(f"{r['image'][:name_width]:<{name_width}}" +
                      "".join(f"{r[c + '_psnr']:>13.2f} / {r[c + '_ssim']:.4f}" for c in cols))
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ notebooks, so that no answer is printed before it is asked.
 """
 from __future__ import annotations
 
+import html
 from typing import List, Sequence
 
 from .quizzes import QUIZZES, Question
@@ -51,15 +52,19 @@ class QuizPanel:
     def __init__(self, notebook: str):
         import ipywidgets as W  # noqa: PLC0415 (optional extra)
         self.notebook, self.qs = notebook, questions(notebook)
-        self.buttons = [W.RadioButtons(options=[(c, k) for k, c in enumerate(q.choices)], value=None,
-                                       layout=W.Layout(width="auto")) for q in self.qs]
+        # the choices as wrapped text, the answer as short toggle buttons: long radio-button labels
+        # do not wrap in JupyterLab and spill away from their buttons
+        self.buttons = [W.ToggleButtons(options=[(f"({k})", k) for k in range(len(q.choices))], value=None,
+                                        style={"button_width": "3.5em"}) for q in self.qs]
         self.feedback = [W.HTML("") for _ in self.qs]
         self.check_button = W.Button(description="Check", button_style="primary", icon="check")
         self.check_button.on_click(self._check)
         self.score = W.HTML("")
         rows = []
         for i, (q, b, f) in enumerate(zip(self.qs, self.buttons, self.feedback), 1):
-            rows += [W.HTML(f"<b>{i}.</b> {q.text}"), b, f]
+            choices = "".join(f"<div style='margin-left:1.5em'>({k}) {html.escape(c)}</div>"
+                              for k, c in enumerate(q.choices))
+            rows += [W.HTML(f"<b>{i}.</b> {html.escape(q.text)}{choices}"), b, f]
         self.widget = W.VBox([W.HTML(f"<b>Quiz (notebook {notebook})</b>"), *rows, self.check_button, self.score])
 
     def _check(self, _button=None) -> None:
@@ -71,7 +76,7 @@ class QuizPanel:
             ok = q.is_right(b.value)
             right += ok
             colour = "green" if ok else "#b00"
-            f.value = f"<span style='color:{colour}'>{q.feedback(b.value)}</span>"
+            f.value = f"<span style='color:{colour}'>{html.escape(q.feedback(b.value))}</span>"
         self.score.value = f"{right} of {len(self.qs)} right"
 
 
