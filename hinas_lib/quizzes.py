@@ -89,12 +89,14 @@ QUIZZES["02"] = [
              ("6", "5", "2", "1"), 1,
              "Level 2 (2x) cannot be reached at layer 0 (one level per layer from the stem), so slice (0, 2) is read "
              "by no cell and never moves."),
-    Question("What does the paper's own LWAS ablation compare?",
-             ("layer-wise alpha against one alpha shared by all cells",
-              "layer-wise alpha against one alpha per grid node",
-              "cell sharing on against off", "seven ops against DARTS's eight"), 0,
-             "Layer-wise against a single shared alpha; the per-cell variant in these notebooks is this course's "
-             "addition, not the paper's."),
+    Question("What does LWAS, the inner-space strategy the HiNAS paper proposes, share?",
+             ("one alpha per layer, read by every cell of that layer (every width)",
+              "one alpha for the whole network, as DARTS repeats one cell",
+              "one alpha per grid node, each cell its own",
+              "the cells' weights across layers"), 0,
+             "Layer-wise architecture sharing: alpha has shape (L, edges, ops) and every width level of a layer "
+             "derives the same cell; the other two are the comparisons this course runs (tied, per-cell). Only the "
+             "architecture is shared, never the weights."),
 ]
 
 # ---- 03 the outer space and cell sharing ----
