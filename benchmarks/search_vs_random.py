@@ -391,6 +391,8 @@ def _trajectories() -> Dict[str, List[Dict]]:
         log = search_dir(name) / LOG_FILE
         if log.exists():
             label = f"{name} (a_lr {STUDY_SEARCH['a_lr']:g}" + "".join(f", {k} {_setting(v)}" for k, v in extra.items()) + ")"
+            if not (search_dir(name) / GENOTYPE_FILE).exists():
+                label += f", still running: epoch {len(search_trajectory(log, prims))} of {STUDY_SEARCH['epochs']}"
             out[label] = search_trajectory(log, prims)
     return out
 
@@ -472,6 +474,11 @@ def _verdict(res: Dict, n_rand: int, n_srch: int) -> str:
         head += ("**The search does not beat cells drawn at random** by the issue's test (one random standard "
                  "deviation above their mean): at this budget a searched cell is no better than a random one "
                  "from the same space, and its alpha did not separate (below).")
+    tau, p, n = res["kendall_tau"], res["kendall_p"], res["kendall_n"]
+    if tau is not None:
+        head += (f" The trained supernet does not rank the genotypes as stand-alone training does: Kendall tau "
+                 f"{tau:+.2f} (p {p:.3f}, n = {n}) between the held-out PSNR inside the supernet and after "
+                 "retraining" + (", if anything the reverse order." if tau < 0 else "."))
     return head + " Searches finished so far: " + "; ".join(done) + "."
 
 
@@ -489,6 +496,10 @@ def _page(res: Dict) -> str:
                   + ("" if res["kendall_tau"] is not None else ", and the supernet ranking is not measured yet")
                   + ". The runs resume and accumulate across sessions "
                   "(`python -m benchmarks.search_vs_random run --hours H`); nothing below is a conclusion yet.", ""]
+    pending = [j for j in queue() if not job_done(j)]
+    if pending:
+        lines += ["Jobs not done yet (they resume where they stopped): " + ", ".join(f"`{j}`" for j in pending) + ".",
+                  ""]
     lines += ["## Recipe (the same for every genotype)", "",
               f"Compact design, F = 16, Train400 grey less 20 held-out images, sigma = {EVAL_SIGMA:g}, MSE, "
               f"Adam 1e-3 cosine to 1e-6, {TRAIN_STEPS} steps of 16 patches of 48 px, seed 0 (same "

@@ -118,3 +118,12 @@ def test_viz_only_re_exports():
             assert node.module == "__future__" or (node.level == 1 and node.module in {"graphs", "plots", "history"})
         else:
             assert isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["__all__"], node.lineno
+
+
+def test_every_subpackage_is_listed_for_installation():
+    # pyproject lists packages explicitly: a subpackage missing there is absent from a
+    # non-editable install (pip install .), though every test here still passes
+    import tomllib
+    listed = set(tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PKG.parent).parts) for p in PKG.rglob("__init__.py")}
+    assert found == listed, (found, listed)
