@@ -28,6 +28,24 @@ def test_search_step_writes_the_documented_json(tmp_path):
     assert "no GPU machine was lent" in page  # no gpu_check.md in the folder
 
 
+@pytest.mark.slow
+def test_before_times_another_checkout_side_by_side(tmp_path):
+    # another checkout of the project (here a copy of this one): its own worker runs its own code
+    import shutil
+    from pathlib import Path
+    root = Path(search_step.__file__).resolve().parents[1]
+    other = tmp_path / "other"
+    for part in ("hinas_lib", "benchmarks"):
+        shutil.copytree(root / part, other / part, ignore=shutil.ignore_patterns("state", "results", "__pycache__"))
+    res = search_step.main(["--preset", "tiny", "--threads", "1", "--iters", "1", "--warmup", "0",
+                            "--variants", "default,before", "--before", str(other)])
+    assert res["variants"]["before"]["iter_s_median"] > 0
+    assert res["variants"]["before"]["peak_mem_mib"] == pytest.approx(res["peak_mem_mib"], rel=0.05)  # same code
+    assert "before / default" in res["ratios"]
+    with pytest.raises(SystemExit, match="needs --before DIR"):
+        search_step.main(["--preset", "tiny", "--variants", "default,before", "--before", str(tmp_path / "nowhere")])
+
+
 def test_unknown_variant_is_refused():
     with pytest.raises(SystemExit, match="unknown variant"):
         search_step.main(["--preset", "tiny", "--variants", "default,turbo"])
