@@ -175,6 +175,8 @@ def run_search(name: str, shared: str) -> None:
     out = search_dir(name)
     cfg = search_config(name, shared)
     Searcher(cfg, out, resume="auto", progress=True, write_figures=viz.write_search_figures).run()
+    if name != SUPERNET_OF:  # finished: only the ranking supernet's 5 MB state is kept in git
+        (out / SEARCH_STATE).unlink(missing_ok=True)
 
 
 def macs_per_px(net: torch.nn.Module, channels: int = 1, size: int = 64) -> float:

@@ -88,16 +88,6 @@ def _sigma(text: str) -> float:
     return v
 
 
-def _quality(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer JPEG quality (1-100), got {text!r}") from None
-    if not 1 <= v <= 100:
-        raise argparse.ArgumentTypeError(f"must be a JPEG quality in 1..100, got {text}")
-    return v
-
-
 def _colour(text: str) -> str:
     try:
         data.parse_background(text)
@@ -119,7 +109,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=sorted(TASKS), default=None)
     p.add_argument("--scale", type=int, default=None, help="SR scale: 2, 3 or 4")
     p.add_argument("--sigma", type=_sigma, default=None, help="noise level (0-255) for training and evaluation")
-    p.add_argument("--quality", type=_quality, default=None,
+    p.add_argument("--quality", type=int_in(1, 100, "JPEG quality"), default=None,
                    help="JPEG quality (1-100) for training and evaluation (task jpeg)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config value, e.g. --set search.epochs=3 (repeatable)")
@@ -260,7 +250,7 @@ def cmd_eval(args) -> int:
         images = splits.image_split(cfg)[2]
     if args.limit:
         images = images[: args.limit]
-    inputs = real_inputs(images, args.lq_data, get_task(cfg)) if args.lq_data else None
+    inputs = real_inputs(images, args.lq_data, get_task(cfg))  # None without --lq-data
     res = evaluate(net, cfg, images, level=level, tile=args.tile, with_baseline=not args.no_baseline,
                    progress=not args.no_progress, self_ensemble=args.self_ensemble, inputs=inputs)
     res["model"] = str(args.model)
@@ -338,7 +328,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--task", choices=sorted(TASKS), default=None, help="check the model is for this task")
     e.add_argument("--scale", type=int, default=None, help="check the model's SR scale")
     e.add_argument("--sigma", type=_sigma, default=None, help="noise level (default: the model's)")
-    e.add_argument("--quality", type=_quality, default=None, help="JPEG quality (default: the model's)")
+    e.add_argument("--quality", type=int_in(1, 100, "JPEG quality"), default=None,
+                   help="JPEG quality (default: the model's)")
     e.add_argument("--tile", type=int_in(0, None, "tile size in pixels"), default=0,
                    help="tiled inference with this tile size (0 = whole)")
     e.add_argument("--limit", type=int_in(0, None, "number of images"), default=0,
