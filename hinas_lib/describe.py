@@ -22,13 +22,20 @@ def cell_space_size(blocks: int, n_ops: int) -> int:
     return total
 
 
+def candidate_architectures(layers: int, levels: int, blocks: int, n_ops: int, sharing: str) -> int:
+    """Discrete architectures the search can derive: a cell per layer (LWAS and per-cell alpha
+    both derive one cell per layer) or one cell for all (tied), times the width paths.
+    ``n_ops`` counts the candidate ops other than ``none``."""
+    cells = cell_space_size(blocks, n_ops)
+    return (cells if sharing == "tied" else cells ** layers) * count_paths(layers, levels)
+
+
 def describe(cfg: Config) -> Dict:
     sp = cfg.space
     non_none = len([p for p in sp.primitives if p != "none"])
     n_cells = cell_space_size(sp.blocks, non_none)
     n_paths = count_paths(sp.layers, len(sp.width_factors))
-    # LWAS and per-cell alpha both derive one cell per layer; tied derives one cell for all
-    n_arch = (n_cells if sp.alpha_sharing == "tied" else n_cells ** sp.layers) * n_paths
+    n_arch = candidate_architectures(sp.layers, len(sp.width_factors), sp.blocks, non_none, sp.alpha_sharing)
     net = build_supernet(cfg)
     geno = default_genotype(sp.layers, sp.blocks, sp.width_factors)
     disc = build_network(geno, cfg)

@@ -37,6 +37,7 @@ from .model_files import load_model
 from .network import CompactNet
 from .tasks import get_task
 from .widgets import W, show_figure, shown_images
+from .zoo import nearest_model
 
 
 class _Explorer:
@@ -386,9 +387,11 @@ class DenoiseExplorer(_Explorer):
     def auto_choice(self, sigma: float) -> str:
         """The model :data:`AUTO` runs at ``sigma``, without moving the widgets (an exercise
         check must neither change the learner's view nor show the answer in it)."""
-        fixed = [n for n in self.choices[1:] if self._net(n)[1].task.sigma_range is None] or self.choices[1:]
-        trained = {n: min(abs(s - sigma) for s in self._net(n)[1].task.sigmas) for n in fixed}
-        return min(trained, key=trained.get)
+        cfgs = {n: self._net(n)[1].task for n in self.choices[1:]}
+        trained = {n: None if t.sigma_range is not None else list(t.sigmas) for n, t in cfgs.items()}
+        if not any(trained.values()):  # only blind models: by the sigmas they were validated at
+            trained = {n: list(t.sigmas) for n, t in cfgs.items()}
+        return nearest_model(sigma, trained)
 
     def _redraw(self, _change=None) -> None:
         name = self.chosen()

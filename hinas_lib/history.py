@@ -9,6 +9,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from .schedules import selection_score
+
 
 def load_history(path) -> List[dict]:
     """The records of a ``log.jsonl`` search log, one dict per epoch."""
@@ -60,4 +62,18 @@ def search_trajectory(log: Union[str, Path, Sequence[dict]],
     return rows
 
 
-__all__ = ["load_history", "epochs_of", "search_trajectory"]
+def selected_epoch(log: Sequence[dict], select_from: int, by: str = "ssim_psnr") -> Optional[int]:
+    """The epoch a search keeps under ``search.select = "best"``, read from its log: the highest
+    :func:`~hinas_lib.schedules.selection_score` (``by``: the authors' ``"ssim_psnr"``, SSIM +
+    PSNR/100, or ``"psnr"``) among the validated epochs from ``select_from`` on, the earliest on a
+    tie (the rule ``Searcher`` applies as it goes). None when no epoch qualifies."""
+    best, epoch = -float("inf"), None
+    for r in log:
+        if r["epoch"] >= select_from and "val_psnr" in r:
+            score = selection_score(r["val_psnr"], r["val_ssim"], by)
+            if score > best:
+                best, epoch = score, int(r["epoch"])
+    return epoch
+
+
+__all__ = ["load_history", "epochs_of", "search_trajectory", "selected_epoch"]

@@ -15,7 +15,7 @@ those exactly zero weight either way).
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -23,6 +23,13 @@ from torch.utils.checkpoint import checkpoint
 
 from .genotype import edges_per_cell
 from .grid import masked_softmax, move_mask, reachable
+
+
+def alpha_shape(sharing: str, layers: int, levels: int, edges: int, ops: int) -> Tuple[int, ...]:
+    """The shape of alpha: one (edges, ops) slice per layer (LWAS, ``"layer"``), one for the
+    whole network (``"tied"``) or one per grid node (``"cell"``, unreachable nodes included)."""
+    return {"layer": (layers, edges, ops), "tied": (1, edges, ops),
+            "cell": (layers, levels, edges, ops)}[sharing]
 
 
 class SuperNetBase(nn.Module):
@@ -44,8 +51,7 @@ class SuperNetBase(nn.Module):
 
     def _init_arch(self, init: str = "random") -> None:
         sp = self.cfg.space
-        a_shape = {"layer": (self.L, self.E, self.O), "tied": (1, self.E, self.O),
-                   "cell": (self.L, self.S, self.E, self.O)}[sp.alpha_sharing]
+        a_shape = alpha_shape(sp.alpha_sharing, self.L, self.S, self.E, self.O)
         if init == "ones":  # the authors' initial values
             self.alpha = nn.Parameter(torch.ones(a_shape))
             self.beta = nn.Parameter(torch.ones(self.L, self.S, 3).masked_fill(~self.mask, -50.0))
@@ -123,4 +129,4 @@ class _RecomputeKeepsBNStats:
                     b.copy_(v)
 
 
-__all__ = ["SuperNetBase"]
+__all__ = ["SuperNetBase", "alpha_shape"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional, Sequence
 
 from .checks import PATH_TYPES, expect
 from .runfiles import MODEL_FILE
@@ -66,4 +66,18 @@ def entry_info(name: str, zoo_dir: Path = ZOO_DIR) -> Dict:
     return info
 
 
-__all__ = ["ZOO_DIR", "available", "resolve_model", "entry_info"]
+__all__ = ["ZOO_DIR", "available", "resolve_model", "entry_info", "nearest_model"]
+
+
+def nearest_model(sigma: float, trained: Dict[str, Optional[Sequence[float]]]) -> str:
+    """The model to run at noise level ``sigma``: of the models trained at fixed levels
+    (``trained[name]``: their sigmas; None for a blind model, trained over a range), the one
+    trained nearest ``sigma``; on a tie, the first in ``trained``'s order. Blind models are
+    only chosen when there is nothing else (then by their nominal sigmas, when given)."""
+    if not trained:
+        raise ValueError("nearest_model: no models to choose from")
+    fixed = {n: s for n, s in trained.items() if s}
+    if not fixed:
+        return next(iter(trained))
+    gap = {n: min(abs(float(v) - float(sigma)) for v in s) for n, s in fixed.items()}
+    return min(gap, key=gap.get)

@@ -3,6 +3,7 @@ use found. Each case must give the right result or one line naming the input and
 setting, with the README's exit code."""
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 
@@ -475,3 +476,32 @@ def test_sigterm_releases_the_lock_and_says_how_to_resume(tmp_path, monkeypatch,
     assert "resume with --resume" in err
     assert not (out / LOCK_NAME).exists()
     assert signal.getsignal(signal.SIGTERM) == before  # main() puts the handler back
+
+
+@pytest.mark.parametrize("new_val, ships", [(22.40, False), (22.51, False), (22.60, True)])
+def test_a_branch_replaces_its_entry_only_when_the_held_out_images_say_so(grow, tmp_path, monkeypatch, new_val,
+                                                                          ships):
+    """Selection on held-out Train400, never on Set12: a branch validating no higher than the
+    shipped entry leaves the entry alone (and Set12 is not even evaluated); every branch is logged."""
+    from types import SimpleNamespace
+    state = {"config": grow.trunk_config(grow.TRUNK).to_dict(), "step": 3500}
+    monkeypatch.setattr(grow, "load_checkpoint", lambda path, kind: state)
+    monkeypatch.setattr(grow, "train_cycles", lambda *a: (SimpleNamespace(best_psnr=new_val, model_path="m"),
+                                                          1800.0, [[0.5, new_val]]))
+    monkeypatch.setattr(grow, "available", lambda: {"denoise-s70": tmp_path})
+    monkeypatch.setattr(grow, "entry_info", lambda name: {"name": name, "best_val_psnr": 22.51})
+    monkeypatch.setattr(grow, "TRIALS", tmp_path / "branch_trials.jsonl")
+
+    class Shipping(Exception):
+        pass
+
+    def load_model(*a):
+        raise Shipping  # the path that evaluates on Set12 and writes the entry
+    monkeypatch.setattr(grow, "load_model", load_model)
+    if ships:
+        with pytest.raises(Shipping):
+            grow.branch(70.0, tmp_path, 2500, 0.0)
+    else:
+        assert grow.branch(70.0, tmp_path, 2500, 0.0)["best_val_psnr"] == 22.51
+    row = json.loads((tmp_path / "branch_trials.jsonl").read_text().splitlines()[-1])
+    assert row["shipped"] is ships and row["val_psnr"] == new_val and row["shipped_val_psnr"] == 22.51

@@ -97,3 +97,26 @@ def test_committed_output_lines_fit_a_1400_px_window(path):
             long += [f"cell {i}: {line[:80]}... ({len(line)} characters)"
                      for line in "".join(text).splitlines() if len(line) > MAX_OUTPUT_LINE]
     assert not long, f"{path.name}: output lines longer than {MAX_OUTPUT_LINE}:\n" + "\n".join(long)
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0*.ipynb")), ids=lambda p: p.name)
+def test_every_exercise_builds_a_function_that_a_check_runs(path):
+    """Exercises build: each numbered exercise has a `my_*` stub the learner fills in and an
+    `exercises.check_*` call that runs it; the committed outputs show every check saying
+    "not answered yet" for the stubs (a check a stub passed could not fail)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    start = next(i for i, c in enumerate(cells) if "## Exercises" in "".join(c["source"]))
+    end = next(i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Quiz"))
+    text = "".join(cells[start]["source"]).split("## Exercises", 1)[1]
+    items = re.findall(r"^(\d+)\. \*\*", text, re.M)
+    assert len(items) >= 2 and items == [str(k) for k in range(1, len(items) + 1)], items
+    code = [c for c in cells[start + 1:end] if c["cell_type"] == "code"]
+    source = "\n".join("".join(c["source"]) for c in code)
+    stubs = re.findall(r"^def (my_\w+)\(", source, re.M)
+    checked = re.findall(r"^exercises\.check_\w+\((my_\w+)", source, re.M)
+    assert sorted(stubs) == sorted(checked) and len(checked) == len(items), (stubs, checked, items)
+    assert not any("answer_" in "".join(c["source"]) for c in cells if c["cell_type"] == "code"), \
+        "a number-answer exercise is left"
+    printed = [line for c in code if "exercises.check_" in "".join(c["source"])
+               for o in c["outputs"] for line in "".join(o.get("text", "")).splitlines()]
+    assert printed == ["not answered yet"] * len(checked), printed

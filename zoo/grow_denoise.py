@@ -411,6 +411,18 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
     label = f"s{sigma:g}" if sigma is not None else "blind"
     name = f"denoise-{label}"
     res, branch_s, points = train_cycles(name, trunk_state, cfgs, steps, ssim_weight, restarts)
+    # Selection on the held-out Train400 images, never on Set12: a branch replaces the shipped
+    # entry only when it validates higher there (same 20 images, same sigma, seeded noise).
+    shipped = entry_info(name).get("best_val_psnr") if name in available() else None
+    keep = shipped is not None and float(shipped) >= res.best_psnr
+    _log_trial({"name": name, "steps": steps, "ssim_weight": ssim_weight,
+                "restarts": [[n, lr] for n, lr in restarts], "trunk_step": int(trunk_state["step"]),
+                "branch_cpu_h": round(branch_s / 3600, 3), "val_psnr": res.best_psnr,
+                "shipped_val_psnr": shipped, "shipped": not keep, "date": time.strftime("%Y-%m-%d")})
+    if keep:
+        print(f"{name}: held-out validation {res.best_psnr:.3f} dB <= the shipped entry's {float(shipped):.3f}: "
+              f"entry kept (this branch stays in {branch_runs(label, int(trunk_state['step']), steps, ssim_weight, restarts)[-1]})")
+        return entry_info(name)
     net, mcfg, _ = load_model(res.model_path, "cpu")
     images = data.load_folder(shared / "data" / "Set12", channels=1)
     results = {}
@@ -456,6 +468,15 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
     }
     zootools.write_entry(name, res.model_path, info)
     return add_self_ensemble(name, shared)
+
+
+TRIALS = STATE / "branch_trials.jsonl"  # every branch trained, shipped or not, with its held-out PSNR
+
+
+def _log_trial(row: Dict) -> None:
+    """Append one branch's outcome to ``TRIALS`` (rewritten whole, atomically)."""
+    old = TRIALS.read_text() if TRIALS.exists() else ""
+    atomic_write_text(TRIALS, old + json.dumps(row) + "\n")
 
 
 def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float):
