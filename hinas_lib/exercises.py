@@ -288,16 +288,26 @@ def _cases(fn: Optional[Callable], cases, want: Callable, same: Callable, show: 
             except Exception as e:  # noqa: BLE001 (an answer of the wrong kind is a wrong answer)
                 ok, got = False, f"{got!r} ({type(e).__name__}: {e})"
             if not ok:
-                return f"case {i} ({show(args)}): yours {_short(got)}, expected {_short(expected)}" + \
-                    (f"; {hint}" if hint else "")
+                return f"case {i} ({show(args)}): {_difference(got, expected)}" + (f"; {hint}" if hint else "")
         return None
 
     _verdict_or_unanswered(fn, run)
 
 
+def _difference(got, expected) -> str:
+    """What a wrong answer got wrong, in a few words."""
+    if isinstance(got, torch.Tensor) and isinstance(expected, torch.Tensor) and got.shape == expected.shape:
+        bad = ~torch.isclose(got.double(), expected.double(), rtol=0, atol=1e-6)
+        return (f"your tensor has the right shape {tuple(got.shape)} but {int(bad.sum())} of its "
+                f"{got.numel()} values differ")
+    return f"yours {_short(got)}, expected {_short(expected)}"
+
+
 def _short(v) -> str:
     if isinstance(v, torch.Tensor):
         return f"a tensor of shape {tuple(v.shape)}"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.6g}"
     text = repr(v)
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -367,12 +377,18 @@ def check_alpha_index(fn: Optional[Callable]) -> None:
     nets = {m: _sharing_net(m) for m in _SHARINGS}
     cases = [(l, s, m) for m in _SHARINGS for l, s in nets[m].nodes]
 
-    def same(got, want):
-        net, l, s = want
-        k = tuple(got) if isinstance(got, (list, tuple)) else got
-        return torch.equal(net.alpha[k], net.alpha_for(l, s))
+    class Slice:  # the expected answer, named in a verdict without printing the network
+        def __init__(self, net, layer, level):
+            self.net, self.layer, self.level = net, layer, level
 
-    _cases(fn, cases, lambda l, s, m: (nets[m], l, s), same,
+        def __repr__(self):
+            return f"the slice that net.alpha_for({self.layer}, {self.level}) returns"
+
+    def same(got, want):
+        k = tuple(got) if isinstance(got, (list, tuple)) else got
+        return torch.equal(want.net.alpha[k], want.net.alpha_for(want.layer, want.level))
+
+    _cases(fn, cases, lambda l, s, m: Slice(nets[m], l, s), same,
            lambda a: f"node (layer {a[0]}, level {a[1]}), sharing {a[2]!r}",
            "layer-wise: the layer's own slice; tied: the one slice there is; per-cell: (layer, level)")
 

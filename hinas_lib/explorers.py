@@ -11,6 +11,10 @@
   with their PSNR.
 * :class:`SRExplorer` (notebook 6) -- a scale selector over the zoo's SR models;
   shows LR / bicubic / the network / HR with their PSNR.
+* :class:`SharingExplorer` (notebook 2) -- alpha sharing mode, layers and blocks; shows
+  which alpha slice every cell reads and the sizes that follow.
+* :class:`DerivationExplorer` (notebook 5) -- an epoch slider over search logs; shows each
+  block's edge strengths, the two the top-2 rule keeps and by what margin.
 
 Each keeps what it computed last in ``self.state`` (a dict), draws into
 ``self.output`` through :func:`hinas_lib.widgets.show_figure`, and exposes its
@@ -30,11 +34,14 @@ from . import data, plots
 from .cells import MixedOp
 from .config import Config
 from .evaluate import run_model
-from .genotype import Genotype, default_genotype
+from .derive import derive_cell
+from .describe import candidate_architectures
+from .genotype import Genotype, default_genotype, edge_index, edges_per_cell, input_name
 from .grid import MOVES, masked_softmax, move_mask, path_error, path_log_prob, possible_moves, viterbi
 from .metrics import psnr
 from .model_files import load_model
 from .network import CompactNet
+from .supernet import build_supernet
 from .tasks import get_task
 from .widgets import W, show_figure, shown_images
 from .zoo import nearest_model
@@ -457,3 +464,147 @@ class SRExplorer(_Explorer):
 
 
 __all__ = ["MixedEdgeExplorer", "WidthPathPicker", "ViterbiExplorer", "greedy_path", "DenoiseExplorer", "SRExplorer", "AUTO"]
+
+
+# ---------------------------------------------------------------------------
+# Notebook 2: who reads which alpha
+# ---------------------------------------------------------------------------
+
+class SharingExplorer(_Explorer):
+    """The alpha sharing mode, the number of layers and of blocks as controls; shows the grid
+    coloured by the alpha slice each cell reads (asked from the supernet's own ``alpha_for``)
+    and the sizes that follow: alpha's shape, the architecture parameters, how many slices no
+    cell reads, and the candidate architectures.
+
+    Args:
+        cfg: the config whose other settings (widths, primitives) the supernets keep.
+    """
+
+    MODES = ("tied", "layer", "cell")
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        sp = cfg.space
+        self.mode = W.ToggleButtons(options=[("tied (DARTS)", "tied"), ("layer-wise (HiNAS)", "layer"),
+                                             ("per-cell", "cell")], value=sp.alpha_sharing, description="alpha")
+        self.layers = W.IntSlider(value=sp.layers, min=1, max=6, description="layers", continuous_update=False)
+        self.blocks = W.IntSlider(value=sp.blocks, min=1, max=5, description="blocks", continuous_update=False)
+        for c in (self.mode, self.layers, self.blocks):
+            c.observe(self._redraw, names="value")
+        self.widget = W.VBox([self.mode, W.HBox([self.layers, self.blocks]), self.output])
+        self._redraw()
+
+    def _redraw(self, _change=None) -> None:
+        sp = self.cfg.space
+        cfg = self.cfg.replace(space=dict(alpha_sharing=self.mode.value, layers=self.layers.value,
+                                          blocks=self.blocks.value, filters=4))  # widths do not matter here
+        net = build_supernet(cfg)
+        n_ops = len([p for p in sp.primitives if p != "none"])
+        slices = int(np.prod(net.alpha.shape[:-2]))
+        ids = torch.arange(slices, dtype=torch.float32).reshape(*net.alpha.shape[:-2], 1, 1).expand(net.alpha.shape)
+        read = {int(net.alpha_for(l, s, ids)[0, 0]) for l, s in net.nodes}  # asked from the supernet itself
+        self.state = {"mode": self.mode.value, "layers": net.L, "blocks": self.blocks.value,
+                      "alpha_shape": tuple(net.alpha.shape), "arch_params": sum(p.numel() for p in net.arch_parameters()),
+                      "slices": slices, "unread_slices": slices - len(read), "cells": len(net.nodes),
+                      "architectures": candidate_architectures(net.L, net.S, self.blocks.value, n_ops, self.mode.value)}
+        fig = plots.plot_alpha_readers(net)
+        st = self.state
+        fig.axes[0].set_title(f"{st['mode']}: alpha {'x'.join(map(str, st['alpha_shape']))}, "
+                              f"{st['arch_params']} architecture parameters (with beta), "
+                              f"{st['unread_slices']} slice(s) no cell reads\n"
+                              f"{st['cells']} cells; {st['architectures']:.3g} candidate architectures", fontsize=9)
+        fig.tight_layout()
+        show_figure(self.output, fig)
+
+
+# ---------------------------------------------------------------------------
+# Notebook 5: how sure is the top-2 rule?
+# ---------------------------------------------------------------------------
+
+class DerivationExplorer(_Explorer):
+    """An epoch slider and a layer picker over search logs; shows, block by block, each
+    incoming edge's strength (its best op other than ``none``, softmax over all ops) with the
+    two the top-2 rule keeps, and the *margin*: how much weaker the best dropped edge is than
+    the weaker kept one. Near-uniform alpha gives margins of thousandths: the derived cell is
+    a coin toss there.
+
+    Args:
+        logs: {label: the search's log records (``history.load_history``)}, each with ``alpha``
+            (logits, layer-wise: (L, E, |O|)) and ``epoch``.
+        primitives: the candidate ops of the logs' search space (the number of blocks is read
+            from each log's alpha: E = B (B + 3) / 2 edges).
+    """
+
+    def __init__(self, logs: Dict[str, List[dict]], primitives: Sequence[str]):
+        super().__init__()
+        self.logs = {k: [r for r in v if "alpha" in r] for k, v in logs.items()}
+        self.primitives = list(primitives)
+        first = next(iter(self.logs))
+        self.search = W.Dropdown(options=list(self.logs), value=first, description="search",
+                                 layout=W.Layout(width="420px"))
+        self.epoch = W.IntSlider(value=len(self.logs[first]) - 1, min=0, max=len(self.logs[first]) - 1,
+                                 description="epoch", continuous_update=False)
+        self.layer = W.Dropdown(options=list(range(len(self.logs[first][0]["alpha"]))), value=0, description="layer",
+                                layout=W.Layout(width="160px"))
+        self._busy = False
+        self.search.observe(self._search_changed, names="value")
+        for c in (self.epoch, self.layer):
+            c.observe(self._redraw, names="value")
+        self.widget = W.VBox([W.HBox([self.search, self.layer]), self.epoch, self.output])
+        self._redraw()
+
+    def _search_changed(self, _change=None) -> None:
+        self._busy = True
+        try:
+            log = self.logs[self.search.value]
+            self.epoch.max = len(log) - 1
+            self.epoch.value = len(log) - 1
+            self.layer.options = list(range(len(log[0]["alpha"])))
+            self.layer.value = 0
+        finally:
+            self._busy = False
+        self._redraw()
+
+    def strengths(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Each edge's strength: its best op's weight among the ops other than ``none``."""
+        w = torch.softmax(alpha.double(), -1)
+        keep = [k for k, p in enumerate(self.primitives) if p != "none"]
+        return w[:, keep].max(-1).values
+
+    def _redraw(self, _change=None) -> None:
+        if self._busy:
+            return
+        rec = self.logs[self.search.value][self.epoch.value]
+        alpha = torch.tensor(rec["alpha"], dtype=torch.float64)[self.layer.value]
+        blocks = next(b for b in range(1, 64) if edges_per_cell(b) >= alpha.shape[0])
+        if edges_per_cell(blocks) != alpha.shape[0]:
+            raise ValueError(f"{self.search.value}: alpha has {alpha.shape[0]} edges, which no number of blocks gives")
+        strength = self.strengths(alpha)
+        cell = derive_cell(alpha, self.primitives, blocks)
+        edges = edge_index(blocks)
+        margins = []
+        fig, axes = plt.subplots(1, blocks, figsize=(2.6 * blocks + 1, 3.0), squeeze=False)
+        for b, ax in enumerate(axes[0]):
+            mine = [(e, j) for e, (bb, j) in enumerate(edges) if bb == b]
+            kept = {j for _, j in cell[b]}
+            vals = [float(strength[e]) for e, _ in mine]
+            kept_vals = [v for (e, j), v in zip(mine, vals) if j in kept]
+            dropped = [v for (e, j), v in zip(mine, vals) if j not in kept]
+            margins.append(min(kept_vals) - max(dropped) if dropped else float("nan"))
+            ax.bar(range(len(mine)), vals, color=["tab:red" if j in kept else "lightgrey" for _, j in mine])
+            ax.axhline(1 / len(self.primitives), color="k", lw=0.8, ls=":")
+            ax.set_xticks(range(len(mine)), labels=[input_name(j) for _, j in mine])
+            lo, hi = min(vals), max(vals)
+            pad = max(hi - lo, 1e-3) * 0.6
+            ax.set_ylim(max(0.0, lo - pad), hi + pad)
+            ax.set_title(f"block {b}: margin {margins[-1]:.4f}" if dropped else f"block {b}: both inputs kept",
+                         fontsize=9)
+        axes[0][0].set_ylabel("edge strength")
+        self.state = {"search": self.search.value, "epoch": int(rec.get("epoch", self.epoch.value)),
+                      "layer": self.layer.value, "cell": cell, "margins": margins,
+                      "strengths": [float(v) for v in strength]}
+        fig.suptitle(f"{self.search.value}, epoch {self.state['epoch']}, layer {self.layer.value}: red = kept by "
+                     f"the top-2 rule; dotted = uniform 1/{len(self.primitives)}", fontsize=9)
+        fig.tight_layout()
+        show_figure(self.output, fig)

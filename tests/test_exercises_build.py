@@ -383,3 +383,15 @@ def test_a_raising_answer_is_a_wrong_answer(capsys):
 @pytest.mark.parametrize("check", [ex.check_top2, ex.check_viterbi, ex.check_supernet_forward])
 def test_a_stub_is_unanswered_for_the_older_checks_too(capsys, check):
     assert verdict(capsys, check, lambda *a: None) == "not answered yet"
+
+
+def test_a_wrong_tensor_of_the_right_shape_says_how_many_values_differ(capsys):
+    out = verdict(capsys, ex.check_pixel_shuffle, lambda x, r: torch.zeros_like(my_pixel_shuffle(x, r)))
+    assert "right shape (1, 1, 6, 10) but" in out and "of its 60 values differ" in out
+    out = verdict(capsys, ex.check_psnr_y, lambda sr, hr, s: np.float64(12.5))
+    assert "yours 12.5, expected" in out and "np.float64" not in out
+
+
+def test_a_wrong_alpha_index_is_named_without_printing_the_network(capsys):
+    out = verdict(capsys, ex.check_alpha_index, lambda l, s, m: l)
+    assert "net.alpha_for(1, 0) returns" in out and "Conv2d" not in out and out.count("\n") == 0

@@ -1,5 +1,7 @@
 """The course's interactive widgets, driven from code (no browser): set a
 control's value, check what was computed and that the picture changed."""
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -169,3 +171,48 @@ def test_denoise_explorer_can_show_bm3d_beside_nlm():
     ex = explorers.DenoiseExplorer(model="denoise-s30", size=48, bm3d=True)
     assert set(ex.state["psnr"]) == {"noisy", "NLM", "BM3D", "HiNAS (denoise-s30)"}
     assert ex.state["psnr"]["BM3D"] > ex.state["psnr"]["noisy"]
+
+
+def test_sharing_explorer_follows_its_controls(cfg):
+    from hinas_lib.describe import describe
+    ex = explorers.SharingExplorer(cfg)
+    one_png(ex.output)
+    ex.mode.value, ex.layers.value, ex.blocks.value = "cell", 3, 2
+    st = ex.state
+    assert st["alpha_shape"] == (3, 3, 5, 7) and st["slices"] == 9 and st["cells"] == 8
+    assert st["unread_slices"] == 1  # level 2 at layer 0: no path reaches it, its slice never moves
+    d = describe(cfg.replace(space=dict(alpha_sharing="cell", layers=3, blocks=2)))
+    assert st["architectures"] == d["candidate_architectures"] and st["arch_params"] == d["arch_params"]
+    ex.mode.value = "tied"
+    assert ex.state["alpha_shape"][0] == 1 and ex.state["unread_slices"] == 0
+    ex.mode.value = "layer"
+    assert ex.state["alpha_shape"] == (3, 5, 7) and ex.state["unread_slices"] == 0
+    one_png(ex.output)
+
+
+def _log(scale, epochs=3, layers=2, blocks=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    E = sum(2 + i for i in range(blocks))
+    return [{"epoch": e, "alpha": (scale * (e + 1) * torch.randn(layers, E, 7, generator=g)).tolist()}
+            for e in range(epochs)]
+
+
+def test_derivation_explorer_shows_the_top2_rule_and_its_margins(cfg):
+    from hinas_lib.derive import derive_cell
+    prims = list(cfg.space.primitives)
+    logs = {"decided": _log(2.0), "near uniform": _log(1e-3, epochs=5, layers=3), "two blocks": _log(1.0, blocks=2)}
+    ex = explorers.DerivationExplorer(logs, prims)
+    one_png(ex.output)
+    alpha = torch.tensor(logs["decided"][-1]["alpha"], dtype=torch.float64)[0]
+    assert ex.state["cell"] == derive_cell(alpha, prims, 3) and ex.state["epoch"] == 2
+    m = ex.state["margins"]
+    assert math.isnan(m[0]) and all(v >= 0 for v in m[1:])   # block 0 has two inputs: both kept
+    decided = max(m[1:])
+    ex.search.value = "near uniform"
+    assert ex.epoch.max == 4 and ex.epoch.value == 4 and list(ex.layer.options) == [0, 1, 2]
+    assert max(ex.state["margins"][1:]) < 0.01 < decided   # a coin toss against a decision
+    ex.layer.value, ex.epoch.value = 2, 0
+    alpha = torch.tensor(logs["near uniform"][0]["alpha"], dtype=torch.float64)[2]
+    assert ex.state["cell"] == derive_cell(alpha, prims, 3) and ex.state["layer"] == 2
+    ex.search.value = "two blocks"   # the number of blocks is read from each log's alpha
+    assert len(ex.state["cell"]) == 2 and len(ex.state["margins"]) == 2
