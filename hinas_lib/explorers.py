@@ -598,7 +598,9 @@ class DerivationExplorer(_Explorer):
             lo, hi = min(vals), max(vals)
             pad = max(hi - lo, 1e-3) * 0.6
             ax.set_ylim(max(0.0, lo - pad), hi + pad)
-            ax.set_title(f"block {b}: margin {margins[-1]:.4f}" if dropped else f"block {b}: both inputs kept",
+            m = margins[-1]
+            ax.set_title((f"block {b}: margin {m:.4f}" if m >= 1e-3 else f"block {b}: margin {m:.1e}")
+                         if dropped else f"block {b}: both inputs kept",
                          fontsize=9)
         axes[0][0].set_ylabel("edge strength")
         self.state = {"search": self.search.value, "epoch": int(rec.get("epoch", self.epoch.value)),
