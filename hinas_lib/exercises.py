@@ -450,6 +450,19 @@ def _close(a: List[torch.Tensor], b: List[torch.Tensor]) -> bool:
     return all(torch.allclose(x.detach(), y.detach(), atol=1e-6, rtol=1e-5) for x, y in zip(a, b))
 
 
+def _step_problem(where: str, got, want: float, loss: str, frozen, before, frozen_name: str, hint: str):
+    """What is wrong with one step of the learner's (None when nothing): the loss it returned,
+    and the parameters the step must leave alone (``frozen``: unmoved from ``before``, no
+    gradient left on them, which the next step of the other kind would add to its own)."""
+    if not math.isclose(float(got), want, rel_tol=1e-5, abs_tol=1e-7):
+        return f"{where}: you returned {float(got):.6f}, the {loss} loss is {want:.6f}"
+    if not _close(frozen, before):
+        return f"{where}: {frozen_name} moved (this step must change only the others)"
+    if any(p.grad is not None and bool(p.grad.abs().sum()) for p in frozen):
+        return f"{where}: {frozen_name} keep a gradient after your step; the next step would add it to its own ({hint})"
+    return None
+
+
 def check_weight_step(fn: Optional[Callable], cfg, loss_fn, x, y) -> None:
     """``fn(net, w_opt, loss_fn, x, y, grad_clip) -> float``: one weight step, as
     :func:`hinas_lib.search.weight_step` (training loss, gradients, the weights' gradient norm
@@ -469,13 +482,10 @@ def check_weight_step(fn: Optional[Callable], cfg, loss_fn, x, y) -> None:
                     return f"clip {clip:g}, step {step}: your function returned None, not the loss"
                 want = weight_step(ref, opt_r, loss_fn, x, y, grad_clip=clip, device=x.device.type)
                 where = f"clip {clip:g}, step {step}"
-                if not math.isclose(float(got), want, rel_tol=1e-5, abs_tol=1e-7):
-                    return f"{where}: you returned {float(got):.6f}, the training loss is {want:.6f}"
-                if not _close(mine.arch_parameters(), arch0):
-                    return f"{where}: alpha or beta moved (a weight step changes only the weights)"
-                if any(p.grad is not None and bool(p.grad.abs().sum()) for p in mine.arch_parameters()):
-                    return (f"{where}: alpha/beta keep a gradient after your step; the next architecture "
-                            "step would add it to its own (set p.grad = None for them)")
+                problem = _step_problem(where, got, want, "training", mine.arch_parameters(), arch0, "alpha/beta",
+                                        "set p.grad = None for them")
+                if problem:
+                    return problem
                 if not _close(mine.weight_parameters(), ref.weight_parameters()):
                     return (f"{where}: your weights differ from the library's"
                             + (" (a second step: zero the old gradients first)" if step else
@@ -500,13 +510,10 @@ def check_arch_step(fn: Optional[Callable], cfg, loss_fn, xv, yv) -> None:
                     raise _NotAnswered
                 return f"step {step}: your function returned None, not the loss"
             want = arch_step(ref, opt_r, loss_fn, xv, yv, device=xv.device.type)
-            if not math.isclose(float(got), want, rel_tol=1e-5, abs_tol=1e-7):
-                return f"step {step}: you returned {float(got):.6f}, the validation loss is {want:.6f}"
-            if not _close(mine.weight_parameters(), w0):
-                return f"step {step}: the weights moved (an architecture step changes only alpha and beta)"
-            if any(p.grad is not None and bool(p.grad.abs().sum()) for p in mine.weight_parameters()):
-                return (f"step {step}: the weights keep a gradient after your step; the next weight step "
-                        "would add it to its own (torch.autograd.grad with respect to alpha and beta only)")
+            problem = _step_problem(f"step {step}", got, want, "validation", mine.weight_parameters(), w0,
+                                    "the weights", "torch.autograd.grad with respect to alpha and beta only")
+            if problem:
+                return problem
             if not _close(mine.arch_parameters(), ref.arch_parameters()):
                 return (f"step {step}: your alpha/beta differ from the library's"
                         + (" (zero or replace the old gradients before each step)" if step else ""))
@@ -515,7 +522,9 @@ def check_arch_step(fn: Optional[Callable], cfg, loss_fn, xv, yv) -> None:
 
 
 def _verdict_or_unanswered(fn, run) -> None:
-    """:func:`_verdict`, where ``run`` may raise :class:`_NotAnswered` (the stub returned None)."""
+    """Print the verdict on ``fn``: ``run(fn)`` returns None (right) or what went wrong, and may
+    raise :class:`_NotAnswered` (the stub still returns None); anything else it raises is a
+    wrong answer, reported, never raised."""
     def guarded(f):
         try:
             return run(f)

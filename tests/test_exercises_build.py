@@ -1,5 +1,6 @@
 """Every build-it exercise of the course: a right answer written from the notebook's text passes,
 the stub (returning None) is "not answered yet", and each usual mistake fails."""
+import functools
 import math
 import statistics
 
@@ -165,13 +166,16 @@ def search_bits():
     return cfg, get_task(cfg).loss(), x, y
 
 
-def my_weight_step(net, w_opt, loss_fn, x, y, grad_clip):
+def my_weight_step(net, w_opt, loss_fn, x, y, grad_clip, *, zero=True, drop_arch_grads=True, clip=True):
+    """The right answer; each keyword turned off is one of the usual mistakes."""
     loss = loss_fn(net(x), y)
-    w_opt.zero_grad()
+    if zero:
+        w_opt.zero_grad()
     loss.backward()
-    for p in net.arch_parameters():
-        p.grad = None
-    torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
+    if drop_arch_grads:
+        for p in net.arch_parameters():
+            p.grad = None
+    torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip if clip else 1e9)
     w_opt.step()
     return loss.item()
 
@@ -188,27 +192,8 @@ def my_arch_step(net, a_opt, loss_fn, xv, yv):
 def test_weight_step(capsys, search_bits):
     cfg, loss_fn, x, y = search_bits
 
-    def no_clip(net, w_opt, loss_fn, x, y, grad_clip):
-        return my_weight_step(net, w_opt, loss_fn, x, y, 1e9)
-
-    def keeps_arch_grads(net, w_opt, loss_fn, x, y, grad_clip):
-        loss = loss_fn(net(x), y)
-        w_opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
-        w_opt.step()
-        return loss.item()
-
-    def never_zeroes(net, w_opt, loss_fn, x, y, grad_clip):
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        for p in net.arch_parameters():
-            p.grad = None
-        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
-        w_opt.step()
-        return loss.item()
-    assert_right_and_wrong(capsys, ex.check_weight_step, my_weight_step, no_clip, keeps_arch_grads, never_zeroes,
-                           args=(cfg, loss_fn, x, y))
+    wrongs = [functools.partial(my_weight_step, **{mistake: False}) for mistake in ("zero", "drop_arch_grads", "clip")]
+    assert_right_and_wrong(capsys, ex.check_weight_step, my_weight_step, *wrongs, args=(cfg, loss_fn, x, y))
 
 
 def test_arch_step(capsys, search_bits):
