@@ -2,7 +2,8 @@
 
     python -m benchmarks.report [--dir benchmarks/results] [--out benchmarks/RESULTS.md]
 
-Reads, when present: ``search_step_denoise.json``, ``search_step_sr.json``
+Reads, when present: ``search_step_denoise.json``, ``search_step_denoise_t1.json`` / ``_t2.json``
+(default against the authors' code per thread count), ``search_step_sr.json``
 (``benchmarks.search_step``), ``sweep_layers.json``, ``sweep_batch.json``
 (``--sweep``), ``eval_forward.json``, ``derived.json``, ``distributed_cpu.json``
 and ``gpu_check.md``.
@@ -116,6 +117,14 @@ def build(d: Path) -> str:
                                   "(3 layers, 4 blocks, F=10, batch 6, crop 64)",
                                f"python -m benchmarks.search_step --preset paper-denoise --threads {_threads(r)} "
                                "--iters 3 --warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_denoise.json")
+    for t in (1, 2):  # ours and the authors' code alone, interleaved, per thread count (issue 27's table)
+        r = _load(d, f"search_step_denoise_t{t}.json")
+        if r:
+            out += _search_section(r, f"Thread scaling: search iteration, paper denoising, {t} thread(s), "
+                                      "ours (default) against the authors' code",
+                                   f"python -m benchmarks.search_step --preset paper-denoise --threads {t} --iters 3 "
+                                   "--warmup 1 --variants default,authors-code --authors-src ~/HiNAS "
+                                   f"--json benchmarks/results/search_step_denoise_t{t}.json")
     r = _load(d, "search_step_sr.json")
     if r:
         out += _search_section(r, "Search iteration, paper SR x4 config: the authors' design "
