@@ -14,10 +14,22 @@ from .genotype import Genotype, edge_index
 from .grid import viterbi
 
 
-def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> Tuple[Tuple[Tuple[str, int], ...], ...]:
-    """``alpha``: (edges, ops) logits of one cell."""
+def edge_choices(alpha: torch.Tensor, primitives: Sequence[str]) -> List[Tuple[float, int]]:
+    """Per edge of one cell's (edges, ops) logits: (its strength, its op), the op being the one
+    other than ``none`` with the largest softmax weight (the earlier op on a tie), the strength
+    that weight (softmax over all ops, ``none`` included)."""
     w = torch.softmax(alpha.detach().double().cpu(), dim=-1)
     keep = [k for k, p in enumerate(primitives) if p != "none"]
+    out = []
+    for e in range(w.shape[0]):
+        best_k = max(keep, key=lambda k: (float(w[e, k]), -k))
+        out.append((float(w[e, best_k]), best_k))
+    return out
+
+
+def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> Tuple[Tuple[Tuple[str, int], ...], ...]:
+    """``alpha``: (edges, ops) logits of one cell."""
+    choices = edge_choices(alpha, primitives)
     edges = edge_index(blocks)
     cell = []
     for i in range(blocks):
@@ -25,8 +37,8 @@ def derive_cell(alpha: torch.Tensor, primitives: Sequence[str], blocks: int) -> 
         for e, (b, j) in enumerate(edges):
             if b != i:
                 continue
-            best_k = max(keep, key=lambda k: (float(w[e, k]), -k))
-            cands.append((float(w[e, best_k]), -j, primitives[best_k], j))
+            strength, best_k = choices[e]
+            cands.append((strength, -j, primitives[best_k], j))
         cands.sort(reverse=True)  # strongest first; ties prefer the earlier input
         top = sorted(cands[:2], key=lambda c: c[3])
         cell.append(tuple((op, j) for _, _, op, j in top))

@@ -34,7 +34,7 @@ from . import data, plots
 from .cells import MixedOp
 from .config import Config
 from .evaluate import run_model
-from .derive import derive_cell
+from .derive import derive_cell, edge_choices
 from .describe import candidate_architectures
 from .genotype import Genotype, default_genotype, edge_index, edges_per_cell, input_name
 from .grid import MOVES, masked_softmax, move_mask, path_error, path_log_prob, possible_moves, viterbi
@@ -502,8 +502,7 @@ class SharingExplorer(_Explorer):
         net = build_supernet(cfg)
         n_ops = len([p for p in sp.primitives if p != "none"])
         slices = int(np.prod(net.alpha.shape[:-2]))
-        ids = torch.arange(slices, dtype=torch.float32).reshape(*net.alpha.shape[:-2], 1, 1).expand(net.alpha.shape)
-        read = {int(net.alpha_for(l, s, ids)[0, 0]) for l, s in net.nodes}  # asked from the supernet itself
+        read = set(net.alpha_readers().values())
         self.state = {"mode": self.mode.value, "layers": net.L, "blocks": self.blocks.value,
                       "alpha_shape": tuple(net.alpha.shape), "arch_params": sum(p.numel() for p in net.arch_parameters()),
                       "slices": slices, "unread_slices": slices - len(read), "cells": len(net.nodes),
@@ -566,12 +565,6 @@ class DerivationExplorer(_Explorer):
             self._busy = False
         self._redraw()
 
-    def strengths(self, alpha: torch.Tensor) -> torch.Tensor:
-        """Each edge's strength: its best op's weight among the ops other than ``none``."""
-        w = torch.softmax(alpha.double(), -1)
-        keep = [k for k, p in enumerate(self.primitives) if p != "none"]
-        return w[:, keep].max(-1).values
-
     def _redraw(self, _change=None) -> None:
         if self._busy:
             return
@@ -580,7 +573,7 @@ class DerivationExplorer(_Explorer):
         blocks = next(b for b in range(1, 64) if edges_per_cell(b) >= alpha.shape[0])
         if edges_per_cell(blocks) != alpha.shape[0]:
             raise ValueError(f"{self.search.value}: alpha has {alpha.shape[0]} edges, which no number of blocks gives")
-        strength = self.strengths(alpha)
+        strength = [s for s, _ in edge_choices(alpha, self.primitives)]
         cell = derive_cell(alpha, self.primitives, blocks)
         edges = edge_index(blocks)
         margins = []
@@ -605,7 +598,7 @@ class DerivationExplorer(_Explorer):
         axes[0][0].set_ylabel("edge strength")
         self.state = {"search": self.search.value, "epoch": int(rec.get("epoch", self.epoch.value)),
                       "layer": self.layer.value, "cell": cell, "margins": margins,
-                      "strengths": [float(v) for v in strength]}
+                      "strengths": strength}
         fig.suptitle(f"{self.search.value}, epoch {self.state['epoch']}, layer {self.layer.value}: red = kept by "
                      f"the top-2 rule; dotted = uniform 1/{len(self.primitives)}", fontsize=9)
         fig.tight_layout()

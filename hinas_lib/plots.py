@@ -161,11 +161,8 @@ def plot_alpha_readers(net, ax=None):
         ax: axes to draw into (default: a new figure).
     """
     L, S = net.L, net.S
-    # a stand-in alpha whose every cell-sized slice holds its own index
     n_slices = int(np.prod(net.alpha.shape[:-2]))
-    ids = torch.arange(n_slices, dtype=torch.float32).reshape(*net.alpha.shape[:-2], 1, 1)
-    ids = ids.expand(net.alpha.shape)
-    reads = {(l, s): int(net.alpha_for(l, s, ids)[0, 0]) for l, s in net.nodes}
+    reads = net.alpha_readers()
     cmap = plt.get_cmap("tab10" if n_slices <= 10 else "tab20")
     own = ax is None
     fig, ax = _fig_ax(ax, (1.2 * L + 2.0, 0.8 * S + 1.6))

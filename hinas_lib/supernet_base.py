@@ -15,7 +15,7 @@ those exactly zero weight either way).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -98,6 +98,13 @@ class SuperNetBase(nn.Module):
         if mode == "tied":
             return a[0]
         return a[layer, level]
+
+    def alpha_readers(self) -> Dict[Tuple[int, int], int]:
+        """{grid node (layer, level): the flat index of the alpha slice its cell reads}, asked from
+        :meth:`alpha_for` itself with a stand-in alpha whose every cell-sized slice holds its index."""
+        n = int(torch.tensor(self.alpha.shape[:-2]).prod())
+        ids = torch.arange(n, dtype=torch.float32).reshape(*self.alpha.shape[:-2], 1, 1).expand(self.alpha.shape)
+        return {(l, s): int(self.alpha_for(l, s, ids)[0, 0]) for l, s in self.nodes}
 
     def _run_cell(self, cell: nn.Module, s0, s1, w, naive: bool):
         if self.cfg.space.checkpoint_cells and self.training and torch.is_grad_enabled():
