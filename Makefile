@@ -67,6 +67,8 @@ test-fast: setup
 # the authors' own code side by side with ours
 AUTHORS_SRC ?=
 AUTHORS = $(if $(AUTHORS_SRC),--authors-src $(AUTHORS_SRC),)
+comma := ,
+SCALING_VARIANTS = $(if $(AUTHORS_SRC),default$(comma)authors-code,default)
 
 bench: setup
 	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 $(AUTHORS) --json benchmarks/results/search_step_denoise.json
@@ -77,7 +79,14 @@ bench-all: setup
 	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 --iters 3 --warmup 1 $(AUTHORS) --json benchmarks/results/search_step_denoise.json
 	# (the unoptimised SR worker is left out: with the authors' ~10 GiB beside it, 24 GiB runs out)
 	$(PY) -m benchmarks.search_step --preset paper-sr --threads 2 --iters 3 --warmup 1 $(AUTHORS) --variants default,checkpoint,full-backward,authors-code --json benchmarks/results/search_step_sr.json
-	$(PY) -m benchmarks.profile_step --preset paper-denoise --threads 2 --json benchmarks/results/profile_step_denoise.json
+	$(PY) -m benchmarks.profile_step --preset paper-denoise --threads 1 --json benchmarks/results/profile_step_denoise.json
+	$(PY) -m benchmarks.profile_step --preset paper-denoise --threads 2 --json benchmarks/results/profile_step_denoise_t2.json
+	# thread scaling, ours against the authors' code interleaved, per preset and thread count
+	for t in 1 2; do \
+	  $(PY) -m benchmarks.search_step --preset paper-denoise --threads $$t --iters 3 --warmup 1 $(AUTHORS) --variants $(SCALING_VARIANTS) --json benchmarks/results/search_step_denoise_t$$t.json && \
+	  $(PY) -m benchmarks.search_step --preset paper-sr --threads $$t --iters 3 --warmup 1 $(AUTHORS) --variants $(SCALING_VARIANTS) --json benchmarks/results/search_step_sr_t$$t.json || exit 1; done
+	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --variants before,after,compiled --json benchmarks/results/restore_speed.json
+	$(PY) -m benchmarks.restore_speed --size 4000x3000 --threads 2 --variants after --json benchmarks/results/restore_speed_12mp.json
 	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
 	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
 	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json

@@ -4,7 +4,7 @@
 
 The search-step benchmark says how far ours is from the authors' code; this says what is
 left in ours: the convolutions themselves (the same arithmetic theirs does), BatchNorm,
-the grouped 1x1 convolutions (run as batched matrix products), copies and the rest.
+the 1x1 convolutions (run as matrix products), copies and the rest.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from benchmarks.search_step import batches, build, search_iteration
 
 # kernel name -> group (the first matching substring wins)
 GROUPS = [("batch_norm", "BatchNorm (forward + backward)"),
-          ("bmm", "grouped 1x1 convolutions as batched matrix products"),
+          ("aten::mm", "1x1 convolutions as matrix products"), ("bmm", "1x1 convolutions as matrix products"),
+          ("addmm", "1x1 convolutions as matrix products"),
           ("conv", "convolutions (forward + backward)"), ("mkldnn", "convolutions (forward + backward)"),
           ("copy_", "copies and concatenation"), ("cat", "copies and concatenation"),
           ("clone", "copies and concatenation"), ("contiguous", "copies and concatenation")]

@@ -19,6 +19,15 @@ from typing import Dict, List
 from benchmarks.search_step import main_table, ratio_table
 
 HERE = Path(__file__).resolve().parent
+BEFORE_DIR = "/tmp/before"  # `git worktree add /tmp/before ac21fcd`: the code before the 2026-12-07 speed-ups
+BEFORE_NOTE = ("`before` = the default path as the code stood before the 2026-12-07 changes (commit ac21fcd, "
+               "`git worktree add /tmp/before ac21fcd`), interleaved with ours. What changed: the search "
+               "cells' 1x1 convolutions on NHWC input run as one matrix product each (a grouped one with a "
+               "block-diagonal weight; `hinas_lib/fused.py`), BatchNorms whose width is not a multiple of "
+               "16 run on one thread where torch's channels_last kernel is slower on more "
+               "(`hinas_lib/bn_threads.py`), and the search and training keep freed memory in the process "
+               "(`runtime.prepare_model`). Equivalence tests unchanged and passing; new ones at 2 threads "
+               "(`tests/test_bn_threads.py`).")
 
 
 def _load(d: Path, name: str):
@@ -86,11 +95,35 @@ def _restore_section(r, fname: str) -> List[str]:
             "float32 matmul timed in the same process at the same thread count (the roofline). "
             f"Machine: {_machine(r['machine'])}.", "", r["table"], "",
             "Outputs agree between the variants: " + ("yes" if r.get("outputs_agree") else "NO") + ". "
-            "Tried on the same tiles and not kept, no faster than the eager inference copy at one thread: "
-            "`torch.compile` (Inductor, CPU; 195 s to compile) and TorchScript freezing with "
-            "`optimize_for_inference`. The goal of 0.40 of the matmul rate is not met: the separable and "
-            "dilated convolutions on 32-64 channels are memory-bound.", ""]
+            + _compiled_note(r) + "The goal of 0.40 of the matmul rate at 2 threads is "
+            + ("met" if _fraction(r, 2, "after") >= 0.40 else "not met") + " by what `restore` runs: the "
+            "separable and dilated convolutions and the activations between them on 32-64 channels are "
+            "memory-bound (each reads and writes the whole activation).", ""]
     return out
+
+
+def _fraction(r: Dict, threads: int, variant: str, key: str = "useful_gmac_s") -> float:
+    ps = [p for p in r["points"] if p["threads"] == threads and p["variant"] == variant and key in p]
+    return sum(p[key] / p["matmul_gmac_s"] for p in ps) / len(ps) if ps else 0.0
+
+
+def _compiled_note(r: Dict) -> str:
+    ps = {(p["threads"], p["variant"]): p for p in r["points"]}
+    if not any(v == "compiled" for _, v in ps):
+        return ("Tried earlier on the same tiles and not kept, no faster than the eager inference copy at one "
+                "thread: `torch.compile` (Inductor, CPU) and TorchScript freezing with `optimize_for_inference`. ")
+    parts = []
+    for t in sorted({t for t, v in ps if v == "compiled"}):
+        c, a = ps[(t, "compiled")], ps.get((t, "after"))
+        if a:
+            parts.append(f"at {t} thread(s) {c['wall_s']:.1f} s with its compilation against {a['wall_s']:.1f} s "
+                         f"eager; the same image again in the process {c['again_s']:.1f} s against "
+                         f"{a['again_s']:.1f} s ({_fraction(r, t, 'compiled', 'useful_gmac_s_again'):.2f} of the "
+                         "matmul rate)")
+    return ("`compiled` (`torch.compile`, Inductor with freezing: convolutions prepacked and fused with their "
+            "activations): " + "; ".join(parts) + ". Compiling (one graph per tile shape) costs more than it "
+            "saves on one photograph, which is what `restore` is run on, so `restore` stays eager; the "
+            "second-pass column is the rate a long-running process could reach. ")
 
 
 def build(d: Path) -> str:
@@ -105,7 +138,9 @@ def build(d: Path) -> str:
            "into every weight as the authors' code does (what the alpha/beta-only gradients save); "
            "`authors-code` = the authors' own code (github hkzhang91/HiNAS, `--authors-src`, nothing of it in "
            "this repository) at the same preset, batch and crop, its worker interleaved with ours: the anchor; "
-           "`no-sharing` = one cell per incoming path (Auto-DeepLab style, compact design only).",
+           "`no-sharing` = one cell per incoming path (Auto-DeepLab style, compact design only); "
+           "`compiled` = `default` under `torch.compile` (Inductor, CPU; its compilation in the warm-up "
+           "iteration): measured, not kept, as it was slower than eager.",
            "Peak memory: the profiler's peak of live CPU allocations during one search iteration "
            "(activations and temporaries, above the weights already live); max RSS of the worker process.", ""]
     out += ["**Does the search find anything?** Searched cells against random ones at equal training "
@@ -117,21 +152,29 @@ def build(d: Path) -> str:
                                   "(3 layers, 4 blocks, F=10, batch 6, crop 64)",
                                f"python -m benchmarks.search_step --preset paper-denoise --threads {_threads(r)} "
                                "--iters 3 --warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_denoise.json")
-    for t in (1, 2):  # ours and the authors' code alone, interleaved, per thread count (issue 27's table)
-        r = _load(d, f"search_step_denoise_t{t}.json")
-        if r:
-            out += _search_section(r, f"Thread scaling: search iteration, paper denoising, {t} thread(s), "
-                                      "ours (default) against the authors' code",
-                                   f"python -m benchmarks.search_step --preset paper-denoise --threads {t} --iters 3 "
-                                   "--warmup 1 --variants default,authors-code --authors-src ~/HiNAS "
-                                   f"--json benchmarks/results/search_step_denoise_t{t}.json")
+    noted = False  # the `before` note once, under the first table that has the variant
+    for task, preset in (("denoise", "paper-denoise"), ("sr", "paper-sr")):
+        for t in (1, 2):  # ours and the authors' code, interleaved, per thread count (issue 27's table)
+            r = _load(d, f"search_step_{task}_t{t}.json")
+            if r:
+                variants = ",".join([r["variant"]] + list(r["variants"]))
+                before = (f" --before {BEFORE_DIR}" if "before" in r["variants"] else "")
+                out += _search_section(r, f"Thread scaling: search iteration, {preset}, {t} thread(s), "
+                                          "ours (default) against the authors' code",
+                                       f"python -m benchmarks.search_step --preset {preset} --threads {t} --iters 3 "
+                                       f"--warmup 1 --variants {variants} --authors-src ~/HiNAS{before} "
+                                       f"--json benchmarks/results/search_step_{task}_t{t}.json")
+                if "before" in r["variants"] and not noted:
+                    out += [BEFORE_NOTE, ""]
+                    noted = True
     r = _load(d, "search_step_sr.json")
     if r:
         out += _search_section(r, "Search iteration, paper SR x4 config: the authors' design "
                                   "(2 layers, 3 blocks, F=8, batch 24, LR crop 64)",
                                f"python -m benchmarks.search_step --preset paper-sr --threads {_threads(r)} --iters 3 "
                                "--warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_sr.json")
-    anchor_s = ((_load(d, "search_step_denoise.json") or {}).get("anchor") or {}).get("iter_s")
+    anchor_s = ((_load(d, "search_step_denoise_t1.json") or _load(d, "search_step_denoise.json") or {})
+                .get("anchor") or {}).get("iter_s")
     r = _load(d, "profile_step_denoise.json")
     if r:
         conv = r["groups"].get("convolutions (forward + backward)", {}).get("s", 0.0)
@@ -139,8 +182,23 @@ def build(d: Path) -> str:
                   f" 3x less time than the authors' {anchor_s:.1f} s iteration above is {anchor_s / 3:.1f} s; "
                   f"with {conv:.1f} s in convolutions, the other {r['total_s'] - conv:.1f} s would have to fall to "
                   f"about {max(0.0, anchor_s / 3 - conv):.1f} s.")
-        rows = ["| kernels | s | share |", "|---|---|---|"] + [
-            f"| {g} | {v['s']:.2f} | {100 * v['share']:.0f}% |" for g, v in r["groups"].items()]
+        r2 = _load(d, "profile_step_denoise_t2.json")
+        if r2:  # the same groups at 2 threads: what scales and what does not
+            g2 = r2["groups"]
+            rows = ["| kernels | s, 1 thread | share | s, 2 threads | speed-up |", "|---|---|---|---|---|"] + [
+                f"| {g} | {v['s']:.2f} | {100 * v['share']:.0f}% | {g2.get(g, {}).get('s', 0.0):.2f} | "
+                f"{v['s'] / max(1e-9, g2.get(g, {}).get('s', 0.0)):.2f}x |" for g, v in r["groups"].items()]
+            rows += [f"| all | {r['total_s']:.2f} | 100% | {r2['total_s']:.2f} | {r['total_s'] / r2['total_s']:.2f}x |",
+                     "", f"(2 threads: `python -m benchmarks.profile_step --preset {r2['preset']} --threads 2 --json "
+                     "benchmarks/results/profile_step_denoise_t2.json`; machine: "
+                     f"{_machine(r2['machine'])}.) BatchNorm is what does not scale: torch's channels_last BN "
+                     "kernels run slower on 2 threads than on 1 for widths that are not a multiple of 16 (e.g. "
+                     "(6, 20, 64, 64): forward + backward 0.9 ms on 1 thread, 2.9 ms on 2), so those run on one "
+                     "thread now (`hinas_lib/bn_threads.py`); the convolutions and matrix products scale about "
+                     "1.7-1.8x."]
+        else:
+            rows = ["| kernels | s | share |", "|---|---|---|"] + [
+                f"| {g} | {v['s']:.2f} | {100 * v['share']:.0f}% |" for g, v in r["groups"].items()]
         out += ["## Where our search step's time goes (paper denoising config, authors' design)", "",
                 f"`python -m benchmarks.profile_step --preset {r['preset']} --threads {_threads(r)} "
                 "--json benchmarks/results/profile_step_denoise.json`", "",
@@ -149,11 +207,18 @@ def build(d: Path) -> str:
                 "\n".join(rows), "",
                 "**What would close the gap to 3x.** The convolutions compute the same arithmetic as the "
                 "authors' (the candidate set is theirs, dense dilated 3x3/5x5 included), so they are a floor "
-                "for this design on this CPU." + budget + " The candidates: BatchNorm folded into the "
-                "convolution kernels and the depthwise and pointwise convolutions of the separable ops run as "
-                "one kernel (a custom C++ or Triton extension; the library stays pure PyTorch today), and fewer "
-                "copies between the fused edges. On a GPU the balance differs and is not measured yet "
-                "(`scripts/gpu_check.sh`).", ""]
+                "for this design on this CPU." + budget + " Tried on 2026-12-07 and not kept, each measured "
+                "against the default in one run: `torch.compile` of the whole search step (the `compiled` "
+                "variant: slower, and 78 s to compile; compiling the per-edge path instead was slower still, "
+                "13 s an iteration after 236 s of compiling); not recomputing the separable ops' convolutions "
+                "in backward (`no-recompute`: 9% less time, but 2.15x the peak allocation, 0.59x the authors' "
+                "where the goal allows 0.5x); the depthwise convolutions on one input with a channel "
+                "multiplier instead of on per-edge copies (no faster with oneDNN's kernels: faster for 4 "
+                "edges, slower for 2 or 3); BatchNorm from sums and element-wise ops (2-10x slower than torch's "
+                "kernel). What is left needs kernels eager PyTorch does not have: BatchNorm and the activation "
+                "fused into the convolutions around them, and the depthwise and pointwise convolutions of a "
+                "separable op as one kernel (a C++ or Triton extension; the library stays pure PyTorch). On "
+                "a GPU the balance differs and is not measured yet (`scripts/gpu_check.sh`).", ""]
     for sw in ("layers", "batch"):
         r = _load(d, f"sweep_{sw}.json")
         if r:

@@ -8,7 +8,11 @@ process), the variants taking turns, so the ratios come from one run on the same
 * ``before``: the trained network as loaded, glibc's default allocator behaviour (what
   ``restore`` did until the inference copy);
 * ``after``: what ``restore`` runs now, :func:`hinas_lib.deploy.inference_copy` (BatchNorm
-  folded, NHWC) with :func:`hinas_lib.deploy.keep_freed_memory`.
+  folded, NHWC) with :func:`hinas_lib.deploy.keep_freed_memory`;
+* ``compiled`` (``--variants before,after,compiled``): ``after`` run through ``torch.compile``
+  (Inductor, freezing on), its compile time counted in the wall time; "again" times the same
+  image a second time in the process (compiled: nothing left to compile). Not what ``restore``
+  runs: measured, not kept (benchmarks/RESULTS.md).
 
 Each process also times a 2048 x 2048 float32 matmul at the same thread count just before:
 the *roofline* line, useful MACs per second of the restore (the network's MACs on the image,
@@ -37,9 +41,14 @@ from hinas_lib.inference import tiled_forward
 from hinas_lib.model_files import load_model
 net, cfg, _ = load_model(model, "cpu")
 net.eval()
-if variant == "after":
+overlap = None
+if variant in ("after", "compiled"):
     keep_freed_memory()
     net = inference_copy(net)
+if variant == "compiled":  # Inductor with freezing (weights constant: prepacked, fused with activations)
+    from hinas_lib.inference import receptive_radius
+    overlap = receptive_radius(net, cfg.task.channels)  # on the eager copy: the probe needs gradients
+    net = torch.compile(net, options={"freezing": True})
 a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
 a @ b
 t0 = time.perf_counter(); n = 0
@@ -49,13 +58,19 @@ matmul = n * 2048 ** 3 / (time.perf_counter() - t0)
 macs_px = count_macs(net, torch.rand(1, cfg.task.channels, 64, 64)) / 64 ** 2
 x = torch.rand(1, cfg.task.channels, h, w, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
-    tiled_forward(net, x[..., :96, :96], tile=tile)  # oneDNN primitives, receptive radius
+    if variant != "compiled":  # (compiling for that shape would be wasted: its compile time is counted)
+        tiled_forward(net, x[..., :96, :96], tile=tile)  # oneDNN primitives, receptive radius
     r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.perf_counter()
-    y = tiled_forward(net, x, tile=tile)
+    y = tiled_forward(net, x, tile=tile, overlap=overlap)
     wall = time.perf_counter() - t0; r1 = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "user_s": r1.ru_utime - r0.ru_utime,
+    t1 = time.perf_counter()
+    tiled_forward(net, x, tile=tile, overlap=overlap)  # again: compiled, no compile time
+    again = time.perf_counter() - t1
+print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "again_s": again,
+                  "user_s": r1.ru_utime - r0.ru_utime,
                   "sys_s": r1.ru_stime - r0.ru_stime, "max_rss_mib": r1.ru_maxrss / 1024,
                   "macs_per_px": macs_px, "useful_gmac_s": macs_px * w * h / wall / 1e9,
+                  "useful_gmac_s_again": macs_px * w * h / again / 1e9,
                   "matmul_gmac_s": matmul / 1e9, "checksum": float(y.double().mean())}))
 """
 
@@ -71,12 +86,18 @@ def run_point(variant: str, threads: int, model: str, size, tile: int) -> Dict:
 
 def table(points: List[Dict]) -> str:
     lines = ["| threads | variant | wall s | user s | system s | max RSS MiB | useful G MAC/s | matmul G MAC/s "
-             "| fraction of matmul |", "|---|---|---|---|---|---|---|---|---|"]
+             "| fraction of matmul | the same image again in the process: s, fraction |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
+        again = (f"{p['again_s']:.2f}, {p['useful_gmac_s_again'] / p['matmul_gmac_s']:.2f}" if "again_s" in p else "-")
         lines.append(f"| {p['threads']} | {p['variant']} | {p['wall_s']:.2f} | {p['user_s']:.2f} | {p['sys_s']:.2f} | "
                      f"{p['max_rss_mib']:.0f} | {p['useful_gmac_s']:.1f} | {p['matmul_gmac_s']:.1f} | "
-                     f"{p['useful_gmac_s'] / p['matmul_gmac_s']:.2f} |")
+                     f"{p['useful_gmac_s'] / p['matmul_gmac_s']:.2f} | {again} |")
     return "\n".join(lines)
+
+
+def _wall(points: List[Dict], threads: int, variant: str) -> float:
+    return sum(p["wall_s"] for p in points if p["threads"] == threads and p["variant"] == variant)
 
 
 def main(argv=None) -> Dict:
@@ -87,6 +108,8 @@ def main(argv=None) -> Dict:
     ap.add_argument("--tile", type=int, default=512, help="restore's default tile")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--variants", default="before,after",
+                    help="comma-separated: before, after (what restore runs), compiled (after + torch.compile)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     try:
@@ -100,15 +123,15 @@ def main(argv=None) -> Dict:
     points = []
     for _ in range(a.repeats):
         for t in a.threads:
-            for v in ("before", "after"):
+            for v in a.variants.split(","):
                 p = run_point(v, t, model, size, a.tile)
                 print(json.dumps(p), flush=True)
                 points.append(p)
     same = {round(p["checksum"], 5) for p in points}
     res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
            "points": points, "table": table(points),
-           "ratios": {str(t): {"before / after wall": sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "before")
-                               / sum(p["wall_s"] for p in points if p["threads"] == t and p["variant"] == "after")}
+           "ratios": {str(t): {f"{v} / after wall": _wall(points, t, v) / _wall(points, t, "after")
+                               for v in a.variants.split(",") if v != "after" and _wall(points, t, "after")}
                       for t in a.threads},
            "outputs_agree": len(same) == 1}
     print(res["table"])

@@ -53,6 +53,9 @@ VARIANTS = {
     # one optimisation at a time
     "no-fuse": (True, False, {"fuse_edges": False}),
     "nchw": (True, False, {"channels_last": False}),
+    "no-recompute": (True, False, {"recompute": False}),
+    # the default path under torch.compile (Inductor, CPU): measured, not kept (RESULTS.md)
+    "compiled": (True, False, {}),
     # ours, but the architecture step back-propagates into the weights too, as the authors'
     # (and throws those gradients away): isolates what the alpha/beta-only gradient saves
     "full-backward": (True, False, {}),
@@ -97,6 +100,8 @@ def build(preset: str, variant: str, layers: Optional[int], batch: Optional[int]
     torch.manual_seed(seed)
     net = prepare_model(build_supernet(cfg, PerfOptions(**perf)), torch.device(device)).train()  # as Searcher does
     w_opt, a_opt = make_optimizers(net, cfg)  # exactly as Searcher builds them
+    if variant == "compiled":  # the first (warm-up) iteration compiles; attributes pass through to net
+        net = torch.compile(net)
     return cfg, net, get_task(cfg).loss(), w_opt, a_opt
 
 
@@ -298,6 +303,8 @@ def pair_ratios(res: Dict[str, Dict]) -> Dict[str, Dict]:
              "unoptimised-no-sharing / unoptimised": ("unoptimised-no-sharing", "unoptimised"),
              "no-fuse / default": ("no-fuse", "default"),
              "nchw / default": ("nchw", "default"),
+             "no-recompute / default": ("no-recompute", "default"),
+             "compiled / default": ("compiled", "default"),
              "full-backward / default": ("full-backward", "default"),
              "authors-code / default": ("authors-code", "default"),
              "before / default": ("before", "default"),

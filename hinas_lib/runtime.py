@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .checks import MAX_THREADS, expect
+from .deploy import keep_freed_memory
 
 
 class TrainingError(RuntimeError):
@@ -77,6 +78,10 @@ def autocast(device: torch.device, amp: str):
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     model = model.to(device)
+    if device.type == "cpu":
+        # every step frees and reallocates its activations: without this, glibc hands the large
+        # ones back to the kernel and each is page-faulted in again (system time, every step)
+        keep_freed_memory()
     if device.type == "cuda":
         # fixed crop sizes during search/training: let cuDNN pick the fastest kernels
         torch.backends.cudnn.benchmark = True
