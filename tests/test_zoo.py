@@ -239,12 +239,17 @@ def test_branches_cli_makes_the_shipped_settings_unless_told_otherwise(tmp_path,
         assert grow.main(["branches", *argv, "--no-page", "--shared", str(tmp_path)]) == 0
         return calls
 
-    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"]), (None, *grow.BRANCHES["blind"])]
+    t = grow.TRUNK
+    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"], t), (None, *grow.BRANCHES["blind"], t)]
     # a first cycle of one's own choosing has no restarts unless asked (the commands entries record)
-    assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], ())]
+    assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], (), t)]
     assert run("--sigmas", "50", "--steps", "750", "--ssim-weight", "0", "--restarts", "500@1e-4", "250@5e-5") == \
-        [(50.0, 750, 0.0, ((500, 1e-4), (250, 5e-5)))]
-    assert run("--sigmas", "30", "--restarts") == [(30.0, grow.BRANCHES["30"][0], grow.BRANCHES["30"][1], ())]
+        [(50.0, 750, 0.0, ((500, 1e-4), (250, 5e-5)), t)]
+    assert run("--sigmas", "30", "--restarts") == [(30.0, grow.BRANCHES["30"][0], grow.BRANCHES["30"][1], (), t)]
+    # another recipe's kept state as the trunk (to compare trunks at equal CPU-hours); an unknown one is refused
+    assert run("--sigmas", "30", "--steps", "2500", "--trunk", "g1-f48") == [(30.0, 2500, grow.BRANCHES["30"][1], (),
+                                                                              "g1-f48")]
+    assert grow.main(["branches", "--trunk", "g9", "--no-page", "--shared", str(tmp_path)]) == 2
 
 
 def test_first_cycle_is_reused_only_from_an_entry_that_is_exactly_it():

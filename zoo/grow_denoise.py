@@ -295,6 +295,13 @@ def plot_curves(path: Path, shared=None) -> Path:
                             marker="o", ms=3, color="black" if info["sigma"] is not None else "tab:red")
                 ax.plot([h["trunk"] + h["branch"]], [info["best_val_psnr"]], marker="*", ms=11, ls="none",
                         label=f"{info['name']} (branch)", color="black" if info["sigma"] is not None else "tab:red")
+        # branches of other trunks that were not shipped (trials: their trunk's CPU-hours + their own)
+        for row in read_trials():
+            if (row.get("trunk_recipe", TRUNK) != TRUNK and row.get("trunk_cpu_h") is not None
+                    and not row["shipped"] and row["name"] == f"denoise-s{s}"):
+                ax.plot([row["trunk_cpu_h"] + row["branch_cpu_h"]], [row["val_psnr"]], marker="*", ms=11,
+                        ls="none", mfc="none", color="tab:green",
+                        label=f"branch of {row['trunk_recipe']} (not shipped)")
         for key, style in (("bm3d", "--"), ("nlm", ":")):
             ax.axhline(base[str(s)][key], color="grey", ls=style, lw=1)
             ax.annotate(key.upper(), (1.0, base[str(s)][key]), xycoords=("axes fraction", "data"),
@@ -345,16 +352,20 @@ class _Identity(torch.nn.Module):
         return x
 
 
-def branch_runs(label: str, trunk_step: int, steps: int, ssim_weight: float, restarts=()) -> List[Path]:
-    """The run folder of each cycle of a branch: one per trunk state and variant, so a branch of
-    another trunk, length or loss never resumes another's state; a restart's folder names its cycles."""
-    runs = [ROOT / "runs" / "zoo-v2" / f"trunk{trunk_step}" / f"branch-{label}-{steps}-ssim{ssim_weight:g}"]
+def branch_runs(label: str, trunk_step: int, steps: int, ssim_weight: float, restarts=(),
+                recipe: str = TRUNK) -> List[Path]:
+    """The run folder of each cycle of a branch: one per trunk (recipe and state) and variant, so a
+    branch of another trunk, length or loss never resumes another's state; a restart's folder names
+    its cycles. (The trunk recipe's branches keep their first folders' names: no recipe in them.)"""
+    trunk = f"trunk{trunk_step}" if recipe == TRUNK else f"{recipe}-trunk{trunk_step}"
+    runs = [ROOT / "runs" / "zoo-v2" / trunk / f"branch-{label}-{steps}-ssim{ssim_weight:g}"]
     for n, lr in restarts:
         runs.append(runs[-1].with_name(runs[-1].name + f"+{n}@{lr:g}"))
     return runs
 
 
-def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, ssim_weight: float, restarts=()):
+def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, ssim_weight: float, restarts=(),
+                 recipe: str = TRUNK):
     """Train (or resume) the cycles ``cfgs`` of branch ``name`` (``cycle_configs(..., steps,
     ssim_weight, restarts)``) from the trunk's weights.
 
@@ -363,7 +374,7 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
         [branch CPU-hours so far, validation PSNR] at the end of each cycle).
     """
     geno = Genotype.from_dict(trunk_state["genotype"])
-    runs = branch_runs(name.split("-", 1)[1], int(trunk_state["step"]), steps, ssim_weight, restarts)
+    runs = branch_runs(name.split("-", 1)[1], int(trunk_state["step"]), steps, ssim_weight, restarts, recipe)
     # go on from the last cycle that has a state: the cycles before it are done (their CPU time and
     # validation PSNR are in its ORIGIN file)
     start = max((k for k, r in enumerate(runs) if (r / STATE_NAME).exists() and (k == 0 or (r / ORIGIN).exists())),
@@ -376,7 +387,8 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
     res = None
     for k in range(start, len(cfgs)):
         run, resume = runs[k], (runs[k] / STATE_NAME).exists()
-        reuse = _shipped_first_cycle(name, trunk_state, steps, ssim_weight) if k == 0 and restarts and not resume \
+        reuse = _shipped_first_cycle(name, trunk_state, steps, ssim_weight, recipe) \
+            if k == 0 and restarts and not resume \
             else None
         if reuse is not None:
             # the shipped entry is this very first cycle (same trunk, length and loss): go on from it
@@ -403,25 +415,29 @@ def branch_trunk(trunk_state: Dict, shared) -> Config:
 
 
 def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = BRANCH_SSIM,
-           restarts=()) -> Dict:
-    trunk_dir = BLIND / TRUNK
+           restarts=(), recipe: str = TRUNK) -> Dict:
+    """Branch ``recipe``'s trunk (default: the trunk; another recipe's state when one is kept, to
+    compare trunks at equal CPU-hours) and ship it only if the held-out images say so."""
+    trunk_dir = BLIND / recipe
     trunk_state = load_checkpoint(trunk_dir / STATE_NAME, kind="train")
     trunk = branch_trunk(trunk_state, shared)
     cfgs = cycle_configs(trunk, sigma, steps, ssim_weight, restarts)
     label = f"s{sigma:g}" if sigma is not None else "blind"
     name = f"denoise-{label}"
-    res, branch_s, points = train_cycles(name, trunk_state, cfgs, steps, ssim_weight, restarts)
+    res, branch_s, points = train_cycles(name, trunk_state, cfgs, steps, ssim_weight, restarts, recipe)
     # Selection on the held-out Train400 images, never on Set12: a branch replaces the shipped
     # entry only when it validates higher there (same 20 images, same sigma, seeded noise).
     shipped = entry_info(name).get("best_val_psnr") if name in available() else None
     keep = shipped is not None and float(shipped) >= res.best_psnr
     _log_trial({"name": name, "steps": steps, "ssim_weight": ssim_weight,
-                "restarts": [[n, lr] for n, lr in restarts], "trunk_step": int(trunk_state["step"]),
+                "restarts": [[n, lr] for n, lr in restarts], "trunk_recipe": recipe,
+                "trunk_step": int(trunk_state["step"]), "trunk_cpu_h": round(float(trunk_state.get("cpu_s", 0.0)) / 3600, 3),
                 "branch_cpu_h": round(branch_s / 3600, 3), "val_psnr": res.best_psnr,
                 "shipped_val_psnr": shipped, "shipped": not keep, "date": time.strftime("%Y-%m-%d")})
     if keep:
         print(f"{name}: held-out validation {res.best_psnr:.3f} dB <= the shipped entry's {float(shipped):.3f}: "
-              f"entry kept (this branch stays in {branch_runs(label, int(trunk_state['step']), steps, ssim_weight, restarts)[-1]})")
+              f"entry kept (this branch stays in "
+              f"{branch_runs(label, int(trunk_state['step']), steps, ssim_weight, restarts, recipe)[-1]})")
         return entry_info(name)
     net, mcfg, _ = load_model(res.model_path, "cpu")
     images = data.load_folder(shared / "data" / "Set12", channels=1)
@@ -448,22 +464,24 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
         "train_seconds": round((trunk_h + branch_h) * 3600),
         "train_steps": int(trunk_state["step"]) + steps + sum(n for n, _ in restarts),
         "branch_steps": steps, "branch_ssim_weight": ssim_weight,
-        "branch_restarts": [[n, lr] for n, lr in restarts], "trunk_recipe": TRUNK,
+        "branch_restarts": [[n, lr] for n, lr in restarts], "trunk_recipe": recipe,
         "branch_cycles_val": points,  # [branch CPU-hours so far, validation PSNR] at the end of each cycle
         "best_val_psnr": res.best_psnr,
         "machine": zootools.machine(), "date": time.strftime("%Y-%m-%d"),
         "recipe": {"data": "Train400 (400 grey BSD crops; 20 held out for validation)",
                    "search": _search_note(),
-                   "train": (f"blind trunk ({TRUNK}: {_recipe_note(TRUNK)}, sigma U[0, 75], Adam {trunk.train.lr:g} "
+                   "train": (f"blind trunk ({recipe}: {_recipe_note(recipe)}, sigma U[0, 75], Adam {trunk.train.lr:g} "
                              f"constant, {int(trunk_state['step']):,} steps of {trunk.train.batch_size} "
                              f"{trunk.train.crop}x{trunk.train.crop} patches), then {steps:,} steps "
                              + (f"at sigma {sigma:g}" if sigma is not None else "over sigma U[0, 75]")
                              + " with the learning rate decayed to 1e-6 (cosine), loss "
                              + (f"MSE + {ssim_weight:g} x log-SSIM" if ssim_weight else "MSE alone") + restart_note),
-                   "command": (f"python zoo/grow_denoise.py trunk --hours H; "
-                               f"python zoo/grow_denoise.py branches --sigmas {label.lstrip('s')} --steps {steps} "
+                   "command": ((f"python zoo/grow_denoise.py trunk --hours H; " if recipe == TRUNK
+                                else f"python zoo/grow_denoise.py trial {recipe} --hours H; ")
+                               + f"python zoo/grow_denoise.py branches --sigmas {label.lstrip('s')} --steps {steps} "
                                f"--ssim-weight {ssim_weight:g}"
-                               + (" --restarts " + " ".join(f"{n}@{lr:g}" for n, lr in restarts) if restarts else ""))},
+                               + (" --restarts " + " ".join(f"{n}@{lr:g}" for n, lr in restarts) if restarts else "")
+                               + (f" --trunk {recipe}" if recipe != TRUNK else ""))},
         "results": results,
     }
     zootools.write_entry(name, res.model_path, info)
@@ -473,20 +491,26 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
 TRIALS = STATE / "branch_trials.jsonl"  # every branch trained, shipped or not, with its held-out PSNR
 
 
+def read_trials() -> List[Dict]:
+    """Every branch trained, shipped or not (``TRIALS``), oldest first."""
+    return [json.loads(l) for l in TRIALS.read_text().splitlines() if l.strip()] if TRIALS.exists() else []
+
+
 def _log_trial(row: Dict) -> None:
     """Append one branch's outcome to ``TRIALS`` (rewritten whole, atomically)."""
     old = TRIALS.read_text() if TRIALS.exists() else ""
     atomic_write_text(TRIALS, old + json.dumps(row) + "\n")
 
 
-def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float):
+def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float, recipe: str = TRUNK):
     """(weights, CPU seconds) of entry ``name`` when it is exactly a first cycle of ``steps`` steps
     at ``ssim_weight`` from this trunk (no restarts yet), else None."""
     if name not in available():
         return None
     info = entry_info(name)
     if (info.get("branch_steps"), info.get("branch_ssim_weight"), info.get("branch_restarts", [])) != \
-            (steps, ssim_weight, []) or info.get("train_steps") != int(trunk_state["step"]) + steps:
+            (steps, ssim_weight, []) or info.get("train_steps") != int(trunk_state["step"]) + steps \
+            or info.get("trunk_recipe", TRUNK) != recipe:
         return None
     _, _, ckpt = load_model(ZOO / name, "cpu")
     return ckpt["state_dict"], info["train_seconds"] - float(trunk_state.get("cpu_s", 0.0))
@@ -537,6 +561,9 @@ def main(argv=None) -> int:
     ap.add_argument("--restarts", nargs="*", default=None, metavar="STEPS@LR",
                     help="branches: warm restarts after the first cycle, e.g. 2500@5e-4 (default: the shipped "
                          "entries' when neither --steps nor --ssim-weight is given, else none)")
+    ap.add_argument("--trunk", default=TRUNK, choices=list(RECIPES),
+                    help=f"branches: whose trunk state to branch from (default {TRUNK}; another recipe's "
+                         "kept trial state, to compare trunks at equal CPU-hours)")
     ap.add_argument("--no-page", action="store_true",
                     help="branches: skip the plot and zoo/RESULTS.md (when several branch commands run side by side)")
     try:
@@ -611,7 +638,8 @@ def _run(args, shared: Path) -> int:
         for s in wanted:
             steps, w, r = BRANCHES[s]
             branch(None if s == "blind" else float(s), shared, args.steps or steps,
-                   w if args.ssim_weight is None else args.ssim_weight, r if restarts is None else restarts)
+                   w if args.ssim_weight is None else args.ssim_weight, r if restarts is None else restarts,
+                   args.trunk)
         if not args.no_page:
             plot_curves(ZOO / "curves.png", shared)
             zootools.write_results(header=zootools._header())
