@@ -4,7 +4,7 @@
 thread (torch's kernel is slower on two there); ``hinas_lib.fused._conv`` runs 1x1 convs on
 NHWC input as one matrix product with a block-diagonal weight for grouped ones. Both are
 checked here at 2 threads, where the first one actually switches, against torch's own ops and
-against finite differences.
+against finite differences (and ``_ConvsBN`` on NHWC at 2 threads in test_perf_equivalence.py).
 """
 import pytest
 import torch
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from hinas_lib import bn_threads
 from hinas_lib.config import get_preset
-from hinas_lib.fused import PerfOptions, _conv, _conv_backward, _ConvsBN
+from hinas_lib.fused import PerfOptions, _conv, _conv_backward
 from hinas_lib.supernet import CompactSuperNet
 
 
@@ -96,27 +96,6 @@ def test_pointwise_conv_as_a_matrix_product_is_conv2d(groups):
     torch.testing.assert_close(gw, rw)
     assert torch.autograd.gradcheck(lambda x, w: _conv(x, w, None, (1, 1), (0, 0), (1, 1), groups), (x, w),
                                     eps=1e-6, atol=1e-6)
-
-
-def test_convs_bn_gradcheck_channels_last(two_threads):
-    """_ConvsBN as the search step runs it: NHWC, 2 threads (its BN on one), the grouped 1x1
-    as a matrix product; against finite differences."""
-    torch.manual_seed(0)
-    E, C = 2, 3
-    inp = _nhwc(2, C, 5, 5)
-    w_dw = torch.randn(E * C, 1, 3, 3, dtype=torch.float64, requires_grad=True)
-    w_pw = torch.randn(E * C, C, 1, 1, dtype=torch.float64, requires_grad=True)
-    gamma = (torch.rand(E * C, dtype=torch.float64) + 0.5).requires_grad_(True)
-    convs = (((1, 1), (1, 1), (1, 1), E * C), ((1, 1), (0, 0), (1, 1), E))
-
-    def f(inp, gamma, w_dw, w_pw):
-        with torch.no_grad():
-            rep = torch.cat([inp] * E, dim=1)
-        meta = (E, convs, 0.0, 1e-5, [None] * 9)
-        return _ConvsBN.apply(inp, rep, gamma, None, None, None, meta, w_dw, w_pw)
-
-    assert f(inp, gamma, w_dw, w_pw).is_contiguous(memory_format=torch.channels_last)
-    assert torch.autograd.gradcheck(f, (inp, gamma, w_dw, w_pw), eps=1e-6, atol=1e-6)
 
 
 def test_supernet_at_two_threads_matches_the_plain_path(two_threads, monkeypatch):

@@ -173,12 +173,18 @@ def test_optimised_path_saves_fewer_activations():
     assert opt < 0.5 * plain, (opt, plain)
 
 
-def test_convs_bn_gradcheck():
+@pytest.mark.parametrize("nhwc,threads", [(False, 1), (True, 2)], ids=["nchw-1-thread", "nhwc-2-threads"])
+def test_convs_bn_gradcheck(nhwc, threads):
     """_ConvsBN (depthwise on a per-edge copy, grouped 1x1, BN with a weight) against
-    finite differences, float64, including the summed gradient of the shared input."""
+    finite differences, float64, including the summed gradient of the shared input; also as
+    the search step runs it: NHWC on 2 threads (its BN then on one, the grouped 1x1 as a
+    block-diagonal matrix product)."""
     torch.manual_seed(0)
     E, C = 2, 3
-    inp = torch.randn(2, C, 5, 5, dtype=torch.float64, requires_grad=True)
+    inp = torch.randn(2, C, 5, 5, dtype=torch.float64)
+    if nhwc:
+        inp = inp.contiguous(memory_format=torch.channels_last)
+    inp.requires_grad_(True)
     w_dw = torch.randn(E * C, 1, 3, 3, dtype=torch.float64, requires_grad=True)
     w_pw = torch.randn(E * C, C, 1, 1, dtype=torch.float64, requires_grad=True)
     gamma = torch.rand(E * C, dtype=torch.float64, requires_grad=True) + 0.5
@@ -190,7 +196,13 @@ def test_convs_bn_gradcheck():
         meta = (E, convs, 0.0, 1e-5, [None] * 9)
         return _ConvsBN.apply(inp, rep, gamma, None, None, None, meta, w_dw, w_pw)
 
-    assert torch.autograd.gradcheck(f, (inp, gamma, w_dw, w_pw), eps=1e-6, atol=1e-6)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert f(inp, gamma, w_dw, w_pw).is_contiguous(memory_format=torch.channels_last) == nhwc
+        assert torch.autograd.gradcheck(f, (inp, gamma, w_dw, w_pw), eps=1e-6, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_perf_options_are_per_instance():
