@@ -59,7 +59,21 @@ def _search_section(r: Dict, title: str, command: str) -> List[str]:
     return [f"## {title}", "", f"`{command}`", "", f"Machine: {_machine(r['machine'])}. "
             f"{r['warmup']} warm-up + {r['iters']} timed iterations per variant, variants interleaved.", "",
             anchor, "", main_table(res, a), "", "Ratios measured side by side in the same run:", "",
-            ratio_table(r["ratios"]), ""] + _goal(r)
+            ratio_table(r["ratios"]), ""] + _goal(r) + _roofline(r)
+
+
+def _roofline(r: Dict) -> List[str]:
+    """The default step's useful multiply-adds per second against a matmul's, both measured in its worker."""
+    f = r.get("roofline")
+    if not f:
+        return []
+    return [f"**Roofline** (`default`): {f['useful_gmac_s']:.1f} useful G MAC/s against {f['matmul_gmac_s']:.1f} "
+            f"for a 2048x2048 float32 matmul in the same worker at the same thread count, "
+            f"**{f['useful_gmac_s'] / f['matmul_gmac_s']:.2f}** of it. Useful = 5 forwards' multiply-adds per "
+            f"iteration (the architecture step's forward and backward to the activations, the weight step's "
+            f"forward and backward to the activations and the weights), a forward being "
+            f"{f['forward_macs'] / 1e9:.1f} G MACs on the batch: every candidate op of every edge, counted on "
+            "the plain path.", ""]
 
 
 GOAL_TIME, GOAL_PEAK = 3.0, 0.5  # the project's target against the authors' code, like for like

@@ -131,6 +131,35 @@ def search_iteration(cfg, net, loss_fn, w_opt, a_opt, val_batch, train_batch, am
     return a_loss, w_loss
 
 
+# useful multiply-adds of one iteration, in forwards: the architecture step's forward and its
+# backward to the inputs of every layer (2), the weight step's forward and its backward to the
+# inputs and to the weights (3)
+FORWARDS_PER_ITERATION = 5
+
+
+def roofline(args, cfg, batch) -> Dict:
+    """The default variant's distance to this machine's limit, measured in its own worker: the
+    supernet's forward multiply-adds on one batch (counted on the plain path, the same function,
+    whose convolutions are modules: every candidate op of every edge, as both codes compute),
+    and a 2048 x 2048 float32 matmul's rate at the same thread count."""
+    import time
+
+    import torch
+
+    from benchmarks.derived import count_macs
+
+    _, plain, _, _, _ = build(args.preset, "unoptimised", args.layers, args.batch, style=args.style)
+    macs = count_macs(plain, batch[0])
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    a @ b
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 2.0:
+        a @ b
+        n += 1
+    return {"forward_macs": macs, "useful_macs_per_iter": FORWARDS_PER_ITERATION * macs,
+            "matmul_gmac_s": n * 2048 ** 3 / (time.perf_counter() - t0) / 1e9}
+
+
 def batches(cfg, gen):
     """A validation and a training batch of the preset's batch size and crop (CPU)."""
     from hinas_lib.profiling import random_batch
@@ -166,7 +195,10 @@ def worker(args) -> None:
     gen = torch.Generator().manual_seed(1)
     val_b, train_b = batches(cfg, gen)
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "weight_params": n_weights}) + "\n")
+    ready = {"ready": True, "weight_params": n_weights}
+    if args.worker == "default":
+        ready["roofline"] = roofline(args, cfg, val_b)
+    out.write(json.dumps(ready) + "\n")
     out.flush()
     for line in sys.stdin:
         cmd = line.strip()
@@ -249,6 +281,9 @@ def run_group(specs, args, iters: int, warmup: int, log=print) -> Dict[str, Dict
             "peak_mem_mib": round(w.mem["peak_mib"], 1),
             "max_rss_mib": round(w.mem["max_rss_mib"], 1),
             "weight_params": w.info["weight_params"],
+            **({"roofline": {**w.info["roofline"], "useful_gmac_s":
+                             w.info["roofline"]["useful_macs_per_iter"] / statistics.median(w.times) / 1e9}}
+               if "roofline" in w.info else {}),
         }
         log(f"  {w.label:28s} median {results[w.label]['iter_s_median']:7.2f} s/iter  "
             f"peak {results[w.label]['peak_mem_mib']:8.0f} MiB  max RSS {results[w.label]['max_rss_mib']:8.0f} MiB")
@@ -420,6 +455,10 @@ def main(argv=None) -> Dict:
         ratios = pair_ratios(res)
         print("\n" + main_table(res, anchor))
         print("\n" + ratio_table(ratios))
+        if "roofline" in res.get("default", {}):
+            r = res["default"]["roofline"]
+            print(f"\nroofline: {r['useful_gmac_s']:.1f} useful G MAC/s against {r['matmul_gmac_s']:.1f} for a "
+                  f"matmul ({r['useful_gmac_s'] / r['matmul_gmac_s']:.2f})")
         main_name = "default" if "default" in res else names[0]
         report = {
             "preset": args.preset,
@@ -428,6 +467,7 @@ def main(argv=None) -> Dict:
             "peak_mem_mib": res[main_name]["peak_mem_mib"],
             "max_rss_mib": res[main_name]["max_rss_mib"],
             "variants": {k: v for k, v in res.items() if k != main_name},
+            **({"roofline": res[main_name]["roofline"]} if "roofline" in res[main_name] else {}),
             "ratios": ratios,
             "iters": args.iters,
             "warmup": args.warmup,
