@@ -6,7 +6,9 @@ Xeon (torch 2.13), (6, 20, 64, 64), forward + backward 0.9 ms on 1 thread, 2.9 m
 search cells' fused BNs have E x C channels (C = 10, 15, 20, ... in the paper presets), so at 2
 threads BatchNorm was a third of the search step. Here such BNs run on one thread (switching
 the thread count costs nothing measurable); the others, and NCHW ones, as torch runs them.
-Same kernels, same numbers (up to the order of the reduction over threads).
+Same kernels, same numbers (up to the order of the reduction over threads). The thread count is
+a process setting: another Python thread running torch ops at that moment would run them on
+one thread too (slower, never wrong); the library runs its steps on one Python thread.
 """
 from __future__ import annotations
 
