@@ -278,12 +278,14 @@ def plot_curves(path: Path, shared=None) -> Path:
     base = val_baselines(shared)
     fig, axes = plt.subplots(1, len(SIGMAS), figsize=(4.2 * len(SIGMAS), 3.6), sharex=True)
     for ax, s in zip(axes, SIGMAS):
+        colour: Dict[str, str] = {}  # each recipe's curve colour: its branches' stars take it
         for folder in sorted(BLIND.glob("*")):
             c = read_curve(folder)[1:]  # (the first point is the untrained network)
             if c:
                 label = folder.name + (" (trunk)" if folder.name == TRUNK else "")
-                ax.plot([p["cpu_h"] for p in c], [p[f"psnr{s}"] for p in c], marker=".", label=label,
-                        lw=2.5 if folder.name == TRUNK else 1.2)
+                line, = ax.plot([p["cpu_h"] for p in c], [p[f"psnr{s}"] for p in c], marker=".", label=label,
+                                lw=2.5 if folder.name == TRUNK else 1.2)
+                colour[folder.name] = line.get_color()
         # the entries: the trunk's weights after a branch (learning rate decayed), at the CPU-hours
         # of trunk + branch; validated on the same images at the branch's own sigma (blind: 50)
         for info in _entries():
@@ -300,7 +302,7 @@ def plot_curves(path: Path, shared=None) -> Path:
             if (row.get("trunk_recipe", TRUNK) != TRUNK and row.get("trunk_cpu_h") is not None
                     and not row["shipped"] and row["name"] == f"denoise-s{s}"):
                 ax.plot([row["trunk_cpu_h"] + row["branch_cpu_h"]], [row["val_psnr"]], marker="*", ms=11,
-                        ls="none", mfc="none", color="tab:green",
+                        ls="none", mfc="none", color=colour.get(row["trunk_recipe"], "tab:orange"),
                         label=f"branch of {row['trunk_recipe']} (not shipped)")
         for key, style in (("bm3d", "--"), ("nlm", ":")):
             ax.axhline(base[str(s)][key], color="grey", ls=style, lw=1)
