@@ -48,7 +48,10 @@ def bn_forward(x, gamma, beta, rm, rv, factor: float, eps: float) -> Tuple[torch
 
 
 def bn_backward(grad, x, gamma, mean, invstd, eps: float, mask) -> Tuple[Optional[torch.Tensor], ...]:
-    """``native_batch_norm_backward`` (training mode): (grad input, grad weight, grad bias) as ``mask`` asks."""
+    """``native_batch_norm_backward`` (training mode): (grad input, grad weight, grad bias) as ``mask`` asks.
+    ``grad`` is put in ``x``'s NHWC layout first: mixed layouts fall off torch's fast kernels."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        grad = grad.contiguous(memory_format=torch.channels_last)
     with one_thread_if_slow(x):
         return torch.ops.aten.native_batch_norm_backward(grad, x, gamma, None, None, mean, invstd, True, eps,
                                                          list(mask))
@@ -68,8 +71,6 @@ class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, gamma, mean, invstd = ctx.saved_tensors
-        if not grad.is_contiguous(memory_format=torch.channels_last):
-            grad = grad.contiguous(memory_format=torch.channels_last)  # one layout: the fast kernels
         need = ctx.needs_input_grad
         g, g_gamma, g_beta = bn_backward(grad, x, gamma, mean, invstd, ctx.eps,
                                          (need[0], gamma is not None and need[1], ctx.has_beta and need[2]))

@@ -170,8 +170,6 @@ class _ConvsBN(torch.autograd.Function):
             for (stride, pad, dil, groups), w in zip(convs, ws):
                 hs.append(_conv(hs[-1], w, None, stride, pad, dil, groups))
             h = hs.pop()
-            if h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
-                grad = grad.contiguous(memory_format=torch.channels_last)  # one layout: the fast kernels
             g, g_gamma, g_beta = bn_backward(grad, h, gamma, mean, invstd, eps,
                                              (True, gamma is not None and need[2], need[3]))
             del h
