@@ -195,10 +195,7 @@ def worker(args) -> None:
     gen = torch.Generator().manual_seed(1)
     val_b, train_b = batches(cfg, gen)
     out = sys.stdout
-    ready = {"ready": True, "weight_params": n_weights}
-    if args.worker == "default":
-        ready["roofline"] = roofline(args, cfg, val_b)
-    out.write(json.dumps(ready) + "\n")
+    out.write(json.dumps({"ready": True, "weight_params": n_weights}) + "\n")
     out.flush()
     for line in sys.stdin:
         cmd = line.strip()
@@ -210,6 +207,8 @@ def worker(args) -> None:
             rss = max_rss_mib()  # before the profiler adds its own bookkeeping
             peak = profiler_peak_mib(iteration)
             msg = {"peak_mib": peak, "max_rss_mib": rss}
+        elif cmd == "roofline":  # asked after "mem": building the plain net must not count in max RSS
+            msg = roofline(args, cfg, val_b)
         else:
             break
         out.write(json.dumps(msg) + "\n")
@@ -272,6 +271,7 @@ def run_group(specs, args, iters: int, warmup: int, log=print) -> Dict[str, Dict
 
     def finish(w: Worker) -> None:
         w.mem = w.ask("mem")
+        roof = w.ask("roofline") if w.variant == "default" else None
         w.close()
         results[w.label] = {
             "variant": w.variant,
@@ -281,9 +281,8 @@ def run_group(specs, args, iters: int, warmup: int, log=print) -> Dict[str, Dict
             "peak_mem_mib": round(w.mem["peak_mib"], 1),
             "max_rss_mib": round(w.mem["max_rss_mib"], 1),
             "weight_params": w.info["weight_params"],
-            **({"roofline": {**w.info["roofline"], "useful_gmac_s":
-                             w.info["roofline"]["useful_macs_per_iter"] / statistics.median(w.times) / 1e9}}
-               if "roofline" in w.info else {}),
+            **({"roofline": {**roof, "useful_gmac_s": roof["useful_macs_per_iter"] / statistics.median(w.times) / 1e9}}
+               if roof else {}),
         }
         log(f"  {w.label:28s} median {results[w.label]['iter_s_median']:7.2f} s/iter  "
             f"peak {results[w.label]['peak_mem_mib']:8.0f} MiB  max RSS {results[w.label]['max_rss_mib']:8.0f} MiB")
