@@ -101,18 +101,25 @@ def _restore_section(r, fname: str) -> List[str]:
     out += [f"## `restore` of a {w}x{h} grey photograph with `{r['model']}`, against a matmul", "",
             f"`python -m benchmarks.restore_speed --size {w}x{h} --threads "
             f"{' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
-            f"--json benchmarks/results/{fname}`", "",
+            f"--variants {','.join(dict.fromkeys(p['variant'] for p in r['points']))} "
+            + (f"--tile {r['tile']} " if r.get("tile", 512) != 512 else "")
+            + f"--json benchmarks/results/{fname}`", "",
             "Each point in a fresh process, the variants taking turns: `before` = the network as loaded with "
-            "glibc's default allocator; `after` = what `restore` runs now (BatchNorm folded, NHWC, freed memory "
-            "kept in the process: `hinas_lib/deploy.py`). Useful G MAC/s = the network's multiply-adds on the "
+            "glibc's default allocator; `eager` = the eager inference copy (BatchNorm folded, NHWC, freed memory "
+            "kept in the process: `hinas_lib/deploy.py`); `after` = what `restore` runs now: for the compact "
+            "design the planned forward pass (`hinas_lib/inference_plan.py`: torch's fused oneDNN convolutions, "
+            "a conv's bias, activation and the block's addition in one primitive, no concatenation). Useful G MAC/s = the network's multiply-adds on the "
             "image (tile context not counted) per second; the last column is that as a fraction of a 2048x2048 "
             "float32 matmul timed in the same process at the same thread count (the roofline). "
             f"Machine: {_machine(r['machine'])}.", "", r["table"], "",
             "Outputs agree between the variants: " + ("yes" if r.get("outputs_agree") else "NO") + ". "
             + _compiled_note(r) + "The goal of 0.40 of the matmul rate at 2 threads is "
-            + ("met" if _fraction(r, 2, "after") >= 0.40 else "not met") + " by what `restore` runs: the "
-            "separable and dilated convolutions and the activations between them on 32-64 channels are "
-            "memory-bound (each reads and writes the whole activation).", ""]
+            + ("met" if _fraction(r, 2, "after") >= 0.40 else "not met") + " by what `restore` runs "
+            f"({_fraction(r, 2, 'after'):.2f}; {_fraction(r, 2, 'after', 'useful_gmac_s_again'):.2f} for a second "
+            "image in the same process, where buffers and oneDNN primitives already exist). What is left is "
+            "memory-bound: on 32-64 channels each depthwise convolution and each activation of a state reads "
+            "and writes the whole activation, and torch offers no primitive that fuses a depthwise convolution "
+            "with the 1x1 convolution after it.", ""]
     return out
 
 
@@ -131,13 +138,13 @@ def _compiled_note(r: Dict) -> str:
         c, a = ps[(t, "compiled")], ps.get((t, "after"))
         if a:
             parts.append(f"at {t} thread(s) {c['wall_s']:.1f} s with its compilation against {a['wall_s']:.1f} s "
-                         f"eager; the same image again in the process {c['again_s']:.1f} s against "
+                         f"for `after`; the same image again in the process {c['again_s']:.1f} s against "
                          f"{a['again_s']:.1f} s ({_fraction(r, t, 'compiled', 'useful_gmac_s_again'):.2f} of the "
                          "matmul rate)")
-    return ("`compiled` (`torch.compile`, Inductor with freezing: convolutions prepacked and fused with their "
-            "activations): " + "; ".join(parts) + ". Compiling (one graph per tile shape) costs more than it "
-            "saves on one photograph, which is what `restore` is run on, so `restore` stays eager; the "
-            "second-pass column is the rate a long-running process could reach. ")
+    return ("`compiled` (`torch.compile` of the eager copy, Inductor with freezing: convolutions prepacked and "
+            "fused with their activations): " + "; ".join(parts) + ". Compiling (one graph per tile shape) costs "
+            "more than it saves on one photograph, which is what `restore` is run on, so `restore` does not "
+            "compile; the second-pass column is the rate a long-running process could reach. ")
 
 
 def build(d: Path) -> str:

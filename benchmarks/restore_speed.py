@@ -7,9 +7,12 @@ process), the variants taking turns, so the ratios come from one run on the same
 
 * ``before``: the trained network as loaded, glibc's default allocator behaviour (what
   ``restore`` did until the inference copy);
-* ``after``: what ``restore`` runs now, :func:`hinas_lib.deploy.inference_copy` (BatchNorm
-  folded, NHWC) with :func:`hinas_lib.deploy.keep_freed_memory`;
-* ``compiled`` (``--variants before,after,compiled``): ``after`` run through ``torch.compile``
+* ``eager`` (``--variants before,eager,after``): the eager inference copy,
+  ``inference_copy(net, plan=False)`` (BatchNorm folded, NHWC) with
+  :func:`hinas_lib.deploy.keep_freed_memory` (what ``restore`` ran before the planned pass);
+* ``after``: what ``restore`` runs now, :func:`hinas_lib.deploy.inference_copy`: for the compact
+  design the planned forward pass of :mod:`hinas_lib.inference_plan` (fused oneDNN primitives);
+* ``compiled`` (``--variants before,after,compiled``): ``eager`` run through ``torch.compile``
   (Inductor, freezing on), its compile time counted in the wall time; "again" times the same
   image a second time in the process (compiled: nothing left to compile). Not what ``restore``
   runs: measured, not kept (benchmarks/RESULTS.md).
@@ -42,9 +45,9 @@ from hinas_lib.model_files import load_model
 net, cfg, _ = load_model(model, "cpu")
 net.eval()
 overlap = None
-if variant in ("after", "compiled"):
+if variant in ("eager", "after", "compiled"):
     keep_freed_memory()
-    net = inference_copy(net)
+    net = inference_copy(net, plan=variant == "after")
 if variant == "compiled":  # Inductor with freezing (weights constant: prepacked, fused with activations)
     from hinas_lib.inference import receptive_radius
     overlap = receptive_radius(net, cfg.task.channels)  # on the eager copy: the probe needs gradients
@@ -55,7 +58,7 @@ t0 = time.perf_counter(); n = 0
 while time.perf_counter() - t0 < 2.0:
     a @ b; n += 1
 matmul = n * 2048 ** 3 / (time.perf_counter() - t0)
-macs_px = count_macs(net, torch.rand(1, cfg.task.channels, 64, 64)) / 64 ** 2
+macs_px = count_macs(getattr(net, "net", net), torch.rand(1, cfg.task.channels, 64, 64)) / 64 ** 2  # planned: its eager copy
 x = torch.rand(1, cfg.task.channels, h, w, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
     if variant != "compiled":  # (compiling for that shape would be wasted: its compile time is counted)
@@ -109,7 +112,7 @@ def main(argv=None) -> Dict:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--variants", default="before,after",
-                    help="comma-separated: before, after (what restore runs), compiled (after + torch.compile)")
+                    help="comma-separated: before, eager, after (what restore runs), compiled (eager + torch.compile)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     try:

@@ -148,8 +148,10 @@ def tiled_forward(net: Callable, x: torch.Tensor, tile: int = 512, overlap: Opti
         net: the network (call it in eval mode for deterministic results).
         x: the input batch; it may live on the CPU while ``net`` is on a GPU:
             each tile is moved to the network's device on its own.
-        tile: tile side in input pixels; ``0`` (or an image no larger than a
-            tile) runs the whole image at once.
+        tile: the largest tile side in input pixels; ``0`` (or an image no larger
+            than a tile) runs the whole image at once. The image is cut into the
+            fewest tiles of at most this side, all of near-equal size (few distinct
+            shapes: buffers and oneDNN primitives are reused from tile to tile).
         overlap: context pixels on every side of a tile. Default: the
             network's receptive radius (exact result), capped at ``max_overlap``.
         scale: output pixels per input pixel (the SR factor; 1 for denoising).
@@ -185,9 +187,12 @@ def _tiled(net, x, tile, overlap, scale, max_overlap, out_device) -> torch.Tenso
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     out = weight = None
-    for y0 in range(0, H, tile):
-        for x0 in range(0, W, tile):
-            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+    # the fewest tiles of at most `tile` a side, of near-equal size: no thin strip at the edge
+    # (mostly context) and few distinct shapes
+    ty, tx = -(-H // -(-H // tile)), -(-W // -(-W // tile))
+    for y0 in range(0, H, ty):
+        for x0 in range(0, W, tx):
+            y1, x1 = min(y0 + ty, H), min(x0 + tx, W)
             py0, px0 = max(0, y0 - overlap), max(0, x0 - overlap)
             py1, px1 = min(H, y1 + overlap), min(W, x1 + overlap)
             o = net(x[..., py0:py1, px0:px1].to(dev)).to(out_device)

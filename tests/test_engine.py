@@ -193,9 +193,10 @@ def test_tiles_blend_when_the_field_exceeds_max_overlap():
     blended = tiled_forward(net, x, tile=32, max_overlap=4)
     assert (blended - whole).abs().mean() < 2 * (cut - whole).abs().mean()  # same order of error
 
-    def seam(out):  # mean jump of the error across the tile boundary columns 31|32 and 63|64
+    # 101 columns in tiles of at most 32: four of 26 (near-equal), boundaries 25|26, 51|52, 77|78
+    def seam(out):  # mean jump of the error across the tile boundary columns
         d = (out - whole).diff(dim=-1).abs().mean(dim=(0, 1, 2))
-        return float(d[[31, 63]].mean() / d.median())
+        return float(d[[25, 51, 77]].mean() / d.median())
 
     assert seam(blended) < 0.7 * seam(cut)
 

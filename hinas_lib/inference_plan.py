@@ -1,0 +1,313 @@
+"""The compact network's forward pass rewritten for CPU inference: same function, fewer passes
+over memory.
+
+At inference the compact network's cells are memory-bound: 32-64 channels, where a depthwise
+conv, an activation or an addition each reads and writes the whole activation. The eager
+inference copy (:func:`hinas_lib.deploy.inference_copy`: BatchNorm folded, NHWC) still
+
+* runs 1x1 convolutions through torch's convolution dispatch, which at one thread picks its
+  slow reference kernel and broadcasts the bias with a copy;
+* computes the same LeakyReLU of a state once per edge that reads it;
+* adds the two edges of a block in a separate pass, and concatenates the blocks in another
+  before the cell's output 1x1 conv.
+
+:class:`PlannedCompactNet` runs the same network as torch's fused oneDNN convolutions (the
+``mkldnn._convolution_pointwise`` primitives Inductor emits on the CPU), on NHWC activations:
+
+* a convolution with its bias and the activation after it inside an op is one primitive;
+* a block's edge that ends in a convolution adds its output into the block's running sum in the
+  same primitive (in place when the sum is a temporary), so the block sum costs no extra pass;
+* the cell's output 1x1 conv over the concatenated blocks is one 1x1 conv per block accumulated
+  the same way, so nothing is concatenated, and the long skip is added by the projection's conv;
+* each state's activation is computed once per forward pass and shared by the edges reading it
+  (and freed when its cell is done).
+
+Its outputs equal the eager copy's up to float32 rounding (``tests/test_inference_plan.py``),
+and :func:`plan_for_inference` checks that on a probe before handing the plan out.
+Measured in ``benchmarks/restore_speed.py`` (the ``eager`` against the ``after`` variant).
+
+Only the compact design (:class:`hinas_lib.network.CompactNet`) with a parameter-free
+activation (LeakyReLU, ReLU) is planned; :func:`plan_for_inference` returns anything else as it
+was given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .network import CompactNet
+
+# torch's fused oneDNN convolutions (what Inductor emits on the CPU), looked up at call time:
+# builds without oneDNN lack them (plan_for_inference checks first)
+def _conv_unary(*args):
+    return torch.ops.mkldnn._convolution_pointwise(*args)
+
+
+def _conv_add(*args):
+    return torch.ops.mkldnn._convolution_pointwise.binary(*args)
+
+
+def _conv_add_(*args):
+    return torch.ops.mkldnn._convolution_pointwise_.binary(*args)
+
+
+@dataclass
+class _Act:
+    slope: float  # LeakyReLU's negative slope (ReLU: 0)
+
+
+@dataclass
+class _Conv:
+    """A convolution (BatchNorm folded into it) with, optionally, the activation after it fused
+    into the same oneDNN primitive (``post``: its slope)."""
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor]
+    padding: List[int]
+    stride: List[int]
+    dilation: List[int]
+    groups: int
+    post: Optional[float] = None
+
+    def _args(self):
+        return self.padding, self.stride, self.dilation, self.groups
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.post is None:
+            return _conv_unary(x, self.weight, self.bias, *self._args(), "none", [], "")
+        if self.post == 0.0:
+            return _conv_unary(x, self.weight, self.bias, *self._args(), "relu", [], "")
+        return _conv_unary(x, self.weight, self.bias, *self._args(), "leaky_relu", [self.post], "")
+
+    def add_to(self, x: torch.Tensor, acc: torch.Tensor, in_place: bool) -> torch.Tensor:
+        """``acc + conv(x)``: written into ``acc`` when ``in_place``, else into a new tensor."""
+        if in_place:
+            return _conv_add_(acc, x, self.weight, self.bias, *self._args(), "add", None, None, [], None)
+        return _conv_add(x, acc, self.weight, self.bias, *self._args(), "add", None, None, [], None)
+
+
+_Step = Union[_Act, _Conv]
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _act_slope(m: nn.Module) -> Optional[float]:
+    if type(m) is nn.LeakyReLU:
+        return float(m.negative_slope)
+    if type(m) is nn.ReLU:
+        return 0.0
+    return None
+
+
+def _conv(m: nn.Conv2d, weight: Optional[torch.Tensor] = None) -> Optional[_Conv]:
+    if type(m) is not nn.Conv2d or m.padding_mode != "zeros" or isinstance(m.padding, str):
+        return None
+    w = (m.weight if weight is None else weight).detach()
+    return _Conv(_nhwc(w), None if m.bias is None else m.bias.detach(), list(m.padding), list(m.stride),
+                 list(m.dilation), m.groups)
+
+
+def _steps(seq: nn.Module) -> Optional[List[_Step]]:
+    """A module as a list of steps (an activation right after a convolution fused into it), or
+    None when it holds something this plan does not know."""
+    mods = list(seq) if isinstance(seq, nn.Sequential) else [seq]
+    out: List[_Step] = []
+    for m in mods:
+        if type(m) is nn.Identity:
+            continue
+        slope = _act_slope(m)
+        if slope is not None:
+            if out and isinstance(out[-1], _Conv) and out[-1].post is None:
+                out[-1].post = slope  # a private intermediate: nobody reads the conv's raw output
+            else:
+                out.append(_Act(slope))
+            continue
+        c = _conv(m)
+        if c is None:
+            return None
+        out.append(c)
+    return out
+
+
+class _Acts:
+    """Each state's activation, computed once per forward pass (keyed by the state object)."""
+
+    def __init__(self):
+        self._cache: Dict[Tuple[int, float], Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor, slope: float) -> torch.Tensor:
+        key = (id(x), slope)
+        hit = self._cache.get(key)
+        if hit is None:
+            # the key's tensor is kept alive with its activation: its id cannot be reused
+            hit = (x, F.leaky_relu(x, slope) if slope else F.relu(x))
+            self._cache[key] = hit
+        return hit[1]
+
+    def forget(self, x: Optional[torch.Tensor]) -> None:
+        for k in [k for k in self._cache if k[0] == id(x)]:
+            del self._cache[k]
+
+    def keep_only(self, *tensors: torch.Tensor) -> None:
+        """Forget every activation but those of ``tensors`` (frees memory between cells)."""
+        ids = {id(t) for t in tensors}
+        self._cache = {k: v for k, v in self._cache.items() if k[0] in ids}
+
+
+def _run(steps: List[_Step], x: torch.Tensor, acts: _Acts) -> Tuple[torch.Tensor, bool]:
+    """Run ``steps`` on the state ``x``; returns (output, whether it is a fresh temporary that
+    nobody else reads)."""
+    owned = False
+    for s in steps:
+        if isinstance(s, _Act):
+            if owned:
+                x = F.leaky_relu_(x, s.slope) if s.slope else F.relu_(x)
+            else:
+                x = acts(x, s.slope)
+        else:
+            x, owned = s(x), True
+    return x, owned
+
+
+def _sum_edges(edges: List[Tuple[List[_Step], torch.Tensor]], acts: _Acts) -> torch.Tensor:
+    """The sum of the edges' outputs. Edges that end in a plain convolution run last, each added
+    to the running sum by its own oneDNN primitive (a fused binary add, in place when the sum is
+    a temporary): no separate addition pass."""
+    def ends_in_conv(steps):
+        return bool(steps) and isinstance(steps[-1], _Conv) and steps[-1].post is None
+
+    ordered = sorted(edges, key=lambda e: ends_in_conv(e[0]))  # stable: others first
+    acc: Optional[torch.Tensor] = None
+    owned = False
+    for steps, x in ordered:
+        if acc is not None and ends_in_conv(steps):
+            y, _ = _run(steps[:-1], x, acts)
+            acc, owned = steps[-1].add_to(y, acc, in_place=owned), True
+            continue
+        y, y_owned = _run(steps, x, acts)
+        if acc is None:
+            acc, owned = y, y_owned
+        elif owned:
+            acc.add_(y)
+        elif y_owned:
+            acc = y.add_(acc)
+            owned = True
+        else:
+            acc, owned = _nhwc(acc + y), True
+    return acc
+
+
+class _PlannedCell:
+    def __init__(self, cell: nn.Module):
+        self.pre0, self.pre1 = _steps(cell.pre0), _steps(cell.pre1)
+        self.inputs = cell.inputs
+        self.ops = [[_steps(op) for op in block] for block in cell.ops]
+        out = cell.out
+        self.ok = (self.pre0 is not None and self.pre1 is not None
+                   and all(s is not None for block in self.ops for s in block)
+                   and type(out) is nn.Conv2d and out.kernel_size == (1, 1) and out.groups == 1
+                   and out.bias is None)
+        if self.ok:
+            # the output 1x1 conv over the concatenated blocks, as one 1x1 conv per block
+            w = out.weight.detach()
+            cb = w.shape[1] // len(self.ops)
+            self.out = [_conv(out, w[:, i * cb:(i + 1) * cb]) for i in range(len(self.ops))]
+            # after block i, the states no later block reads (they and their activations are freed)
+            last = {j: i for i, idxs in enumerate(self.inputs) for j in idxs}
+            n = 2 + len(self.ops)
+            self.dead_after = [[j for j in range(n) if last.get(j, j - 2) == i] for i in range(len(self.ops))]
+
+    def __call__(self, s0: torch.Tensor, s1: torch.Tensor, acts: _Acts) -> torch.Tensor:
+        states: List[Optional[torch.Tensor]] = [_sum_edges([(self.pre0, s0)], acts),
+                                                _sum_edges([(self.pre1, s1)], acts)]
+        del s0, s1
+        acts = _Acts()  # the cell's own states
+        out = None
+        for i, (steps, idxs, conv) in enumerate(zip(self.ops, self.inputs, self.out)):
+            b = _sum_edges([(st, states[j]) for st, j in zip(steps, idxs)], acts)
+            states.append(b)
+            out = conv(b) if out is None else conv.add_to(b, out, in_place=True)
+            del b
+            for j in self.dead_after[i]:  # a cell holds a few full-size activations: free them early
+                acts.forget(states[j])
+                states[j] = None
+        return out
+
+
+class PlannedCompactNet(nn.Module):
+    """:class:`hinas_lib.network.CompactNet`'s inference copy (BatchNorm folded) as the planned
+    forward pass described in this module's docstring. Built by :func:`plan_for_inference`."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net  # owns the parameters (device, dtype, state_dict stay the eager network's)
+        self.routers = [None if type(r) is nn.Identity else _steps(r) for r in net.routers]
+        self.cells = [_PlannedCell(c) for c in net.cells]
+        self.stem, self.proj = _conv(net.stem), _conv(net.proj)
+        self.ok = (all(r is not None for r, m in zip(self.routers, net.routers) if type(m) is not nn.Identity)
+                   and all(c.ok for c in self.cells) and self.stem is not None and self.proj is not None)
+
+    @property
+    def cfg(self):
+        return self.net.cfg
+
+    @property
+    def genotype(self):
+        return self.net.genotype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return self.net(x)  # gradients (e.g. the receptive-radius probe): the eager copy, same function
+        with torch.no_grad():
+            return self._planned(x)
+
+    def _planned(self, x: torch.Tensor) -> torch.Tensor:
+        acts = _Acts()  # activations of the cells' inputs, shared by routers and preprocessing
+        stem = self.stem(_nhwc(x))
+        prev2, prev = stem, stem
+        for rt, cell in zip(self.routers, self.cells):
+            s1 = prev if rt is None else _sum_edges([(rt, prev)], acts)
+            prev2, prev = prev, cell(prev2, s1, acts)
+            acts.keep_only(prev2, prev)
+        feat = self.proj.add_to(prev, stem, in_place=False)  # proj(prev) + stem: the long skip, fused
+        return self.net.head(feat, x)
+
+
+def _available() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def plan_for_inference(net: nn.Module) -> nn.Module:
+    """``net`` (an inference copy: eval mode, BatchNorm folded) as :class:`PlannedCompactNet`
+    when the plan covers it: a compact network, float32 on the CPU, torch built with oneDNN, and
+    a probe forward pass that agrees with ``net``'s. Otherwise ``net`` itself, unchanged (so
+    other designs, GPUs, float64 and builds without oneDNN run the eager path)."""
+    if type(net) is not CompactNet or net.training or not _available():
+        return net
+    try:
+        p = next(net.parameters())
+    except StopIteration:
+        return net
+    if p.device.type != "cpu" or p.dtype != torch.float32:
+        return net
+    planned = PlannedCompactNet(net)
+    if not planned.ok:
+        return net
+    x = torch.rand(1, net.stem.in_channels, 24, 24, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            agree = torch.allclose(planned(x), net(x), rtol=1e-4, atol=1e-4)
+    except RuntimeError:  # an op this build lacks
+        return net
+    return planned if agree else net
+
+
+__all__ = ["PlannedCompactNet", "plan_for_inference"]
