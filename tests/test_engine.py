@@ -180,6 +180,28 @@ def test_tiled_inference_equals_whole(task, scale, channels):
     torch.testing.assert_close(auto, whole, rtol=1e-5, atol=1e-5)
 
 
+def test_tiles_are_near_equal_largest_first_and_exact():
+    """1600x1200 in tiles of at most 512: 4 x 3 tiles of 400 (no thin strip at the edge), each
+    with its context; the interior tiles (the largest) run first, so the smaller ones reuse the
+    memory they freed; the result is the whole-image one."""
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1).eval()
+    seen = []
+
+    def net(t):
+        seen.append(tuple(t.shape[-2:]))
+        return conv(t)
+
+    torch.nn.init.normal_(conv.weight)
+    x = torch.rand(1, 1, 1200, 1600)
+    out = tiled_forward(net, x, tile=512, overlap=1)
+    with torch.no_grad():
+        assert torch.allclose(out, conv(x), atol=1e-6)
+    assert len(seen) == 12
+    areas = [h * w for h, w in seen]
+    assert areas == sorted(areas, reverse=True) and seen[0] == (402, 402)
+    assert {h for h, _ in seen} == {401, 402} and {w for _, w in seen} == {401, 402}
+
+
 def test_tiles_blend_when_the_field_exceeds_max_overlap():
     """A network that sees further than max_overlap: tiles are blended, not cut,
     so the result stays close to whole-image inference with no seam."""
