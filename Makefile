@@ -85,8 +85,9 @@ bench-all: setup
 	for t in 1 2; do \
 	  $(PY) -m benchmarks.search_step --preset paper-denoise --threads $$t --iters 3 --warmup 1 $(AUTHORS) --variants $(SCALING_VARIANTS) --json benchmarks/results/search_step_denoise_t$$t.json && \
 	  $(PY) -m benchmarks.search_step --preset paper-sr --threads $$t --iters 3 --warmup 1 $(AUTHORS) --variants $(SCALING_VARIANTS) --json benchmarks/results/search_step_sr_t$$t.json || exit 1; done
-	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --variants before,eager,after,compiled --json benchmarks/results/restore_speed.json
-	$(PY) -m benchmarks.restore_speed --size 4000x3000 --threads 2 --variants eager,after --json benchmarks/results/restore_speed_12mp.json
+	$(PY) -m benchmarks.restore_speed --model denoise-s50 --size 1600x1200 --threads 1 2 --variants before,eager,after,compiled --json benchmarks/results/restore_speed.json
+	$(PY) -m benchmarks.restore_speed --model denoise-s50 --size 4000x3000 --threads 2 --variants eager,after --json benchmarks/results/restore_speed_12mp.json
+	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --variants eager,after --json benchmarks/results/restore_speed_s30_f48.json
 	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
 	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
 	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json

@@ -98,7 +98,9 @@ def _restore_section(r, fname: str) -> List[str]:
         return []
     out: List[str] = []
     w, h = r["size"]
-    out += [f"## `restore` of a {w}x{h} grey photograph with `{r['model']}`, against a matmul", "",
+    macs = r["points"][0]["macs_per_px"] / 1000 if r["points"] else 0
+    out += [f"## `restore` of a {w}x{h} grey photograph with `{r['model']}` ({macs:.0f} K multiply-adds per "
+            "pixel), against a matmul", "",
             f"`python -m benchmarks.restore_speed --size {w}x{h} --threads "
             f"{' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
             f"--variants {','.join(dict.fromkeys(p['variant'] for p in r['points']))} "
@@ -112,12 +114,13 @@ def _restore_section(r, fname: str) -> List[str]:
             "image (tile context not counted) per second; the last column is that as a fraction of a 2048x2048 "
             "float32 matmul timed in the same process at the same thread count (the roofline). "
             f"Machine: {_machine(r['machine'])}.", "", r["table"], "",
+            *([f"The network: {r['note']}", ""] if r.get("note") else []),
             "Outputs agree between the variants: " + ("yes" if r.get("outputs_agree") else "NO") + ". "
             + _compiled_note(r) + "The goal of 0.40 of the matmul rate at 2 threads is "
             + ("met" if _fraction(r, 2, "after") >= 0.40 else "not met") + " by what `restore` runs "
             f"({_fraction(r, 2, 'after'):.2f}; {_fraction(r, 2, 'after', 'useful_gmac_s_again'):.2f} for a second "
             "image in the same process, where buffers and oneDNN primitives already exist). What is left is "
-            "memory-bound: on 32-64 channels each depthwise convolution and each activation of a state reads "
+            "memory-bound: at these widths each depthwise convolution and each activation of a state reads "
             "and writes the whole activation, and torch offers no primitive that fuses a depthwise convolution "
             "with the 1x1 convolution after it.", ""]
     return out
@@ -131,8 +134,8 @@ def _fraction(r: Dict, threads: int, variant: str, key: str = "useful_gmac_s") -
 def _compiled_note(r: Dict) -> str:
     ps = {(p["threads"], p["variant"]): p for p in r["points"]}
     if not any(v == "compiled" for _, v in ps):
-        return ("Tried earlier on the same tiles and not kept, no faster than the eager inference copy at one "
-                "thread: `torch.compile` (Inductor, CPU) and TorchScript freezing with `optimize_for_inference`. ")
+        return ("`torch.compile` is measured in the first 1600x1200 section; TorchScript freezing with "
+                "`optimize_for_inference` was tried earlier on the same tiles and was no faster than the eager copy. ")
     parts = []
     for t in sorted({t for t, v in ps if v == "compiled"}):
         c, a = ps[(t, "compiled")], ps.get((t, "after"))
@@ -261,7 +264,7 @@ def build(d: Path) -> str:
             vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
-    for fname in ("restore_speed.json", "restore_speed_12mp.json"):
+    for fname in ("restore_speed.json", "restore_speed_12mp.json", "restore_speed_s30_f48.json"):
         out += _restore_section(_load(d, fname), fname)
     r = _load(d, "derived.json")
     if r:

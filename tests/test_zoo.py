@@ -191,9 +191,13 @@ def test_branches_default_to_the_shipped_entries_settings():
     grow = _script("grow_denoise")
     for label, (steps, w, restarts) in grow.BRANCHES.items():
         info = zoo.entry_info(f"denoise-{label if label == 'blind' else 's' + label}")
+        recipe = grow.BRANCH_TRUNKS.get(label, grow.TRUNK)
         assert (info["branch_steps"], info["branch_ssim_weight"]) == (steps, w)
         assert info.get("branch_restarts", []) == [list(r) for r in restarts]
-        assert info["train_steps"] == 3500 + steps + sum(n for n, _ in restarts)
+        assert info.get("trunk_recipe", grow.TRUNK) == recipe
+        # the trunk state it grew from is kept (committed), at the step the entry started from
+        trunk = load_checkpoint(grow.BLIND / recipe / "train_checkpoint.pt", kind="train")
+        assert info["train_steps"] == int(trunk["step"]) + steps + sum(n for n, _ in restarts)
 
 
 def test_branch_restarts_continue_the_first_cycle():
@@ -239,13 +243,14 @@ def test_branches_cli_makes_the_shipped_settings_unless_told_otherwise(tmp_path,
         assert grow.main(["branches", *argv, "--no-page", "--shared", str(tmp_path)]) == 0
         return calls
 
-    t = grow.TRUNK
-    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"], t), (None, *grow.BRANCHES["blind"], t)]
+    t, t30 = grow.TRUNK, grow.BRANCH_TRUNKS.get("30", grow.TRUNK)  # each entry's own trunk by default
+    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"], t30), (None, *grow.BRANCHES["blind"], t)]
     # a first cycle of one's own choosing has no restarts unless asked (the commands entries record)
-    assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], (), t)]
+    assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], (), t30)]
     assert run("--sigmas", "50", "--steps", "750", "--ssim-weight", "0", "--restarts", "500@1e-4", "250@5e-5") == \
         [(50.0, 750, 0.0, ((500, 1e-4), (250, 5e-5)), t)]
-    assert run("--sigmas", "30", "--restarts") == [(30.0, grow.BRANCHES["30"][0], grow.BRANCHES["30"][1], (), t)]
+    assert run("--sigmas", "30", "--restarts") == [(30.0, grow.BRANCHES["30"][0], grow.BRANCHES["30"][1], (), t30)]
+    assert run("--sigmas", "30", "--trunk", "g1-f32")[0][-1] == "g1-f32"
     # another recipe's kept state as the trunk (to compare trunks at equal CPU-hours); an unknown one is refused
     assert run("--sigmas", "30", "--steps", "2500", "--trunk", "g1-f48") == [(30.0, 2500, grow.BRANCHES["30"][1], (),
                                                                               "g1-f48")]
@@ -380,3 +385,31 @@ def test_branch_cycles_go_on_from_the_entry_and_resume_without_redoing_a_cycle(t
     one = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 50.0, 750, 0.0)
     grow.train_cycles("denoise-s50", trunk_state, one, 750, 0.0)
     assert calls == [("branch-s50-750-ssim0", False, -1.0)]
+
+
+def test_a_replaced_entry_stays_on_the_curves(tmp_path, monkeypatch):
+    """When a branch replaces a shipped entry, the old entry becomes a trials row (its trunk,
+    CPU-hours and cycles) and the curves draw it as a hollow star in its trunk's colour."""
+    grow = _script("grow_denoise")
+    info = {"name": "denoise-s30", "branch_steps": 2500, "branch_ssim_weight": 0.0,
+            "branch_restarts": [[2500, 5e-4]], "trunk_recipe": "g1-f32", "best_val_psnr": 26.9,
+            "cpu_hours": {"search": 1.0, "trunk": 1.75, "branch": 2.0, "total": 4.75},
+            "branch_cycles_val": [[1.0, 26.8], [2.0, 26.9]], "date": "2026-12-02"}
+    row = grow.replaced_row(info, "2026-12-07")
+    assert row["replaced"] == "2026-12-07" and not row["shipped"] and row["trunk_recipe"] == "g1-f32"
+    assert row["trunk_cpu_h"] + row["branch_cpu_h"] == pytest.approx(3.75) and row["cycles"] == info["branch_cycles_val"]
+    trials = tmp_path / "trials.jsonl"
+    trials.write_text(json.dumps(row) + "\n")
+    monkeypatch.setattr(grow, "TRIALS", trials)
+    labels = []
+    import matplotlib.figure
+    real = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *a, **k):
+        labels.extend(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+        return real(fig, *a, **k)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    grow.plot_curves(tmp_path / "curves.png")
+    assert "denoise-s30 of g1-f32, replaced 2026-12-07" in labels
+    assert (tmp_path / "curves.png").stat().st_size > 10_000

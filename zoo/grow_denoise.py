@@ -92,8 +92,11 @@ ORIGIN = "origin.json"  # in a restart's run folder: the CPU seconds and validat
 # Restarts are further cosine cycles (warm restarts, SGDR), each (steps, peak learning rate), from the
 # previous cycle's final weights down to the same 1e-6: more training for a branch already made,
 # without redoing its first cycle.
-BRANCHES = {"30": (2500, 0.0, ((2500, 5e-4), (3500, 3e-4))), "50": (2500, 0.0, ()), "70": (2500, 0.0, ()),
+BRANCHES = {"30": (2500, 0.0, ((2500, 5e-4),)), "50": (2500, 0.0, ()), "70": (2500, 0.0, ()),
             "blind": (2500, 0.0, ((8000, 5e-4), (1000, 2e-4)))}
+# The trunk each shipped branch grew from, where it is not TRUNK: the sigma-30 branch of the wider
+# g1-f48 replaced g1-f32's (held-out 26.95 against 26.92 dB, 2026-12-07).
+BRANCH_TRUNKS = {"30": "g1-f48"}
 
 
 def genotype(repeat: int) -> Genotype:
@@ -295,15 +298,29 @@ def plot_curves(path: Path, shared=None) -> Path:
                 if len(cycles) > 1:  # a branch with warm restarts: the end of each cycle, joined
                     ax.plot([h["trunk"] + c for c, _ in cycles], [p for _, p in cycles], lw=0.8, ls="-",
                             marker="o", ms=3, color="black" if info["sigma"] is not None else "tab:red")
+                recipe = info.get("trunk_recipe", TRUNK)
                 ax.plot([h["trunk"] + h["branch"]], [info["best_val_psnr"]], marker="*", ms=11, ls="none",
-                        label=f"{info['name']} (branch)", color="black" if info["sigma"] is not None else "tab:red")
-        # branches of other trunks that were not shipped (trials: their trunk's CPU-hours + their own)
+                        label=f"{info['name']} (branch" + (f" of {recipe})" if recipe != TRUNK else ")"),
+                        color="black" if info["sigma"] is not None else "tab:red")
+        # hollow stars in their trunk's colour: entries a better branch replaced (their cycles
+        # joined), and branches of other trunks that were not shipped (unless they are the first
+        # cycle of a shipped entry, drawn above)
+        cycles_shipped = {(i["name"], i.get("trunk_recipe", TRUNK), round(p, 6))
+                          for i in _entries() for _, p in i.get("branch_cycles_val", [])}
         for row in read_trials():
-            if (row.get("trunk_recipe", TRUNK) != TRUNK and row.get("trunk_cpu_h") is not None
-                    and not row["shipped"] and row["name"] == f"denoise-s{s}"):
-                ax.plot([row["trunk_cpu_h"] + row["branch_cpu_h"]], [row["val_psnr"]], marker="*", ms=11,
-                        ls="none", mfc="none", color=colour.get(row["trunk_recipe"], "tab:orange"),
-                        label=f"branch of {row['trunk_recipe']} (not shipped)")
+            recipe = row.get("trunk_recipe", TRUNK)
+            if (row["shipped"] or row["name"] != f"denoise-s{s}" or row.get("trunk_cpu_h") is None
+                    or (not row.get("replaced") and recipe == TRUNK)
+                    or (row["name"], recipe, round(row["val_psnr"], 6)) in cycles_shipped):
+                continue
+            col = colour.get(recipe, "tab:orange")
+            if len(row.get("cycles", [])) > 1:
+                ax.plot([row["trunk_cpu_h"] + c for c, _ in row["cycles"]], [p for _, p in row["cycles"]], lw=0.8,
+                        marker="o", ms=3, color=col)
+            ax.plot([row["trunk_cpu_h"] + row["branch_cpu_h"]], [row["val_psnr"]], marker="*", ms=11,
+                    ls="none", mfc="none", color=col,
+                    label=(f"{row['name']} of {recipe}, replaced {row['replaced']}" if row.get("replaced")
+                           else f"branch of {recipe} (not shipped)"))
         for key, style in (("bm3d", "--"), ("nlm", ":")):
             ax.axhline(base[str(s)][key], color="grey", ls=style, lw=1)
             ax.annotate(key.upper(), (1.0, base[str(s)][key]), xycoords=("axes fraction", "data"),
@@ -441,6 +458,8 @@ def branch(sigma, shared: Path, steps: int = BRANCH_STEPS, ssim_weight: float = 
               f"entry kept (this branch stays in "
               f"{branch_runs(label, int(trunk_state['step']), steps, ssim_weight, restarts, recipe)[-1]})")
         return entry_info(name)
+    if shipped is not None and "cpu_hours" in entry_info(name):  # the entry replaced stays on the curves
+        _log_trial(replaced_row(entry_info(name), time.strftime("%Y-%m-%d")))
     net, mcfg, _ = load_model(res.model_path, "cpu")
     images = data.load_folder(shared / "data" / "Set12", channels=1)
     results = {}
@@ -504,6 +523,17 @@ def _log_trial(row: Dict) -> None:
     atomic_write_text(TRIALS, old + json.dumps(row) + "\n")
 
 
+def replaced_row(info: Dict, date: str) -> Dict:
+    """The ``TRIALS`` row of a shipped entry a better branch replaced on ``date``: its trunk, its
+    CPU-hours and its cycles' held-out PSNR, so the curves still show what it was beaten by."""
+    h = info["cpu_hours"]
+    return {"name": info["name"], "steps": info.get("branch_steps"), "ssim_weight": info.get("branch_ssim_weight"),
+            "restarts": info.get("branch_restarts", []), "trunk_recipe": info.get("trunk_recipe", TRUNK),
+            "trunk_cpu_h": h["trunk"], "branch_cpu_h": h["branch"], "val_psnr": info["best_val_psnr"],
+            "cycles": info.get("branch_cycles_val", []), "shipped": False, "replaced": date,
+            "date": info.get("date")}
+
+
 def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float, recipe: str = TRUNK):
     """(weights, CPU seconds) of entry ``name`` when it is exactly a first cycle of ``steps`` steps
     at ``ssim_weight`` from this trunk (no restarts yet), else None."""
@@ -563,9 +593,10 @@ def main(argv=None) -> int:
     ap.add_argument("--restarts", nargs="*", default=None, metavar="STEPS@LR",
                     help="branches: warm restarts after the first cycle, e.g. 2500@5e-4 (default: the shipped "
                          "entries' when neither --steps nor --ssim-weight is given, else none)")
-    ap.add_argument("--trunk", default=TRUNK, choices=list(RECIPES),
-                    help=f"branches: whose trunk state to branch from (default {TRUNK}; another recipe's "
-                         "kept trial state, to compare trunks at equal CPU-hours)")
+    ap.add_argument("--trunk", default=None, choices=list(RECIPES),
+                    help=f"branches: whose trunk state to branch from (default: the shipped entry's, {TRUNK} "
+                         "unless BRANCH_TRUNKS says otherwise; another recipe's kept trial state, to compare "
+                         "trunks at equal CPU-hours)")
     ap.add_argument("--no-page", action="store_true",
                     help="branches: skip the plot and zoo/RESULTS.md (when several branch commands run side by side)")
     try:
@@ -641,7 +672,7 @@ def _run(args, shared: Path) -> int:
             steps, w, r = BRANCHES[s]
             branch(None if s == "blind" else float(s), shared, args.steps or steps,
                    w if args.ssim_weight is None else args.ssim_weight, r if restarts is None else restarts,
-                   args.trunk)
+                   args.trunk or BRANCH_TRUNKS.get(s, TRUNK))
         if not args.no_page:
             plot_curves(ZOO / "curves.png", shared)
             zootools.write_results(header=zootools._header())
