@@ -262,15 +262,15 @@ def test_first_cycle_is_reused_only_from_an_entry_that_is_exactly_it():
     steps, loss, no restarts yet) and never from anything else."""
     grow = _script("grow_denoise")
     trunk = load_checkpoint(grow.BLIND / grow.TRUNK / "train_checkpoint.pt", kind="train")
-    info = zoo.entry_info("denoise-s50")  # a single cycle on MSE alone
+    info = zoo.entry_info("denoise-s70")  # a single cycle on MSE alone
     steps, w = info["branch_steps"], info["branch_ssim_weight"]
     assert info.get("branch_restarts", []) == [] and w == 0.0
-    weights, cpu_s = grow._shipped_first_cycle("denoise-s50", trunk, steps, w)
-    net, _, _ = load_model(zoo.ZOO_DIR / "denoise-s50", "cpu")
+    weights, cpu_s = grow._shipped_first_cycle("denoise-s70", trunk, steps, w)
+    net, _, _ = load_model(zoo.ZOO_DIR / "denoise-s70", "cpu")
     assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
     assert cpu_s / 3600 == pytest.approx(info["cpu_hours"]["branch"], abs=0.01)
-    assert grow._shipped_first_cycle("denoise-s50", trunk, steps + 250, w) is None
-    assert grow._shipped_first_cycle("denoise-s50", trunk, steps, 1.0) is None
+    assert grow._shipped_first_cycle("denoise-s70", trunk, steps + 250, w) is None
+    assert grow._shipped_first_cycle("denoise-s70", trunk, steps, 1.0) is None
     assert grow._shipped_first_cycle("denoise-s999", trunk, steps, w) is None
     for name in ("denoise-s30", "denoise-blind", "denoise-s50", "denoise-s70"):  # a restarted entry is no first cycle
         i = zoo.entry_info(name)
