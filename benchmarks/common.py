@@ -38,6 +38,18 @@ def set_threads(n: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(n)
 
 
+def matmul_gmac_s(seconds: float = 2.0) -> float:
+    """G multiply-adds per second of a 2048 x 2048 float32 matmul at the current thread count (one
+    warm-up, then as many as fit in ``seconds``): the machine's limit the roofline lines compare to."""
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    a @ b
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return n * 2048 ** 3 / (time.perf_counter() - t0) / 1e9
+
+
 def median_time(fn: Callable[[], object], iters: int, warmup: int) -> Dict[str, float]:
     for _ in range(warmup):
         fn()

@@ -142,22 +142,13 @@ def roofline(args, cfg, batch) -> Dict:
     supernet's forward multiply-adds on one batch (counted on the plain path, the same function,
     whose convolutions are modules: every candidate op of every edge, as both codes compute),
     and a 2048 x 2048 float32 matmul's rate at the same thread count."""
-    import time
-
-    import torch
-
+    from benchmarks.common import matmul_gmac_s
     from benchmarks.derived import count_macs
 
     _, plain, _, _, _ = build(args.preset, "unoptimised", args.layers, args.batch, style=args.style)
     macs = count_macs(plain, batch[0])
-    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
-    a @ b
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < 2.0:
-        a @ b
-        n += 1
     return {"forward_macs": macs, "useful_macs_per_iter": FORWARDS_PER_ITERATION * macs,
-            "matmul_gmac_s": n * 2048 ** 3 / (time.perf_counter() - t0) / 1e9}
+            "matmul_gmac_s": matmul_gmac_s()}
 
 
 def batches(cfg, gen):

@@ -22,9 +22,14 @@ def test_search_step_writes_the_documented_json(tmp_path):
     # no-sharing has one cell per incoming path: more weights for the same space
     assert saved["variants"]["no-sharing"]["weight_params"] > saved["variants"]["checkpoint"]["weight_params"]
     assert "no-sharing / default" in saved["ratios"]
+    # the roofline: the default step's useful multiply-adds per second, below a matmul's rate
+    roof = saved["roofline"]
+    assert roof["forward_macs"] > 0 and roof["useful_macs_per_iter"] == 5 * roof["forward_macs"]
+    assert 0 < roof["useful_gmac_s"] < roof["matmul_gmac_s"]
 
     page = report.build(tmp_path)
     assert "Search iteration, paper denoising config" in page and "| default |" in page
+    assert "**Roofline** (`default`)" in page
     assert "no GPU machine was lent" in page  # no gpu_check.md in the folder
 
 
@@ -86,3 +91,18 @@ def test_goal_is_judged_only_against_a_side_by_side_run():
     line = " ".join(report._goal(fake))
     assert "3.10x less (met)" in line and "0.67x theirs (not met)" in line
     assert report._goal({"ratios": {"checkpoint / default": {"iter_s_median": 1.2}}}) == []
+
+
+def test_restore_speed_runs_its_workers_and_the_variants_agree(tmp_path):
+    """benchmarks.restore_speed: each variant in its own process on a zoo model, tiled, with the
+    matmul it is compared to; the eager copy and the planned pass give the same image."""
+    from benchmarks import restore_speed
+    out = tmp_path / "restore_speed.json"
+    res = restore_speed.main(["--model", "denoise-s50", "--size", "96x80", "--tile", "48", "--threads", "1",
+                              "--variants", "eager,after", "--json", str(out)])
+    assert json.loads(out.read_text())["outputs_agree"] and res["outputs_agree"]
+    assert [p["variant"] for p in res["points"]] == ["eager", "after"]
+    for p in res["points"]:
+        assert p["macs_per_px"] > 100_000 and 0 < p["useful_gmac_s"] < p["matmul_gmac_s"]
+    page = report.build(tmp_path)
+    assert "`restore` of a 96x80 grey photograph with `denoise-s50`" in page and "--tile 48" in page
