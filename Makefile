@@ -69,6 +69,8 @@ AUTHORS_SRC ?=
 AUTHORS = $(if $(AUTHORS_SRC),--authors-src $(AUTHORS_SRC),)
 comma := ,
 SCALING_VARIANTS = $(if $(AUTHORS_SRC),default$(comma)authors-code,default)
+PREVIOUS ?=
+RESTORE_VARIANTS = $(if $(PREVIOUS),--variants previous$(comma)eager$(comma)after --previous $(PREVIOUS),--variants eager$(comma)after)
 
 bench: setup
 	$(PY) -m benchmarks.search_step --preset paper-denoise --threads 2 $(AUTHORS) --json benchmarks/results/search_step_denoise.json
@@ -87,7 +89,9 @@ bench-all: setup
 	  $(PY) -m benchmarks.search_step --preset paper-sr --threads $$t --iters 3 --warmup 1 $(AUTHORS) --variants $(SCALING_VARIANTS) --json benchmarks/results/search_step_sr_t$$t.json || exit 1; done
 	$(PY) -m benchmarks.restore_speed --model denoise-s50 --size 1600x1200 --threads 1 2 --variants before,eager,after,compiled --json benchmarks/results/restore_speed.json
 	$(PY) -m benchmarks.restore_speed --model denoise-s50 --size 4000x3000 --threads 2 --variants eager,after --json benchmarks/results/restore_speed_12mp.json
-	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --variants eager,after --json benchmarks/results/restore_speed_s30_f48.json
+	# PREVIOUS=DIR (a checkout, e.g. git worktree add /tmp/previous REV) adds its restore path side by side
+	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --repeats 2 $(RESTORE_VARIANTS) --json benchmarks/results/restore_speed_s30_f48.json
+	$(PY) -m benchmarks.restore_speed --size 4000x3000 --threads 2 $(RESTORE_VARIANTS) --json benchmarks/results/restore_speed_12mp_s30.json
 	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
 	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
 	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json

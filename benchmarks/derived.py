@@ -85,6 +85,34 @@ def count_macs(net: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+def count_executed_macs(net: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds one forward actually runs: :func:`count_macs`'s module hooks plus the fused
+    oneDNN convolutions of a planned network (:mod:`hinas_lib.inference_plan`), which run outside
+    any module. The plan composes some convs (fewer multiply-adds than the network's count)."""
+    from hinas_lib import inference_plan as plan
+    total = 0
+    originals = {name: getattr(plan, name) for name in ("_conv_unary", "_conv_add", "_conv_add_")}
+
+    def counted(name):
+        f = originals[name]
+
+        def run(*args):
+            nonlocal total
+            w = args[1] if name == "_conv_unary" else args[2]  # (x, w, ...); (x, other, w, ...); (other, x, w, ...)
+            y = f(*args)
+            total += y.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+            return y
+        return run
+
+    try:
+        for name in originals:
+            setattr(plan, name, counted(name))
+        return count_macs(net, x) + total
+    finally:
+        for name, f in originals.items():
+            setattr(plan, name, f)
+
+
 def measure(net: nn.Module, channels: int, scale: int, size: int, iters: int) -> Dict:
     net.eval()
     lr = max(1, size // scale)

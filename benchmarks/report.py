@@ -104,13 +104,21 @@ def _restore_section(r, fname: str) -> List[str]:
             f"`python -m benchmarks.restore_speed --size {w}x{h} --threads "
             f"{' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
             f"--variants {','.join(dict.fromkeys(p['variant'] for p in r['points']))} "
+            + (f"--repeats {_repeats(r)} " if _repeats(r) > 1 else "")
+            + ""
             + (f"--tile {r['tile']} " if r.get("tile", 512) != 512 else "")
+            + ("--previous /tmp/previous " if r.get("previous") else "")
             + f"--json benchmarks/results/{fname}`", "",
             "Each point in a fresh process, the variants taking turns: `before` = the network as loaded with "
             "glibc's default allocator; `eager` = the eager inference copy (BatchNorm folded, NHWC, freed memory "
             "kept in the process: `hinas_lib/deploy.py`); `after` = what `restore` runs now: for the compact "
             "design the planned forward pass (`hinas_lib/inference_plan.py`: torch's fused oneDNN convolutions, "
-            "a conv's bias, activation and the block's addition in one primitive, no concatenation). Useful G MAC/s = the network's multiply-adds on the "
+            "a conv's bias, activation and the block's addition in one primitive, no concatenation; a block no "
+            "later block reads adds its edges straight into the cell's output, the output 1x1 conv composed into "
+            "each edge's last conv, and the last cell's output convs composed with the network's 1x1 projection). "
+            + (f"`previous` = `after` as the code stood at commit {r['previous']} (`git worktree add /tmp/previous "
+               f"{r['previous']}`), interleaved with it. " if r.get("previous") else "")
+            + "Useful G MAC/s = the network's multiply-adds on the "
             "image (tile context not counted) per second; the last column is that as a fraction of a 2048x2048 "
             "float32 matmul timed in the same process at the same thread count (the roofline). "
             f"Machine: {_machine(r['machine'])}.", "", r["table"], "",
@@ -119,11 +127,28 @@ def _restore_section(r, fname: str) -> List[str]:
             + _compiled_note(r) + "The goal of 0.40 of the matmul rate at 2 threads is "
             + ("met" if _fraction(r, 2, "after") >= 0.40 else "not met") + " by what `restore` runs "
             f"({_fraction(r, 2, 'after'):.2f}; {_fraction(r, 2, 'after', 'useful_gmac_s_again'):.2f} for a second "
-            "image in the same process, where buffers and oneDNN primitives already exist). What is left is "
+            "image in the same process, where buffers and oneDNN primitives already exist). "
+            + _executed_note(r) + "What is left is "
             "memory-bound: at these widths each depthwise convolution and each activation of a state reads "
             "and writes the whole activation, and torch offers no primitive that fuses a depthwise convolution "
             "with the 1x1 convolution after it.", ""]
     return out
+
+
+def _repeats(r: Dict) -> int:
+    p = r["points"][0] if r["points"] else None
+    return sum(q["threads"] == p["threads"] and q["variant"] == p["variant"] for q in r["points"]) if p else 1
+
+
+def _executed_note(r: Dict) -> str:
+    ps = [p for p in r["points"] if p["variant"] == "after" and p.get("executed_macs_per_px")]
+    if not ps or ps[0]["executed_macs_per_px"] >= ps[0]["macs_per_px"]:
+        return ""
+    run, counted = ps[0]["executed_macs_per_px"], ps[0]["macs_per_px"]
+    return (f"The planned pass runs {run / 1000:.0f} K of the network's {counted / 1000:.0f} K multiply-adds per "
+            "pixel (the composed convs: the same function, fewer products); the fractions count the network's, "
+            f"so per multiply-add actually run `after` is at {_fraction(r, 2, 'after') * run / counted:.2f} of the "
+            "matmul rate at 2 threads. ")
 
 
 def _fraction(r: Dict, threads: int, variant: str, key: str = "useful_gmac_s") -> float:
@@ -134,7 +159,7 @@ def _fraction(r: Dict, threads: int, variant: str, key: str = "useful_gmac_s") -
 def _compiled_note(r: Dict) -> str:
     ps = {(p["threads"], p["variant"]): p for p in r["points"]}
     if not any(v == "compiled" for _, v in ps):
-        return ("`torch.compile` is measured in the first 1600x1200 section; TorchScript freezing with "
+        return ("`torch.compile` is measured in the 1600x1200 section of the 130 K network; TorchScript freezing with "
                 "`optimize_for_inference` was tried earlier on the same tiles and was no faster than the eager copy. ")
     parts = []
     for t in sorted({t for t, v in ps if v == "compiled"}):
@@ -264,7 +289,8 @@ def build(d: Path) -> str:
             vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
-    for fname in ("restore_speed.json", "restore_speed_12mp.json", "restore_speed_s30_f48.json"):
+    for fname in ("restore_speed_s30_f48.json", "restore_speed_12mp_s30.json", "restore_speed.json",
+                  "restore_speed_12mp.json"):
         out += _restore_section(_load(d, fname), fname)
     r = _load(d, "derived.json")
     if r:

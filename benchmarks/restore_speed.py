@@ -12,6 +12,9 @@ process), the variants taking turns, so the ratios come from one run on the same
   :func:`hinas_lib.deploy.keep_freed_memory` (what ``restore`` ran before the planned pass);
 * ``after``: what ``restore`` runs now, :func:`hinas_lib.deploy.inference_copy`: for the compact
   design the planned forward pass of :mod:`hinas_lib.inference_plan` (fused oneDNN primitives);
+* ``previous`` (with ``--previous DIR``, another checkout of this project, e.g.
+  ``git worktree add /tmp/previous REV``): ``after`` as that checkout's code runs it, so a change
+  to the planned pass is measured against the code before it in the same run;
 * ``compiled`` (``--variants before,after,compiled``): ``eager`` run through ``torch.compile``
   (Inductor, freezing on), its compile time counted in the wall time; "again" times the same
   image a second time in the process (compiled: nothing left to compile). Not what ``restore``
@@ -40,6 +43,10 @@ import torch
 torch.set_num_threads(threads)
 from benchmarks.common import matmul_gmac_s
 from benchmarks.derived import count_macs
+try:
+    from benchmarks.derived import count_executed_macs
+except ImportError:  # an older checkout run as "previous"
+    count_executed_macs = None
 from hinas_lib.deploy import inference_copy, keep_freed_memory
 from hinas_lib.inference import tiled_forward
 from hinas_lib.model_files import load_model
@@ -54,6 +61,9 @@ if variant == "compiled":  # Inductor with freezing (weights constant: prepacked
     from hinas_lib.inference import receptive_radius
     overlap = receptive_radius(net, cfg.task.channels)  # on the eager copy: the probe needs gradients
     net = torch.compile(net, options={"freezing": True})
+probe = torch.rand(1, cfg.task.channels, 64, 64)
+executed_px = (count_executed_macs(net, probe) / 64 ** 2  # what this path runs (a plan composes some convs)
+               if count_executed_macs and variant != "compiled" else None)
 matmul = matmul_gmac_s()
 x = torch.rand(1, cfg.task.channels, h, w, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
@@ -68,29 +78,39 @@ with torch.no_grad():
 print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "again_s": again,
                   "user_s": r1.ru_utime - r0.ru_utime,
                   "sys_s": r1.ru_stime - r0.ru_stime, "max_rss_mib": r1.ru_maxrss / 1024,
-                  "macs_per_px": macs_px, "useful_gmac_s": macs_px * w * h / wall / 1e9,
+                  "macs_per_px": macs_px, "executed_macs_per_px": executed_px, "useful_gmac_s": macs_px * w * h / wall / 1e9,
                   "useful_gmac_s_again": macs_px * w * h / again / 1e9,
                   "matmul_gmac_s": matmul, "checksum": float(y.double().mean())}))
 """
 
 
-def run_point(variant: str, threads: int, model: str, size, tile: int) -> Dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", WORKER, variant, str(threads), model, str(size[0]), str(size[1]),
-                          str(tile)], capture_output=True, text=True, env=env, cwd=ROOT)
+def run_point(variant: str, threads: int, model: str, size, tile: int, previous=None) -> Dict:
+    # previous: this worker's ``after`` on the other checkout's library (its own benchmarks.common)
+    root = Path(previous) if variant == "previous" else ROOT
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", WORKER, "after" if variant == "previous" else variant, str(threads),
+                          model, str(size[0]), str(size[1]), str(tile)],
+                         capture_output=True, text=True, env=env, cwd=root)
     if out.returncode:
         raise SystemExit(f"error: the {variant} worker failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "variant": variant}
+
+
+def _revision(path) -> str:
+    """The commit a checkout is at (for the record of what ``previous`` was)."""
+    out = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or str(path)
 
 
 def table(points: List[Dict]) -> str:
-    lines = ["| threads | variant | wall s | user s | system s | max RSS MiB | useful G MAC/s | matmul G MAC/s "
-             "| fraction of matmul | the same image again in the process: s, fraction |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| threads | variant | wall s | user s | system s | max RSS MiB | useful G MAC/s | K MAC/px run "
+             "| matmul G MAC/s | fraction of matmul | the same image again in the process: s, fraction |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         again = (f"{p['again_s']:.2f}, {p['useful_gmac_s_again'] / p['matmul_gmac_s']:.2f}" if "again_s" in p else "-")
+        run = f"{p['executed_macs_per_px'] / 1000:.0f}" if p.get("executed_macs_per_px") else "-"
         lines.append(f"| {p['threads']} | {p['variant']} | {p['wall_s']:.2f} | {p['user_s']:.2f} | {p['sys_s']:.2f} | "
-                     f"{p['max_rss_mib']:.0f} | {p['useful_gmac_s']:.1f} | {p['matmul_gmac_s']:.1f} | "
+                     f"{p['max_rss_mib']:.0f} | {p['useful_gmac_s']:.1f} | {run} | {p['matmul_gmac_s']:.1f} | "
                      f"{p['useful_gmac_s'] / p['matmul_gmac_s']:.2f} | {again} |")
     return "\n".join(lines)
 
@@ -108,9 +128,14 @@ def main(argv=None) -> Dict:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--variants", default="before,after",
-                    help="comma-separated: before, eager, after (what restore runs), compiled (eager + torch.compile)")
+                    help="comma-separated: before, eager, previous, after (what restore runs), "
+                         "compiled (eager + torch.compile)")
+    ap.add_argument("--previous", default=None, metavar="DIR",
+                    help="another checkout of this project: adds the previous variant (its restore path)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
+    if "previous" in a.variants.split(",") and not (a.previous and (Path(a.previous) / "hinas_lib").is_dir()):
+        ap.error("the previous variant needs --previous DIR, a checkout of this project")
     try:
         size = tuple(int(v) for v in a.size.lower().split("x"))
         assert len(size) == 2 and min(size) > 0
@@ -123,11 +148,12 @@ def main(argv=None) -> Dict:
     for _ in range(a.repeats):
         for t in a.threads:
             for v in a.variants.split(","):
-                p = run_point(v, t, model, size, a.tile)
+                p = run_point(v, t, model, size, a.tile, a.previous)
                 print(json.dumps(p), flush=True)
                 points.append(p)
     same = {round(p["checksum"], 5) for p in points}
     res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
+           **({"previous": _revision(a.previous)} if a.previous else {}),
            "points": points, "table": table(points),
            "ratios": {str(t): {f"{v} / after wall": _wall(points, t, v) / _wall(points, t, "after")
                                for v in a.variants.split(",") if v != "after" and _wall(points, t, "after")}

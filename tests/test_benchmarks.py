@@ -1,6 +1,7 @@
 """The benchmark scripts run and report what they promise (at toy size; the figures
 themselves live in benchmarks/RESULTS.md, never in assertions on time)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,5 +105,22 @@ def test_restore_speed_runs_its_workers_and_the_variants_agree(tmp_path):
     assert [p["variant"] for p in res["points"]] == ["eager", "after"]
     for p in res["points"]:
         assert p["macs_per_px"] > 100_000 and 0 < p["useful_gmac_s"] < p["matmul_gmac_s"]
+    # the eager copy runs the network's multiply-adds; the plan fewer (leaf blocks and the
+    # projection composed into convs), counted through its fused primitives
+    eager, after = res["points"]
+    assert eager["executed_macs_per_px"] == pytest.approx(eager["macs_per_px"])
+    assert 0.5 * after["macs_per_px"] < after["executed_macs_per_px"] < 0.95 * after["macs_per_px"]
     page = report.build(tmp_path)
     assert "`restore` of a 96x80 grey photograph with `denoise-s50`" in page and "--tile 48" in page
+
+
+def test_restore_speed_previous_runs_another_checkouts_restore_path(tmp_path):
+    from benchmarks import restore_speed
+    root = Path(restore_speed.ROOT)
+    with pytest.raises(SystemExit):  # the previous variant without a checkout to run it from
+        restore_speed.main(["--size", "96x80", "--variants", "previous,after"])
+    # this checkout as the "previous" one: the same restore path in another process, same image
+    res = restore_speed.main(["--model", "denoise-s50", "--size", "96x80", "--tile", "48", "--threads", "1",
+                              "--variants", "previous,after", "--previous", str(root)])
+    assert [p["variant"] for p in res["points"]] == ["previous", "after"] and res["outputs_agree"]
+    assert res["previous"] and set(res["ratios"]["1"]) == {"previous / after wall"}

@@ -111,3 +111,31 @@ def test_each_fused_primitive_matches_its_eager_pieces():
             acc = other.clone()
             out = c.add_to(x, acc, in_place=True)
             assert out.data_ptr() == acc.data_ptr() and torch.allclose(acc, ref + other, atol=1e-5)
+
+
+def test_leaf_blocks_the_projection_and_input_activations_are_folded_and_exact():
+    # A last cell whose blocks all read only the cell's inputs (every block a leaf, as in the zoo's
+    # denoise-s30), a skip reading input 1 raw, input 0 read only through activations; a first
+    # cell with a leaf block whose edges are a skip and a conv.
+    cells = (((("sep_conv_3x3", 0), ("conv_3x3", 1)), (("skip_connect", 2), ("dil_conv_5x5", 0)),
+              (("skip_connect", 1), ("sep_conv_5x5", 3))),
+             ((("sep_conv_5x5", 0), ("skip_connect", 1)), (("dil_conv_3x3", 0), ("conv_3x3", 1)),
+              (("sep_conv_3x3", 0), ("sep_conv_5x5", 1))))
+    net = _trained_like(cells=cells, path=(0, 1))
+    planned = inference_copy(net)
+    assert isinstance(planned, PlannedCompactNet)
+    first, last = planned.cells
+    # leaves: blocks no later block reads add straight into the cell's output
+    assert [f is not None for f in first.folded] == [False, False, True]
+    assert all(f is not None for f in last.folded)
+    # the last cell writes proj(output) + stem itself
+    assert planned.proj_in_cell
+    # input 0 of the last cell is read only through activations: its preprocessing applies it;
+    # input 1 is read raw by a skip: not
+    assert last.pre0[-1].post == pytest.approx(0.2) and last.pre1[-1].post is None
+    assert all(not st or type(st[0]).__name__ != "_Act" for i, idxs in enumerate(last.inputs)
+               for st, j in zip(last.ops[i], idxs) if j == 0)
+    x = torch.rand(1, 1, 41, 37, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref, out = net(x), planned(x)
+    assert torch.allclose(out, ref, atol=2e-5, rtol=1e-4), (out - ref).abs().max()
