@@ -92,6 +92,8 @@ bench-all: setup
 	# PREVIOUS=DIR (a checkout, e.g. git worktree add /tmp/previous REV) adds its restore path side by side
 	$(PY) -m benchmarks.restore_speed --size 1600x1200 --threads 1 2 --repeats 2 $(RESTORE_VARIANTS) --json benchmarks/results/restore_speed_s30_f48.json
 	$(PY) -m benchmarks.restore_speed --size 4000x3000 --threads 2 $(RESTORE_VARIANTS) --json benchmarks/results/restore_speed_12mp_s30.json
+	$(PY) -m benchmarks.train_step --model denoise-s30 --threads 1 2 --repeats 2 $(if $(PREVIOUS),--previous $(PREVIOUS),) --json benchmarks/results/train_step_s30.json
+	$(PY) -m benchmarks.train_step --model denoise-s50 --threads 1 2 --repeats 2 $(if $(PREVIOUS),--previous $(PREVIOUS),) --json benchmarks/results/train_step_s50.json
 	$(PY) -m benchmarks.eval_forward --preset paper-denoise --threads 2 --json benchmarks/results/eval_forward.json
 	$(PY) -m benchmarks.derived --threads 2 --json benchmarks/results/derived.json
 	$(PY) -m benchmarks.search_step --preset paper-denoise --style compact --threads 2 --sweep layers --json benchmarks/results/sweep_layers.json

@@ -135,6 +135,32 @@ def _restore_section(r, fname: str) -> List[str]:
     return out
 
 
+def _train_step_section(r, fname: str) -> List[str]:
+    if not r:
+        return []
+    p0 = r["points"][0]
+    threads = sorted({p["threads"] for p in r["points"]})
+    cmd = (f"`python -m benchmarks.train_step --model {r['model']} --threads {' '.join(map(str, threads))} "
+           f"--steps {p0['steps']} " + (f"--repeats {r['repeats']} " if r.get("repeats", 1) > 1 else "")
+           + ("--previous /tmp/previous " if r.get("previous") else "") + f"--json benchmarks/results/{fname}`")
+    ratios = "; ".join(f"{t} thread(s): " + ", ".join(f"{k} {v:.2f}" for k, v in rs.items())
+                       for t, rs in r["ratios"].items() if rs)
+    return [f"## One retraining step of `{r['model']}` ({p0['params'] / 1000:.0f} K weights, batch {p0['batch']} of "
+            f"{p0['crop']}x{p0['crop']})", "", cmd, "",
+            "The trainer's own step (forward, loss, backward, optimiser) on the entry's network and recipe, each "
+            "point in a fresh process, the variants taking turns: `default` = this checkout"
+            + (f"; `previous` = the code at commit {r['previous']} (`git worktree add /tmp/previous "
+               f"{r['previous']}`)" if r.get("previous") else "")
+            + f". Machine: {_machine(r['machine'])}.", "", r["table"], "",
+            *([f"Median step time against `default`, per thread count: {ratios}. What changed: the cells "
+               "concatenate their blocks with `hinas_lib.ops.cat_channels`, whose backward hands each block a "
+               "dense NHWC gradient; torch's own hands out strided channel slices, and torch's CPU BatchNorm "
+               "backward on those (NHWC input) takes a slow kernel, about 10x its time on a dense gradient "
+               "(26 against 2.7 ms on (16, 48, 48, 48), one thread). The search's BatchNorms had the same fix "
+               "already (`hinas_lib/bn_threads.py`); retraining had not. Gradients equal up to float32 "
+               "rounding (`tests/test_ops_cells.py`).", ""] if ratios else [])]
+
+
 def _repeats(r: Dict) -> int:
     p = r["points"][0] if r["points"] else None
     return sum(q["threads"] == p["threads"] and q["variant"] == p["variant"] for q in r["points"]) if p else 1
@@ -292,6 +318,8 @@ def build(d: Path) -> str:
     for fname in ("restore_speed_s30_f48.json", "restore_speed_12mp_s30.json", "restore_speed.json",
                   "restore_speed_12mp.json"):
         out += _restore_section(_load(d, fname), fname)
+    for fname in ("train_step_s30.json", "train_step_s50.json"):
+        out += _train_step_section(_load(d, fname), fname)
     r = _load(d, "derived.json")
     if r:
         out += ["## Derived networks against classic baselines (CPU, eval mode)", "",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .genotype import edge_index
-from .ops import Zero, build_op, router
+from .ops import Zero, build_op, cat_channels, router
 
 # Activations that carry no parameters may be computed once per input state
 # and shared by every op that starts with them (saves compute and memory).
@@ -126,7 +126,7 @@ class SearchCell(nn.Module):
                 total = y if total is None else total + y
                 e += 1
             states.append(total)
-        return self.out(torch.cat(states[2:], dim=1))
+        return self.out(cat_channels(states[2:]))
 
 
 class FixedCell(nn.Module):
@@ -147,7 +147,7 @@ class FixedCell(nn.Module):
         states = [self.pre0(s0), self.pre1(s1)]
         for ops, idxs in zip(self.ops, self.inputs):
             states.append(sum(op(states[j]) for op, j in zip(ops, idxs)))
-        return self.out(torch.cat(states[2:], dim=1))
+        return self.out(cat_channels(states[2:]))
 
 
 __all__ = ["MixedOp", "SearchCell", "FixedCell", "SHAREABLE_ACTS", "same_act"]

@@ -18,6 +18,7 @@ from torch import nn
 from .bn_threads import batch_norm, bn_backward, bn_forward
 from .cells import SHAREABLE_ACTS, SearchCell
 from .genotype import edge_index
+from .ops import cat_channels
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,7 @@ class FusedSearchCell(SearchCell):
                 else:
                     partial[i], owned[i] = partial[i] + term, True
         states.append(partial[-1])
-        return self.out(torch.cat(states[2:], dim=1))
+        return self.out(cat_channels(states[2:]))
 
     @staticmethod
     def _run_chain(perf: "PerfOptions", inp: torch.Tensor, repeated, bodies: List[nn.Sequential], spec,

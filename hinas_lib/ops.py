@@ -7,8 +7,9 @@ the supernet, genotypes and the discrete network at once.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence
 
+import torch
 from torch import nn
 
 # Fixed order: alpha columns are indexed by position, so this must never come
@@ -141,11 +142,38 @@ def conv_bn(c_in: int, c_out: int, kernel: int, *, affine: bool = True, act: boo
     return nn.Sequential(*layers)
 
 
+class _CatChannels(torch.autograd.Function):
+    """``torch.cat(xs, dim=1)`` whose backward hands each input a dense gradient in that input's
+    memory format. torch's own backward hands out channel slices of the output's gradient:
+    strided views that are neither NCHW- nor NHWC-contiguous, and torch's CPU BatchNorm backward
+    on such a gradient with an NHWC input runs a slow kernel (about 10x: 26 ms against 2.7 ms on
+    (16, 48, 48, 48), one thread). One copy per block instead."""
+
+    @staticmethod
+    def forward(ctx, *xs):
+        ctx.sizes = [x.shape[1] for x in xs]
+        ctx.formats = [torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+                       else torch.contiguous_format for x in xs]
+        return torch.cat(xs, dim=1)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(part.contiguous(memory_format=fmt)
+                     for part, fmt in zip(g.split(ctx.sizes, dim=1), ctx.formats))
+
+
+def cat_channels(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The channel concatenation of the cells' blocks (see :class:`_CatChannels`)."""
+    if len(xs) > 1 and torch.is_grad_enabled() and any(x.requires_grad for x in xs):
+        return _CatChannels.apply(*xs)
+    return torch.cat(list(xs), dim=1)
+
+
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
     "PRIMITIVES", "AUTHORS_PRIMITIVES", "OPS", "ACTIVATIONS", "register_op", "build_op", "router", "make_act",
-    "ActConvBN", "SepConv", "DilConv", "Zero", "conv_bn", "count_params",
+    "ActConvBN", "SepConv", "DilConv", "Zero", "conv_bn", "count_params", "cat_channels",
 ]

@@ -124,3 +124,19 @@ def test_restore_speed_previous_runs_another_checkouts_restore_path(tmp_path):
                               "--variants", "previous,after", "--previous", str(root)])
     assert [p["variant"] for p in res["points"]] == ["previous", "after"] and res["outputs_agree"]
     assert res["previous"] and set(res["ratios"]["1"]) == {"previous / after wall"}
+
+
+def test_train_step_times_the_trainers_step_on_this_and_another_checkout(tmp_path):
+    from benchmarks import train_step
+    root = Path(train_step.ROOT)
+    with pytest.raises(SystemExit):
+        train_step.main(["--previous", str(tmp_path)])  # not a checkout
+    out = tmp_path / "train_step_s50.json"
+    res = train_step.main(["--model", "denoise-s50", "--threads", "1", "--steps", "1", "--previous", str(root),
+                           "--json", str(out)])
+    assert [p["variant"] for p in res["points"]] == ["default", "previous"]
+    for p in res["points"]:
+        assert p["s_per_step"] > 0 and p["batch"] == 16 and p["crop"] == 48 and p["params"] > 100_000
+    assert set(res["ratios"]["1"]) == {"previous / default"} and res["ratios"]["1"]["previous / default"] > 0
+    page = report.build(tmp_path)
+    assert "## One retraining step of `denoise-s50`" in page and "--previous /tmp/previous" in page

@@ -268,3 +268,51 @@ def test_fixed_cell_follows_genotype():
     assert bns and all(b.affine for b in bns)
     y = cell(torch.randn(2, 3, 7, 9), torch.randn(2, 5, 7, 9))
     assert y.shape == (2, 4, 7, 9)
+
+
+def test_cat_channels_hands_each_block_a_dense_gradient_in_its_format():
+    from hinas_lib.ops import cat_channels
+    g = torch.Generator().manual_seed(0)
+    leaves = [torch.randn(2, c, 5, 6, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
+              for c in (3, 4, 3)]
+    w = torch.randn(2, 10, 5, 6, generator=g)
+    grads = {}
+
+    def run(cat, key):
+        xs = [x * 1.0 for x in leaves]  # blocks: intermediate tensors, as in a cell
+        for i, x in enumerate(xs):
+            x.register_hook(lambda gr, i=i: grads.setdefault(key, {}).__setitem__(i, gr))
+        out = cat(xs)
+        (out * w).sum().backward()
+        return out
+
+    out = run(cat_channels, "ours")
+    ref = run(lambda xs: torch.cat(xs, dim=1), "torch")
+    assert torch.equal(out, ref)
+    for i in range(3):
+        assert torch.equal(grads["ours"][i], grads["torch"][i])
+        assert grads["ours"][i].is_contiguous(memory_format=torch.channels_last)
+    # torch's own backward: a strided channel slice of the output's gradient
+    assert not grads["torch"][1].is_contiguous(memory_format=torch.channels_last)
+    assert not grads["torch"][1].is_contiguous()
+    # NCHW inputs get NCHW-contiguous gradients; without gradients it is torch.cat
+    a = torch.randn(1, 2, 3, 3, requires_grad=True)
+    cat_channels([a, a]).sum().backward()
+    assert a.grad.is_contiguous() and torch.equal(a.grad, torch.full_like(a, 2.0))
+    with torch.no_grad():
+        assert torch.equal(cat_channels(leaves), torch.cat(leaves, dim=1))
+
+
+def test_a_fixed_cells_batchnorms_get_dense_gradients_in_training():
+    # the slow path this avoids: torch's CPU BatchNorm backward on a strided gradient with an
+    # NHWC input (the channel slices torch.cat's backward hands out) runs ~10x slower
+    genotype = ((("sep_conv_3x3", 0), ("conv_3x3", 1)), (("dil_conv_3x3", 2), ("skip_connect", 0)))
+    cell = FixedCell(8, 8, 8, genotype).to(memory_format=torch.channels_last).train()
+    seen = []
+    for m in cell.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.register_full_backward_hook(lambda m, gi, go: seen.append(
+                go[0].is_contiguous(memory_format=torch.channels_last)))
+    s = torch.randn(4, 8, 9, 9).contiguous(memory_format=torch.channels_last).requires_grad_()
+    cell(s, s).square().mean().backward()
+    assert len(seen) >= 5 and all(seen)
