@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-from typing import Callable, Dict, List
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -85,3 +89,29 @@ def profiler_peak_mib(fn: Callable[[], object]) -> float:
         cur += e.nbytes()  # > 0 allocation, < 0 free
         peak = max(peak, cur)
     return peak / 2**20
+
+
+def run_worker(code: str, args: Sequence[str], threads: int, root: Path, label: str) -> Dict:
+    """Run ``code`` (a worker script printing one JSON line last) in a fresh process at
+    ``threads`` torch threads, importing this project from ``root`` (this checkout or another,
+    for a side-by-side ``previous`` variant)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
+                         cwd=root)
+    if out.returncode:
+        raise SystemExit(f"error: the {label} worker failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def revision(path) -> str:
+    """The commit a checkout is at (the record of what a ``previous`` variant ran)."""
+    out = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or str(path)
+
+
+def report_and_save(res: Dict, json_path: Optional[str]) -> Dict:
+    """Print a result's table and write it as JSON (when a path is given)."""
+    print(res["table"])
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=1))
+    return res

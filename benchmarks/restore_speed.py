@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -85,21 +82,12 @@ print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "again
 
 
 def run_point(variant: str, threads: int, model: str, size, tile: int, previous=None) -> Dict:
+    from benchmarks.common import run_worker
     # previous: this worker's ``after`` on the other checkout's library (its own benchmarks.common)
     root = Path(previous) if variant == "previous" else ROOT
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
-    out = subprocess.run([sys.executable, "-c", WORKER, "after" if variant == "previous" else variant, str(threads),
-                          model, str(size[0]), str(size[1]), str(tile)],
-                         capture_output=True, text=True, env=env, cwd=root)
-    if out.returncode:
-        raise SystemExit(f"error: the {variant} worker failed:\n{out.stderr[-2000:]}")
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "variant": variant}
-
-
-def _revision(path) -> str:
-    """The commit a checkout is at (for the record of what ``previous`` was)."""
-    out = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() or str(path)
+    p = run_worker(WORKER, ["after" if variant == "previous" else variant, threads, model, size[0], size[1], tile],
+                   threads, root, variant)
+    return {**p, "variant": variant}
 
 
 def table(points: List[Dict]) -> str:
@@ -120,7 +108,7 @@ def _wall(points: List[Dict], threads: int, variant: str) -> float:
 
 
 def main(argv=None) -> Dict:
-    from benchmarks.common import machine_info
+    from benchmarks.common import machine_info, report_and_save, revision
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="denoise-s30", help="a zoo name or a model.pt")
     ap.add_argument("--size", default="1600x1200", help="WxH of the (synthetic) grey photograph")
@@ -153,16 +141,13 @@ def main(argv=None) -> Dict:
                 points.append(p)
     same = {round(p["checksum"], 5) for p in points}
     res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
-           **({"previous": _revision(a.previous)} if a.previous else {}),
+           **({"previous": revision(a.previous)} if a.previous else {}),
            "points": points, "table": table(points),
            "ratios": {str(t): {f"{v} / after wall": _wall(points, t, v) / _wall(points, t, "after")
                                for v in a.variants.split(",") if v != "after" and _wall(points, t, "after")}
                       for t in a.threads},
            "outputs_agree": len(same) == 1}
-    print(res["table"])
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return res
+    return report_and_save(res, a.json)
 
 
 if __name__ == "__main__":

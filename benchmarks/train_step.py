@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -61,13 +58,9 @@ print(json.dumps({"threads": threads, "s_per_step": times[len(times) // 2], "ste
 
 
 def run_point(variant: str, threads: int, model: str, steps: int, previous=None) -> Dict:
+    from benchmarks.common import run_worker
     root = Path(previous) if variant == "previous" else ROOT
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
-    out = subprocess.run([sys.executable, "-c", WORKER, str(threads), model, str(steps)],
-                         capture_output=True, text=True, env=env, cwd=root)
-    if out.returncode:
-        raise SystemExit(f"error: the {variant} worker failed:\n{out.stderr[-2000:]}")
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "variant": variant}
+    return {**run_worker(WORKER, [threads, model, steps], threads, root, variant), "variant": variant}
 
 
 def table(points: List[Dict]) -> str:
@@ -89,8 +82,7 @@ def ratios(points: List[Dict], variants: List[str]) -> Dict[str, Dict[str, float
 
 
 def main(argv=None) -> Dict:
-    from benchmarks.common import machine_info
-    from benchmarks.restore_speed import _revision
+    from benchmarks.common import machine_info, report_and_save, revision
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="denoise-s30", help="a zoo denoising entry or a model.pt")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -117,11 +109,8 @@ def main(argv=None) -> Dict:
                 points.append(p)
     res = {"machine": machine, "model": a.model, "points": points, "table": table(points),
            "ratios": ratios(points, variants), "repeats": a.repeats,
-           **({"previous": _revision(a.previous)} if a.previous else {})}
-    print(res["table"])
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return res
+           **({"previous": revision(a.previous)} if a.previous else {})}
+    return report_and_save(res, a.json)
 
 
 if __name__ == "__main__":
