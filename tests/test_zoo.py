@@ -257,25 +257,40 @@ def test_branches_cli_makes_the_shipped_settings_unless_told_otherwise(tmp_path,
     assert grow.main(["branches", "--trunk", "g9", "--no-page", "--shared", str(tmp_path)]) == 2
 
 
-def test_first_cycle_is_reused_only_from_an_entry_that_is_exactly_it():
-    """A restart goes on from the shipped entry when the entry is its first cycle (same trunk,
-    steps, loss, no restarts yet) and never from anything else."""
+def test_shipped_cycles_are_reused_only_from_an_entry_that_is_exactly_them():
+    """A restart goes on from the shipped entry when the entry is the branch's first cycles (same
+    trunk, steps, loss, its restarts a proper prefix of the branch's) and never from anything else."""
     grow = _script("grow_denoise")
     trunk = load_checkpoint(grow.BLIND / grow.TRUNK / "train_checkpoint.pt", kind="train")
     info = zoo.entry_info("denoise-s70")  # a single cycle on MSE alone
     steps, w = info["branch_steps"], info["branch_ssim_weight"]
     assert info.get("branch_restarts", []) == [] and w == 0.0
-    weights, cpu_s = grow._shipped_first_cycle("denoise-s70", trunk, steps, w)
+    done, weights, cpu_s, points = grow._shipped_cycles("denoise-s70", trunk, steps, w, ((500, 5e-4),))
     net, _, _ = load_model(zoo.ZOO_DIR / "denoise-s70", "cpu")
-    assert all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
+    assert done == 1 and all(torch.equal(weights[k], v) for k, v in net.state_dict().items())
     assert cpu_s / 3600 == pytest.approx(info["cpu_hours"]["branch"], abs=0.01)
-    assert grow._shipped_first_cycle("denoise-s70", trunk, steps + 250, w) is None
-    assert grow._shipped_first_cycle("denoise-s70", trunk, steps, 1.0) is None
-    assert grow._shipped_first_cycle("denoise-s999", trunk, steps, w) is None
-    for name in ("denoise-s30", "denoise-blind", "denoise-s50", "denoise-s70"):  # a restarted entry is no first cycle
-        i = zoo.entry_info(name)
-        if i.get("branch_restarts"):
-            assert grow._shipped_first_cycle(name, trunk, i["branch_steps"], i["branch_ssim_weight"]) is None
+    assert points[-1][1] == info["best_val_psnr"]
+    assert grow._shipped_cycles("denoise-s70", trunk, steps, w) is None  # nothing left to train
+    assert grow._shipped_cycles("denoise-s70", trunk, steps + 250, w, ((500, 5e-4),)) is None
+    assert grow._shipped_cycles("denoise-s70", trunk, steps, 1.0, ((500, 5e-4),)) is None
+    assert grow._shipped_cycles("denoise-s999", trunk, steps, w, ((500, 5e-4),)) is None
+    # a restarted entry: reused as the first cycles of a branch that adds one more
+    blind = zoo.entry_info("denoise-blind")
+    done_r = [tuple(r) for r in blind["branch_restarts"]]
+    assert done_r and blind.get("trunk_recipe", grow.TRUNK) == grow.TRUNK
+    more = tuple(done_r) + ((5000, 3e-4),)
+    got = grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"], more)
+    assert got is not None and got[0] == 1 + len(done_r) and got[3] == blind["branch_cycles_val"]
+    assert grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"],
+                                tuple(done_r)) is None
+    other = ((done_r[0][0], done_r[0][1] * 2),) + tuple(done_r[1:]) + ((5000, 3e-4),)
+    assert grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"],
+                                other) is None
+    # another trunk's entry (denoise-s30 grew from g1-f48) is not this trunk's branch
+    s30 = zoo.entry_info("denoise-s30")
+    assert s30["trunk_recipe"] != grow.TRUNK
+    assert grow._shipped_cycles("denoise-s30", trunk, s30["branch_steps"], s30["branch_ssim_weight"],
+                                tuple(tuple(r) for r in s30["branch_restarts"]) + ((500, 1e-4),)) is None
 
 
 def test_grown_entries_record_their_cpu_hours():
@@ -362,8 +377,7 @@ def test_branch_cycles_go_on_from_the_entry_and_resume_without_redoing_a_cycle(t
     cfgs = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 30.0, 750, 0.0, restarts)
 
     # the shipped entry is the first cycle: not trained again, its weights go on
-    monkeypatch.setattr(grow, "_shipped_first_cycle", lambda *a: ({"w": torch.tensor(7.0)}, 3600.0))
-    monkeypatch.setattr(grow, "entry_info", lambda name: {"best_val_psnr": 26.5})
+    monkeypatch.setattr(grow, "_shipped_cycles", lambda *a: (1, {"w": torch.tensor(7.0)}, 3600.0, [[1.0, 26.5]]))
     res, cpu_s, points = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
     assert calls == [("branch-s30-750-ssim0+500@0.0005", False, 7.0),
                      ("branch-s30-750-ssim0+500@0.0005+250@0.0001", False, cfgs[1].train.seed)]
@@ -373,15 +387,29 @@ def test_branch_cycles_go_on_from_the_entry_and_resume_without_redoing_a_cycle(t
     assert runs[0].parent == tmp_path / "runs" / "zoo-v2" / "trunk3500"
     assert json.loads((runs[2] / grow.ORIGIN).read_text())["prior_cpu_s"] == 3700.0
 
-    # later, the entry holds the restarted model (no first cycle to reuse): only the last cycle resumes
+    # later, the run folders hold the cycles' states: only the last cycle resumes
     calls.clear()
-    monkeypatch.setattr(grow, "_shipped_first_cycle", lambda *a: None)
+    monkeypatch.setattr(grow, "_shipped_cycles", lambda *a: None)
     res2, cpu_s2, points2 = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
     assert calls == [("branch-s30-750-ssim0+500@0.0005+250@0.0001", True, None)]
     assert (cpu_s2, points2) == (cpu_s, points)
 
+    # an entry shipped after two cycles, trained on another machine (no run folders here): only
+    # the third cycle trains, from the entry's weights, its CPU time and points carried over
+    calls.clear()
+    monkeypatch.setattr(grow, "ROOT", tmp_path / "elsewhere")
+    monkeypatch.setattr(grow, "_shipped_cycles",
+                        lambda *a: (2, {"w": torch.tensor(8.0)}, 7200.0, [[1.0, 26.5], [2.0, 26.7]]))
+    res3, cpu_s3, points3 = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
+    assert calls == [("branch-s30-750-ssim0+500@0.0005+250@0.0001", False, 8.0)]
+    assert cpu_s3 == 7300.0 and [p for _, p in points3] == [26.5, 26.7, 30.0 + cfgs[2].train.seed]
+    third = grow.branch_runs("s30", 3500, 750, 0.0, restarts)[2]
+    assert json.loads((third / grow.ORIGIN).read_text()) == {"prior_cpu_s": 7200.0,
+                                                            "prior_points": [[1.0, 26.5], [2.0, 26.7]]}
+
     # a branch without restarts trains its one cycle from the trunk's weights
     calls.clear()
+    monkeypatch.setattr(grow, "_shipped_cycles", lambda *a: None)
     one = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 50.0, 750, 0.0)
     grow.train_cycles("denoise-s50", trunk_state, one, 750, 0.0)
     assert calls == [("branch-s50-750-ssim0", False, -1.0)]

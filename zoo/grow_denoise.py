@@ -398,33 +398,30 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
     # validation PSNR are in its ORIGIN file)
     start = max((k for k, r in enumerate(runs) if (r / STATE_NAME).exists() and (k == 0 or (r / ORIGIN).exists())),
                 default=0)
+    shipped = None if start or (runs[0] / STATE_NAME).exists() else \
+        _shipped_cycles(name, trunk_state, steps, ssim_weight, restarts, recipe)
     if start:
         origin = json.loads((runs[start] / ORIGIN).read_text())
         weights, branch_s, points = None, float(origin["prior_cpu_s"]), origin["prior_points"]
+    elif shipped is not None:
+        # the shipped entry is this branch's first cycles (their run folders may be on another
+        # machine): go on from its weights, its CPU time and validation points carried over
+        start, weights, branch_s, points = shipped
+        print(f"{name}: the first {start} cycle(s) = the shipped entry's weights; restarting from them")
     else:
         weights, branch_s, points = trunk_state["model"], 0.0, []
     res = None
     for k in range(start, len(cfgs)):
         run, resume = runs[k], (runs[k] / STATE_NAME).exists()
-        reuse = _shipped_first_cycle(name, trunk_state, steps, ssim_weight, recipe) \
-            if k == 0 and restarts and not resume \
-            else None
-        if reuse is not None:
-            # the shipped entry is this very first cycle (same trunk, length and loss): go on from it
-            print(f"{name}: first cycle = the shipped entry's weights ({steps} steps); restarting from them")
-            weights, cycle_s = reuse
-            psnr = entry_info(name)["best_val_psnr"]
-        else:
-            if k and not resume:
-                run.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(run / ORIGIN, json.dumps({"prior_cpu_s": branch_s, "prior_points": points}))
-            tr = Trainer(cfgs[k], geno, run, resume=resume, progress=True, val_size=0,
-                         init_weights=None if resume else weights)
-            res = tr.run()
-            weights, cycle_s = {k2: v.detach().clone() for k2, v in res.net.state_dict().items()}, tr._cpu_now()
-            psnr = res.best_psnr
-        branch_s += cycle_s
-        points.append([round(branch_s / 3600, 4), psnr])  # (validated once per cycle, at its end)
+        if k and not resume:
+            run.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run / ORIGIN, json.dumps({"prior_cpu_s": branch_s, "prior_points": points}))
+        tr = Trainer(cfgs[k], geno, run, resume=resume, progress=True, val_size=0,
+                     init_weights=None if resume else weights)
+        res = tr.run()
+        weights = {k2: v.detach().clone() for k2, v in res.net.state_dict().items()}
+        branch_s += tr._cpu_now()
+        points.append([round(branch_s / 3600, 4), res.best_psnr])  # (validated once per cycle, at its end)
     return res, branch_s, points
 
 
@@ -534,18 +531,26 @@ def replaced_row(info: Dict, date: str) -> Dict:
             "date": info.get("date")}
 
 
-def _shipped_first_cycle(name: str, trunk_state: Dict, steps: int, ssim_weight: float, recipe: str = TRUNK):
-    """(weights, CPU seconds) of entry ``name`` when it is exactly a first cycle of ``steps`` steps
-    at ``ssim_weight`` from this trunk (no restarts yet), else None."""
+def _shipped_cycles(name: str, trunk_state: Dict, steps: int, ssim_weight: float, restarts=(),
+                    recipe: str = TRUNK):
+    """(cycles done, weights, branch CPU seconds, validation points) of entry ``name`` when it is
+    the first cycles of this branch (same trunk, length and loss, its restarts a proper prefix of
+    ``restarts``), so that the branch goes on from the shipped weights without training those
+    cycles again; else None."""
     if name not in available():
         return None
     info = entry_info(name)
-    if (info.get("branch_steps"), info.get("branch_ssim_weight"), info.get("branch_restarts", [])) != \
-            (steps, ssim_weight, []) or info.get("train_steps") != int(trunk_state["step"]) + steps \
-            or info.get("trunk_recipe", TRUNK) != recipe:
+    done = [tuple(r) for r in info.get("branch_restarts", [])]
+    m = len(done)
+    if (info.get("branch_steps"), info.get("branch_ssim_weight")) != (steps, ssim_weight) \
+            or info.get("trunk_recipe", TRUNK) != recipe or m >= len(restarts) \
+            or [(int(n), float(lr)) for n, lr in restarts[:m]] != [(int(n), float(lr)) for n, lr in done] \
+            or info.get("train_steps") != int(trunk_state["step"]) + steps + sum(int(n) for n, _ in done):
         return None
     _, _, ckpt = load_model(ZOO / name, "cpu")
-    return ckpt["state_dict"], info["train_seconds"] - float(trunk_state.get("cpu_s", 0.0))
+    branch_s = info["train_seconds"] - float(trunk_state.get("cpu_s", 0.0))
+    points = info.get("branch_cycles_val") or [[round(branch_s / 3600, 4), info["best_val_psnr"]]]
+    return m + 1, ckpt["state_dict"], branch_s, [list(p) for p in points]
 
 
 def add_self_ensemble(name: str, shared: Path) -> Dict:
