@@ -99,9 +99,9 @@ def _restore_section(r, fname: str) -> List[str]:
     out: List[str] = []
     w, h = r["size"]
     macs = r["points"][0]["macs_per_px"] / 1000 if r["points"] else 0
-    label = r.get("model_label", f"`{r['model']}`")  # what the name meant when measured
-    out += [f"## `restore` of a {w}x{h} grey photograph with {label} ({macs:.0f} K multiply-adds per "
-            "pixel), against a matmul", "",
+    # model_label: what a measurement names when the zoo name has since meant another network
+    label = r.get("model_label", f"`{r['model']}` ({macs:.0f} K multiply-adds per pixel)")
+    out += [f"## `restore` of a {w}x{h} grey photograph with {label}, against a matmul", "",
             f"`python -m benchmarks.restore_speed --size {w}x{h} --threads "
             f"{' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
             f"--variants {','.join(dict.fromkeys(p['variant'] for p in r['points']))} "
