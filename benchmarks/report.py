@@ -106,7 +106,6 @@ def _restore_section(r, fname: str) -> List[str]:
             f"{' '.join(str(t) for t in sorted({p['threads'] for p in r['points']}))} "
             f"--variants {','.join(dict.fromkeys(p['variant'] for p in r['points']))} "
             + (f"--repeats {_repeats(r)} " if _repeats(r) > 1 else "")
-            + ""
             + (f"--tile {r['tile']} " if r.get("tile", 512) != 512 else "")
             + ("--previous /tmp/previous " if r.get("previous") else "")
             + f"--json benchmarks/results/{fname}`", "",
@@ -142,7 +141,7 @@ def _train_step_section(r, fname: str) -> List[str]:
     p0 = r["points"][0]
     threads = sorted({p["threads"] for p in r["points"]})
     cmd = (f"`python -m benchmarks.train_step --model {r['model']} --threads {' '.join(map(str, threads))} "
-           f"--steps {p0['steps']} " + (f"--repeats {r['repeats']} " if r.get("repeats", 1) > 1 else "")
+           f"--steps {p0['steps']} " + (f"--repeats {_repeats(r)} " if _repeats(r) > 1 else "")
            + ("--previous /tmp/previous " if r.get("previous") else "") + f"--json benchmarks/results/{fname}`")
     ratios = "; ".join(f"{t} thread(s): " + ", ".join(f"{k} {v:.2f}" for k, v in rs.items())
                        for t, rs in r["ratios"].items() if rs)
