@@ -32,7 +32,12 @@ class RestorationLoss(nn.Module):
         self.pixel, self.ssim_weight, self.form = pixel, ssim_weight, form
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pred, target = pred.float(), target.float()
+        # in float32 even under autocast: SSIM's variances are differences of means, which
+        # bf16/fp16 convolutions round below zero, and the log then turns them into NaN
+        with torch.autocast(pred.device.type, enabled=False):
+            return self._loss(pred.float(), target.float())
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pix = F.mse_loss(pred, target) if self.pixel == "mse" else F.l1_loss(pred, target)
         if self.form == "authors":
             s = ssim_torch(pred, target, data_range=1.0, padding="same")

@@ -140,3 +140,28 @@ def test_ssim_torch_equals_ssim_and_has_gradients():
     assert float(ssim_torch(y, y)) == pytest.approx(1.0, abs=1e-12)
     with pytest.raises(ValueError, match="N,C,H,W"):
         ssim_torch(y[0], y[0])
+
+
+@pytest.mark.parametrize("form", ["compact", "authors"])
+def test_the_training_loss_is_float32_under_autocast(form):
+    # `--amp` runs the network under autocast, and the loss is computed inside that region;
+    # SSIM's window convolutions in bf16 round its variances (differences of means) and made
+    # the log-SSIM term differ, or NaN. The loss must be the float32 loss, gradient included.
+    from hinas_lib.losses import RestorationLoss
+
+    a, b = noisy_pair((2, 1, 32, 32), seed=3)
+    target = torch.from_numpy(a).float()
+    loss_fn = RestorationLoss("mse", 1.0, form)
+    ref_x = torch.from_numpy(b).float().requires_grad_(True)
+    ref = loss_fn(ref_x, target)
+    ref.backward()
+    x = torch.from_numpy(b).float().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss_fn(x.to(torch.bfloat16).float(), target)  # what an autocast network hands over
+    got.backward()
+    assert got.dtype == torch.float32
+    # the input's bf16 rounding is the only difference left: well under the float32 loss's scale
+    assert got.item() == pytest.approx(ref.item(), rel=2e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        same = loss_fn(x.detach(), target)
+    assert same.item() == ref.item()
