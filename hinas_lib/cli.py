@@ -302,8 +302,8 @@ def make_parser() -> argparse.ArgumentParser:
     _run_args(s)
     s.add_argument("--out", required=True)
     s.add_argument("--resume", action="store_true", help="continue the search in --out")
-    s.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None,
-                   help="CUDA autocast (default: the config's search.amp)")
+    s.add_argument("--amp", choices=["none", "bf16"], default=None,
+                   help="CUDA autocast (default: the config's search.amp; no fp16: the search has no loss scaler)")
     s.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_search)
 

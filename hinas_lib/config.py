@@ -69,6 +69,9 @@ def _check_types(obj, section: str) -> None:
 ALPHA_SHARING = ("layer", "tied", "cell")
 ARCH_INITS = ("random", "ones")
 AMP_MODES = ("none", "bf16", "fp16")
+# the search has no loss scaler (its architecture step takes autograd.grad of alpha/beta alone):
+# fp16 would flush its small gradients to zero, so it autocasts in bf16 only
+SEARCH_AMP_MODES = ("none", "bf16")
 SEARCH_SCHEDULES = tuple(SEARCH_LR)
 TRAIN_SCHEDULES = tuple(TRAIN_LR)
 OPTIMIZERS = ("adam", "sgd")
@@ -200,7 +203,7 @@ class SearchConfig:
     select_by: str = "psnr"           # psnr | ssim_psnr (SSIM + PSNR/100, the authors')
     select_from: int = -1             # first epoch (0-based) that may be selected; -1: the end of the warm-up
                                       # (none reached, as in a shortened run: the final epoch is kept)
-    amp: str = "none"                 # none | bf16 | fp16 (CUDA autocast)
+    amp: str = "none"                 # none | bf16 (CUDA autocast; fp16 is train.amp's alone)
     checkpoint_every: int = 0         # steps; 0 = at epoch ends only
     seed: int = 0
     # DARTS- (Chu et al. 2021), compact design: an auxiliary skip on every edge, outside the
@@ -210,7 +213,9 @@ class SearchConfig:
 
     def __post_init__(self):
         _check_types(self, "search")
-        _require(self.amp in AMP_MODES, "search.amp", f"must be one of {AMP_MODES}, got {self.amp!r}")
+        _require(self.amp in SEARCH_AMP_MODES, "search.amp",
+                 f"must be one of {SEARCH_AMP_MODES}, got {self.amp!r}"
+                 + ("; fp16 needs loss scaling, which the search does not do: use bf16" if self.amp == "fp16" else ""))
         _require(self.w_lr_schedule in SEARCH_SCHEDULES, "search.w_lr_schedule",
                  f"must be one of {SEARCH_SCHEDULES}, got {self.w_lr_schedule!r}")
         _require(self.lr_t_max >= 1, "search.lr_t_max", f"must be >= 1, got {self.lr_t_max}")

@@ -133,6 +133,7 @@ def test_load_config_prefers_file_and_overrides_scale(tmp_path):
     (lambda: SearchConfig(epochs=5, warmup_epochs=6), "search.warmup_epochs"),
     (lambda: SearchConfig(batch_size=0), "search.batch_size"),
     (lambda: TrainConfig(amp="fp8"), "train.amp"),
+    (lambda: SearchConfig(amp="fp16"), "search.amp"),
     (lambda: TrainConfig(filters=0), "train.filters"),
     (lambda: DataConfig(val_fraction=1.0), "data.val_fraction"),
 ])
