@@ -48,6 +48,15 @@ def _batch(seed=1, size=32):
     return (x + 0.1 * torch.randn(4, 1, size, size, generator=g)).clamp(0, 1), x
 
 
+def _loss(make_net, cfg, x, y, amp):
+    """A fresh network (same seed for both precisions), its loss function, and its loss on (x, y)."""
+    torch.manual_seed(0)
+    net = make_net().train()
+    loss_fn = get_task(cfg).loss()
+    with _cpu_autocast(CPU, amp):
+        return net, loss_fn, loss_fn(net(x), y)
+
+
 def _cos(a, b):
     return float(F.cosine_similarity(a.flatten().double(), b.flatten().double(), 0))
 
@@ -60,11 +69,7 @@ def test_search_steps_under_autocast_agree_with_float32(style, perf, monkeypatch
     x, y = _batch()
     out = {}
     for amp in ("none", "bf16"):
-        torch.manual_seed(0)
-        net = build_supernet(cfg, perf).train()
-        loss_fn = get_task(cfg).loss()
-        with _cpu_autocast(CPU, amp):
-            loss = loss_fn(net(x), y)
+        net, loss_fn, loss = _loss(lambda: build_supernet(cfg, perf), cfg, x, y, amp)
         out[amp] = (loss, torch.autograd.grad(loss, net.arch_parameters()))
         # the two steps the search alternates, as it runs them
         w_opt, a_opt = make_optimizers(net, cfg)
@@ -92,11 +97,7 @@ def test_retraining_network_under_autocast_agrees_with_float32(style):
     x, y = _batch(seed=2)
     grads = {}
     for amp in ("none", "bf16"):
-        torch.manual_seed(0)
-        net = build_network(geno, cfg).train()
-        loss_fn = get_task(cfg).loss()
-        with _cpu_autocast(CPU, amp):
-            loss = loss_fn(net(x), y)
+        net, _, loss = _loss(lambda: build_network(geno, cfg), cfg, x, y, amp)
         loss.backward()
         grads[amp] = torch.cat([p.grad.flatten() for p in net.parameters()])
         assert torch.isfinite(grads[amp]).all()
