@@ -162,6 +162,8 @@ def test_the_training_loss_is_float32_under_autocast(form):
     assert got.dtype == torch.float32
     # the input's bf16 rounding is the only difference left: well under the float32 loss's scale
     assert got.item() == pytest.approx(ref.item(), rel=2e-3)
+    assert x.grad.dtype == torch.float32
+    assert float(torch.nn.functional.cosine_similarity(x.grad.flatten(), ref_x.grad.flatten(), 0)) > 0.999
     with torch.autocast("cpu", dtype=torch.bfloat16):
         same = loss_fn(x.detach(), target)
     assert same.item() == ref.item()
