@@ -441,3 +441,72 @@ def test_a_replaced_entry_stays_on_the_curves(tmp_path, monkeypatch):
     grow.plot_curves(tmp_path / "curves.png")
     assert "denoise-s30 of g1-f32, replaced 2026-12-07" in labels
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_park_keeps_an_unfinished_cycle_that_a_fresh_checkout_resumes(tmp_path, monkeypatch):
+    """A branch cycle longer than a session: `park` copies its checkpoint from the ignored runs/
+    into zoo/state/parked (committed); in a checkout without runs/, `train_cycles` puts it back
+    and resumes that cycle alone, its origin carried over; the finished branch leaves nothing parked."""
+    from types import SimpleNamespace
+    from hinas_lib.checkpoint import atomic_save
+    grow = _script("grow_denoise")
+    monkeypatch.setattr(grow, "ROOT", tmp_path)
+    restarts = ((500, 5e-4),)
+    cfgs = grow.cycle_configs(grow.trunk_config(grow.TRUNK), 30.0, 750, 0.0, restarts)
+    runs = grow.branch_runs("s30", 3500, 750, 0.0, restarts)
+
+    def state(run, cfg, step):
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_save({"kind": "train", "config": cfg.to_dict(), "step": step}, run / grow.STATE_NAME)
+
+    # the first cycle finished; the restart has written its origin but not yet its first checkpoint
+    state(runs[0], cfgs[0], 750)
+    (runs[0] / "model.pt").write_bytes(b"best")
+    runs[1].mkdir(parents=True)
+    origin = {"prior_cpu_s": 900.0, "prior_points": [[0.25, 26.5]]}
+    (runs[1] / grow.ORIGIN).write_text(json.dumps(origin))
+    assert grow.park() == [runs[0]]  # the finished cycle is what the branch goes on from
+    assert sorted(f.name for f in grow.parked(runs[0]).iterdir()) == ["model.pt", grow.STATE_NAME]
+    assert grow.parked(runs[0]) == tmp_path / "zoo" / "state" / "parked" / "zoo-v2" / "trunk3500" / runs[0].name
+
+    # the restart at step 250 of its 500: parked, and the first cycle's parked copy dropped
+    state(runs[1], cfgs[1], 250)
+    assert grow.park() == [runs[1]]
+    assert sorted(f.name for f in grow.parked(runs[1]).iterdir()) == [grow.ORIGIN, grow.STATE_NAME]
+    assert not grow.parked(runs[0]).exists()
+    saved = (runs[1] / grow.STATE_NAME).read_bytes()
+
+    # a fresh checkout: no runs/ at all; park leaves the parked cycle alone
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+    assert grow.park() == [] and (grow.parked(runs[1]) / grow.STATE_NAME).exists()
+    calls = []
+
+    class FakeTrainer:
+        def __init__(self, cfg, geno, out, *, resume, progress, val_size, init_weights):
+            calls.append((out.name, resume, (out / grow.STATE_NAME).read_bytes() if resume else None))
+            self.out = out
+
+        def run(self):
+            net = torch.nn.Module()
+            return SimpleNamespace(net=net, best_psnr=27.0, model_path=self.out / "model.pt")
+
+        def _cpu_now(self):
+            return 100.0
+
+    monkeypatch.setattr(grow, "Trainer", FakeTrainer)
+    monkeypatch.setattr(grow, "_shipped_cycles", lambda *a: pytest.fail("the parked cycle comes first"))
+    trunk_state = {"step": 3500, "model": {}, "genotype": load_checkpoint(
+        grow.BLIND / grow.TRUNK / "train_checkpoint.pt", kind="train")["genotype"], "cpu_s": 0.0}
+    res, cpu_s, points = grow.train_cycles("denoise-s30", trunk_state, cfgs, 750, 0.0, restarts)
+    assert calls == [(runs[1].name, True, saved)]  # the restart resumed, the first cycle not trained again
+    assert cpu_s == 1000.0 and points == [[0.25, 26.5], [round(1000.0 / 3600, 4), 27.0]]
+    assert not (tmp_path / "zoo" / "state" / "parked").exists()  # the branch is done: nothing parked
+
+
+def test_park_needs_no_data_folder(tmp_path, monkeypatch, capsys):
+    """`park` only copies checkpoints: it runs where ../shared is missing, and says what it kept."""
+    grow = _script("grow_denoise")
+    monkeypatch.setattr(grow, "ROOT", tmp_path)
+    assert grow.main(["park", "--shared", str(tmp_path / "nowhere")]) == 0
+    assert "0 unfinished cycle(s) in zoo/state/parked" in capsys.readouterr().out

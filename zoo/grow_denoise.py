@@ -9,6 +9,7 @@
     python zoo/grow_denoise.py status                # CPU-hours and validation PSNR so far
     python zoo/grow_denoise.py point [NAME]          # validate a stopped run's state now (adds a curve point)
     python zoo/grow_denoise.py plot                  # zoo/curves.png
+    python zoo/grow_denoise.py park                  # keep unfinished branch cycles in zoo/state/parked (commit it)
 
 How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
 
@@ -29,6 +30,10 @@ How (measured, not guessed: zoo/RESULTS.md plots every recipe tried):
    loss and restarts. The trunk itself is not changed, so it keeps growing.
 3. Every entry is evaluated on Set12 against noisy input, NLM and BM3D (the
    ``bm3d`` package), and records the CPU-hours it took (trunk + branch).
+
+A branch cycle runs in ``runs/zoo-v2/`` (git-ignored, so gone from a fresh checkout); one
+longer than a session goes on in the next only if ``park`` copied its last checkpoint into
+``zoo/state/parked/`` and that was committed: ``branches`` takes it from there.
 
 Validation during training uses 20 Train400 images held out of training
 (5%, seeded), at sigma 30 / 50 / 70 (``curves.jsonl``): Set12 stays a test set.
@@ -52,14 +57,14 @@ import torch  # noqa: E402
 
 import zootools  # noqa: E402 (beside this script)
 from hinas_lib import data, splits  # noqa: E402
-from hinas_lib.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from hinas_lib.checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint  # noqa: E402
 from hinas_lib.checks import MAX_THREADS  # noqa: E402
 from hinas_lib.cli import classify, int_in  # noqa: E402
 from hinas_lib.config import Config, get_preset  # noqa: E402
 from hinas_lib.evaluate import evaluate, format_table  # noqa: E402
 from hinas_lib.genotype import Genotype  # noqa: E402
 from hinas_lib.model_files import load_model  # noqa: E402
-from hinas_lib.runfiles import GENOTYPE_FILE, TRAIN_STATE as STATE_NAME  # noqa: E402
+from hinas_lib.runfiles import GENOTYPE_FILE, MODEL_FILE, TRAIN_STATE as STATE_NAME  # noqa: E402
 from hinas_lib.runtime import set_threads  # noqa: E402
 from hinas_lib.tasks import get_task, with_level  # noqa: E402
 from hinas_lib.train import Trainer  # noqa: E402
@@ -394,6 +399,7 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
     """
     geno = Genotype.from_dict(trunk_state["genotype"])
     runs = branch_runs(name.split("-", 1)[1], int(trunk_state["step"]), steps, ssim_weight, restarts, recipe)
+    unpark(runs)
     # go on from the last cycle that has a state: the cycles before it are done (their CPU time and
     # validation PSNR are in its ORIGIN file)
     start = max((k for k, r in enumerate(runs) if (r / STATE_NAME).exists() and (k == 0 or (r / ORIGIN).exists())),
@@ -422,7 +428,73 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
         weights = {k2: v.detach().clone() for k2, v in res.net.state_dict().items()}
         branch_s += tr._cpu_now()
         points.append([round(branch_s / 3600, 4), res.best_psnr])  # (validated once per cycle, at its end)
+    for run in runs:  # the branch is done: nothing of it is left to resume
+        unpark_done(run)
     return res, branch_s, points
+
+
+PARK_FILES = (STATE_NAME, ORIGIN, MODEL_FILE)  # what resumes a cycle: its state, where it came from, its best weights
+
+
+def parked(run: Path) -> Path:
+    """Where ``park`` keeps the run folder ``run`` (under ``runs/``) in the repository."""
+    return ROOT / "zoo" / "state" / "parked" / run.relative_to(ROOT / "runs")
+
+
+def _cycle_done(run: Path) -> bool:
+    state = load_checkpoint(run / STATE_NAME, kind="train")
+    t = Config.from_dict(state["config"]).train
+    return int(state["step"]) >= t.epochs * t.steps_per_epoch
+
+
+def park() -> List[Path]:
+    """Copy the cycles that are not finished (and a finished one whose next cycle has not yet
+    reached its first checkpoint) from ``runs/zoo-v2`` into ``zoo/state/parked``, and drop the
+    parked copies of cycles that have since finished or been followed. A parked folder without
+    its run folder here (parked on another machine or in another checkout) is left alone."""
+    runs_root = ROOT / "runs" / "zoo-v2"
+    keep, drop = [], []
+    for run in sorted(p.parent for p in runs_root.glob(f"*/*/{STATE_NAME}")):
+        nxt = [r for r in run.parent.iterdir() if r.name.startswith(run.name + "+") and "+" not in r.name[len(run.name) + 1:]]
+        followed = any((r / STATE_NAME).exists() for r in nxt)
+        waiting = any((r / ORIGIN).exists() and not (r / STATE_NAME).exists() for r in nxt)
+        (drop if followed or (_cycle_done(run) and not waiting) else keep).append(run)
+    for run in keep:
+        dest = parked(run)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PARK_FILES:
+            if (run / name).exists():
+                atomic_write_bytes(dest / name, (run / name).read_bytes())
+    for run in drop:
+        unpark_done(run)
+    return keep
+
+
+def unpark_done(run: Path) -> None:
+    """Remove ``run``'s parked copy (the cycle finished, or a later one holds the branch)."""
+    dest = parked(run)
+    if dest.is_dir():
+        for f in dest.iterdir():
+            f.unlink()
+        dest.rmdir()
+        top = ROOT / "zoo" / "state"
+        for d in dest.parents:  # the folders left empty, up to zoo/state/parked itself
+            if d == top or any(d.iterdir()):
+                break
+            d.rmdir()
+
+
+def unpark(runs: List[Path]) -> None:
+    """Put the parked copies of a branch's cycles back where the cycles train, where the run
+    folder has no state of its own (a fresh checkout): ``train_cycles`` then resumes them."""
+    for run in runs:
+        src = parked(run)
+        if (src / STATE_NAME).exists() and not (run / STATE_NAME).exists():
+            run.mkdir(parents=True, exist_ok=True)
+            for name in PARK_FILES:
+                if (src / name).exists():
+                    atomic_write_bytes(run / name, (src / name).read_bytes())
+            print(f"{run.name}: resuming the parked state from {src.relative_to(ROOT)}")
 
 
 def branch_trunk(trunk_state: Dict, shared) -> Config:
@@ -584,7 +656,7 @@ def _recipe_note(recipe: str) -> str:
 
 def main(argv=None) -> int:
     ap = _Parser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["trunk", "trial", "branches", "ensemble", "point", "status", "plot"])
+    ap.add_argument("command", choices=["trunk", "trial", "branches", "ensemble", "point", "status", "plot", "park"])
     ap.add_argument("name", nargs="?", help="trial: the recipe (" + ", ".join(RECIPES) + "); "
                     "ensemble: the entry (default: every grey entry)")
     ap.add_argument("--hours", type=_hours, default=1.0, help="CPU-hours to add (trunk, trial)")
@@ -609,6 +681,13 @@ def main(argv=None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
     shared = Path(args.shared).resolve()  # before the chdir: a relative --shared is the caller's
+    if args.command == "park":  # needs no data
+        kept = park()
+        for run in kept:
+            print(f"parked {run.relative_to(ROOT)} (step {int(load_checkpoint(run / STATE_NAME, kind='train')['step'])})")
+        print(f"{len(kept)} unfinished cycle(s) in {(ROOT / 'zoo' / 'state' / 'parked').relative_to(ROOT)}: commit it "
+              "so that the next checkout resumes them")
+        return 0
     os.chdir(ROOT)  # the default configs name ../shared relative to the repository
     if not (shared / "data" / "Train400").is_dir():
         print(f"error: {shared / 'data' / 'Train400'} not found (pass --shared)", file=sys.stderr)
