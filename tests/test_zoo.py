@@ -153,6 +153,30 @@ def test_bm3d_baseline_beats_the_noisy_input_and_is_denoise_only():
         evaluate.evaluate(None, get_preset("tiny", "sr"), [], bm3d=True)
 
 
+@pytest.mark.parametrize("method", ["nlm", "bm3d"])
+def test_denoising_baselines_see_the_unclamped_noisy_image(method):
+    """The baselines get the noisy image the network gets, values outside [0, 1] included: on a
+    flat black and a flat white half at sigma 50, clamped noise has a mean of about 0.08 away
+    from the edge value (0.4 sigma), which a denoiser told the noise is zero-mean keeps."""
+    from hinas_lib.config import get_preset
+    from hinas_lib.degrade import add_gaussian_noise
+    from hinas_lib.tasks import bm3d_denoise, get_task
+    if method == "bm3d":
+        pytest.importorskip("bm3d")
+        run = bm3d_denoise
+    else:
+        run = get_task(get_preset("tiny", "denoise")).baseline
+    clean = torch.zeros(1, 64, 64)
+    clean[:, :, 32:] = 1.0
+    noisy = add_gaussian_noise(clean, 50, generator=torch.Generator().manual_seed(0))
+    assert noisy.min() < -0.3 and noisy.max() > 1.3  # the input really leaves [0, 1]
+    out = run(noisy, 50)
+    # away from the edge: the black half's mean near 0, the white half's near 1
+    assert float(out[:, :, 8:24].mean()) < 0.02 and float(out[:, :, 40:56].mean()) > 0.98
+    clamped = run(noisy.clamp(0, 1), 50)  # what the baselines were fed until 2026-12-07
+    assert float(clamped[:, :, 8:24].mean()) > 0.04
+
+
 def _script(name):
     import importlib.util
     spec = importlib.util.spec_from_file_location(f"zoo_{name}", zoo.ZOO_DIR / f"{name}.py")

