@@ -414,11 +414,11 @@ class DenoiseExplorer(_Explorer):
         scores = {k: psnr(v, clean, **task.metric_kwargs) for k, v in outs.items()}
         self.state = {"sigma": sigma, "model": name, "psnr": scores}
         rng = cfg.task.sigma_range
-        trained = (f"{rng[0]:g}-{rng[1]:g} (blind)" if rng is not None
-                   else ", ".join(f"{s:g}" for s in cfg.task.sigmas))
+        trained = (f"over sigma {rng[0]:g}-{rng[1]:g}: blind" if rng is not None
+                   else "at sigma " + ", ".join(f"{s:g}" for s in cfg.task.sigmas))
         fig = plots.image_grid([data.to_numpy(v) for v in (*outs.values(), clean)],
                              [f"{k}\n{scores[k]:.2f} dB" for k in outs] + ["clean"], size=2.6)
-        fig.suptitle(f"sigma = {sigma:g} (the model was trained at sigma {trained})", fontsize=10)
+        fig.suptitle(f"sigma = {sigma:g} (the model was trained {trained})", fontsize=10)
         fig.tight_layout()
         show_figure(self.output, fig)
 
