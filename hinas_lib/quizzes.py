@@ -194,7 +194,7 @@ QUIZZES["05"] = [
               "(29.23 against 29.16 dB)", "the zoo model beats BM3D by about 2 dB",
               "BM3D and NLM score the same"),
              1, "BM3D is the strong classical baseline; beating NLM alone says little. The zoo's model, grown "
-                "for hours on one CPU, is 0.08 dB above BM3D (and the sigma 50 and 70 entries are a little below it); "
+                "for hours on one CPU, is 0.08 dB above BM3D (the sigma 70 entry is level with it, the sigma 50 one a little below); "
                 "the paper's networks are larger and trained far longer."),
 ]
 
