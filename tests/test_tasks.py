@@ -299,3 +299,15 @@ def test_a_model_file_whose_weights_do_not_fit_gets_one_short_line(tmp_path):
     msg = str(e.value)
     assert "weights do not match" in msg and "size mismatch for stem.weight" in msg and "more)" in msg
     assert len(msg) < 600 and "\n" not in msg
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_noisy_array_is_to_numpy_without_the_clamp(channels):
+    """What the denoising baselines read: the layout of data.to_numpy (HxW, or HxWxC for colour),
+    in float64, with the values outside [0, 1] that the noise put there kept."""
+    from hinas_lib.tasks.denoise import noisy_array
+    x = torch.rand(channels, 5, 7, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.3
+    a = noisy_array(x)
+    assert a.dtype == np.float64 and a.shape == data.to_numpy(x).shape
+    assert a.min() < 0 and a.max() > 1
+    assert np.allclose(np.clip(a, 0, 1), data.to_numpy(x))
