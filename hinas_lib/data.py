@@ -517,8 +517,10 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def to_numpy(x: torch.Tensor) -> np.ndarray:
-    """(C,H,W) tensor -> HxW or HxWxC float32 array, clamped to [0, 1]."""
-    a = x.detach().float().clamp(0, 1).cpu().numpy()
+def to_numpy(x: torch.Tensor, *, clamp: bool = True) -> np.ndarray:
+    """(C,H,W) tensor -> HxW or HxWxC float32 array, clamped to [0, 1] (``clamp=False``: as it is,
+    e.g. a noisy image whose noise left [0, 1])."""
+    a = x.detach().float()
+    a = (a.clamp(0, 1) if clamp else a).cpu().numpy()
     return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
 

@@ -45,6 +45,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -437,9 +438,22 @@ def train_cycles(name: str, trunk_state: Dict, cfgs: List[Config], steps: int, s
 PARK_FILES = (STATE_NAME, ORIGIN, MODEL_FILE)  # what resumes a cycle: its state, where it came from, its best weights
 
 
+def parked_root() -> Path:
+    """Where ``park`` keeps run folders in the repository (a function: tests move ROOT)."""
+    return ROOT / "zoo" / "state" / "parked"
+
+
 def parked(run: Path) -> Path:
     """Where ``park`` keeps the run folder ``run`` (under ``runs/``) in the repository."""
-    return ROOT / "zoo" / "state" / "parked" / run.relative_to(ROOT / "runs")
+    return parked_root() / run.relative_to(ROOT / "runs")
+
+
+def _copy_cycle(src: Path, dest: Path) -> None:
+    """A cycle's PARK_FILES from folder ``src`` into ``dest``, each written atomically."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PARK_FILES:
+        if (src / name).exists():
+            atomic_write_bytes(dest / name, (src / name).read_bytes())
 
 
 def _cycle_done(run: Path) -> bool:
@@ -461,11 +475,7 @@ def park() -> List[Path]:
         waiting = any((r / ORIGIN).exists() and not (r / STATE_NAME).exists() for r in nxt)
         (drop if followed or (_cycle_done(run) and not waiting) else keep).append(run)
     for run in keep:
-        dest = parked(run)
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in PARK_FILES:
-            if (run / name).exists():
-                atomic_write_bytes(dest / name, (run / name).read_bytes())
+        _copy_cycle(run, parked(run))
     for run in drop:
         unpark_done(run)
     return keep
@@ -475,10 +485,8 @@ def unpark_done(run: Path) -> None:
     """Remove ``run``'s parked copy (the cycle finished, or a later one holds the branch)."""
     dest = parked(run)
     if dest.is_dir():
-        for f in dest.iterdir():
-            f.unlink()
-        dest.rmdir()
-        top = ROOT / "zoo" / "state"
+        shutil.rmtree(dest)
+        top = parked_root().parent
         for d in dest.parents:  # the folders left empty, up to zoo/state/parked itself
             if d == top or any(d.iterdir()):
                 break
@@ -491,10 +499,7 @@ def unpark(runs: List[Path]) -> None:
     for run in runs:
         src = parked(run)
         if (src / STATE_NAME).exists() and not (run / STATE_NAME).exists():
-            run.mkdir(parents=True, exist_ok=True)
-            for name in PARK_FILES:
-                if (src / name).exists():
-                    atomic_write_bytes(run / name, (src / name).read_bytes())
+            _copy_cycle(src, run)
             print(f"{run.name}: resuming the parked state from {src.relative_to(ROOT)}")
 
 
@@ -686,7 +691,7 @@ def main(argv=None) -> int:
         kept = park()
         for run in kept:
             print(f"parked {run.relative_to(ROOT)} (step {int(load_checkpoint(run / STATE_NAME, kind='train')['step'])})")
-        print(f"{len(kept)} unfinished cycle(s) in {(ROOT / 'zoo' / 'state' / 'parked').relative_to(ROOT)}: commit it "
+        print(f"{len(kept)} unfinished cycle(s) in {parked_root().relative_to(ROOT)}: commit it "
               "so that the next checkout resumes them")
         return 0
     os.chdir(ROOT)  # the default configs name ../shared relative to the repository
