@@ -182,6 +182,44 @@ def _fraction(r: Dict, threads: int, variant: str, key: str = "useful_gmac_s") -
     return sum(p[key] / p["matmul_gmac_s"] for p in ps) / len(ps) if ps else 0.0
 
 
+def _onnx_section(r, fname: str) -> List[str]:
+    """ONNX Runtime against what ``restore`` runs (the issue's optional ONNX export, kept only if faster)."""
+    if not r:
+        return []
+    w, h = r["size"]
+    threads = sorted({p["threads"] for p in r["points"]})
+    parts = []
+    for t in threads:
+        o, a = _wall(r, t, "onnxruntime"), _wall(r, t, "after")
+        again_o, again_a = _wall(r, t, "onnxruntime", "again_s"), _wall(r, t, "after", "again_s")
+        parts.append(f"at {t} thread(s) {o:.1f} s against {a:.1f} s ({o / a:.2f}x the time; the same image "
+                     f"again {again_o / again_a:.2f}x)")
+    export = [p["export_s"] for p in r["points"] if p.get("export_s")]
+    ratio = {t: _wall(r, t, "onnxruntime") / _wall(r, t, "after") for t in threads}
+    # within 5% of the planned pass's time is level on this noisy machine
+    verdict = {t: "faster" if q < 0.95 else "slower" if q > 1.05 else "level" for t, q in ratio.items()}
+    faster = all(v == "faster" for v in verdict.values())
+    return [f"## ONNX Runtime against `restore`: a {w}x{h} grey photograph with `{r['model']}`", "",
+            f"`python -m benchmarks.restore_speed --size {w}x{h} --threads {' '.join(map(str, threads))} "
+            f"--variants after,onnxruntime --repeats {_repeats(r)} --json benchmarks/results/{fname}` "
+            "(needs `pip install onnxruntime onnxscript`)", "",
+            "`onnxruntime` = the eager inference copy exported to ONNX (torch's dynamo exporter, tile height and "
+            f"width dynamic) and run by ONNX Runtime {r.get('onnxruntime', '')} (CPU provider, the same thread "
+            f"count), tile by tile; its export ({min(export):.0f}-{max(export):.0f} s, once per network) is not in "
+            "the wall time. `after` = what `restore` runs (the planned pass). Each point in a fresh process, the "
+            f"variants taking turns. Machine: {_machine(r['machine'])}.", "", r["table"], "",
+            "Outputs agree: " + ("yes" if r.get("outputs_agree") else "NO") + ". Summed over the repeats, "
+            "ONNX Runtime took " + "; ".join(parts) + ". "
+            + "Against the planned pass it is " + ", ".join(f"{v} at {t} thread(s)" for t, v in verdict.items())
+            + (": faster at every thread count measured." if faster else
+               ": not faster, so the library has no ONNX export command and `restore` keeps the planned pass."),
+            ""]
+
+
+def _wall(r: Dict, threads: int, variant: str, key: str = "wall_s") -> float:
+    return sum(p[key] for p in r["points"] if p["threads"] == threads and p["variant"] == variant)
+
+
 def _compiled_note(r: Dict) -> str:
     ps = {(p["threads"], p["variant"]): p for p in r["points"]}
     if not any(v == "compiled" for _, v in ps):
@@ -290,7 +328,14 @@ def build(d: Path) -> str:
                 "where the goal allows 0.5x); the depthwise convolutions on one input with a channel "
                 "multiplier instead of on per-edge copies (no faster with oneDNN's kernels: faster for 4 "
                 "edges, slower for 2 or 3); BatchNorm from sums and element-wise ops (2-10x slower than torch's "
-                "kernel). What is left needs kernels eager PyTorch does not have: BatchNorm and the activation "
+                "kernel). Tried on 2026-12-08 (an AMD EPYC) and not kept: the separable ops' grouped 1x1 "
+                "convolutions as one batched product per group over strided views of the NHWC rows instead of "
+                "one product with the block-diagonal weight (1.9-2.6x faster alone at 20 channels per group, "
+                "one thread) left the whole step 1.3% faster (10.62 against 10.76 s at 1 thread, `before` "
+                "interleaved), within the noise: in the step the products took 1.9 s either way; and the 5x5 "
+                "depthwise weight gradient assembled from four 3x3 ones (oneDNN's 5x5 weight gradient alone is "
+                "10-30x slower than its 3x3 one) is slower than oneDNN's joint input-and-weight backward it "
+                "would replace (0.56-0.93x the speed at the search's shapes). What is left needs kernels eager PyTorch does not have: BatchNorm and the activation "
                 "fused into the convolutions around them, and the depthwise and pointwise convolutions of a "
                 "separable op as one kernel (a C++ or Triton extension; the library stays pure PyTorch). On "
                 "a GPU the balance differs and is not measured yet (`scripts/gpu_check.sh`).", ""]
@@ -315,8 +360,10 @@ def build(d: Path) -> str:
             vs = f"{r['anchor_s'] / v['s_median']:.1f}x faster" if same else "- (not the same thread count)"
             out.append(f"| {k} | {v['s_median']:.3f} | {vs} |")
         out += ["", f"Largest difference between the two paths' outputs: {r['max_abs_diff']:.1e}.", ""]
-    for fname in ("restore_speed_s30_f48.json", "restore_speed_12mp_s30.json", "restore_speed.json",
-                  "restore_speed_12mp.json"):
+    for fname in ("restore_speed_s30_f48.json", "restore_speed_12mp_s30.json"):
+        out += _restore_section(_load(d, fname), fname)
+    out += _onnx_section(_load(d, "restore_speed_onnx_s30.json"), "restore_speed_onnx_s30.json")
+    for fname in ("restore_speed.json", "restore_speed_12mp.json"):
         out += _restore_section(_load(d, fname), fname)
     for fname in ("train_step_s30.json", "train_step_s50.json"):
         out += _train_step_section(_load(d, fname), fname)

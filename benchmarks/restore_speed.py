@@ -19,6 +19,10 @@ process), the variants taking turns, so the ratios come from one run on the same
   (Inductor, freezing on), its compile time counted in the wall time; "again" times the same
   image a second time in the process (compiled: nothing left to compile). Not what ``restore``
   runs: measured, not kept (benchmarks/RESULTS.md).
+* ``onnxruntime`` (needs ``pip install onnxruntime onnxscript``): ``eager`` exported to ONNX
+  (torch's dynamo exporter, tile height and width dynamic) and run by ONNX Runtime's CPU provider
+  at the same thread count, tile by tile; the export (a one-off step) is timed apart
+  (``export_s``), not in the wall time. Not what ``restore`` runs: measured, not kept.
 
 Each process also times a 2048 x 2048 float32 matmul at the same thread count just before:
 the *roofline* line, useful MACs per second of the restore (the network's MACs on the image,
@@ -51,28 +55,46 @@ net, cfg, _ = load_model(model, "cpu")
 net.eval()
 macs_px = count_macs(net, torch.rand(1, cfg.task.channels, 64, 64)) / 64 ** 2  # the same for every variant
 overlap = None
-if variant in ("eager", "after", "compiled"):
+export_s = None
+if variant in ("eager", "after", "compiled", "onnxruntime"):
     keep_freed_memory()
     net = inference_copy(net, plan=variant == "after")
 if variant == "compiled":  # Inductor with freezing (weights constant: prepacked, fused with activations)
     from hinas_lib.inference import receptive_radius
     overlap = receptive_radius(net, cfg.task.channels)  # on the eager copy: the probe needs gradients
     net = torch.compile(net, options={"freezing": True})
+if variant == "onnxruntime":
+    import os, tempfile
+    import onnxruntime as ort
+    from hinas_lib.inference import receptive_radius
+    overlap = receptive_radius(net, cfg.task.channels)
+    net = net.to(memory_format=torch.contiguous_format)  # ONNX is NCHW
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.onnx")
+        dims = {2: torch.export.Dim("h", min=8, max=1 << 15), 3: torch.export.Dim("w", min=8, max=1 << 15)}
+        torch.onnx.export(net, (torch.rand(1, cfg.task.channels, 64, 64),), path, dynamo=True,
+                          input_names=["x"], output_names=["y"], dynamic_shapes=(dims,), verbose=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    export_s = time.perf_counter() - t0
+    net = lambda t: torch.from_numpy(sess.run(None, {"x": t.contiguous().numpy()})[0])
 probe = torch.rand(1, cfg.task.channels, 64, 64)
 executed_px = (count_executed_macs(net, probe) / 64 ** 2  # what this path runs (a plan composes some convs)
-               if count_executed_macs and variant != "compiled" else None)
+               if count_executed_macs and variant not in ("compiled", "onnxruntime") else None)
 matmul = matmul_gmac_s()
 x = torch.rand(1, cfg.task.channels, h, w, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
     if variant != "compiled":  # (compiling for that shape would be wasted: its compile time is counted)
-        tiled_forward(net, x[..., :96, :96], tile=tile)  # oneDNN primitives, receptive radius
+        tiled_forward(net, x[..., :96, :96], tile=tile, overlap=overlap)  # oneDNN primitives, receptive radius
     r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.perf_counter()
     y = tiled_forward(net, x, tile=tile, overlap=overlap)
     wall = time.perf_counter() - t0; r1 = resource.getrusage(resource.RUSAGE_SELF)
     t1 = time.perf_counter()
     tiled_forward(net, x, tile=tile, overlap=overlap)  # again: compiled, no compile time
     again = time.perf_counter() - t1
-print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "again_s": again,
+print(json.dumps({"variant": variant, "threads": threads, "wall_s": wall, "again_s": again, "export_s": export_s,
                   "user_s": r1.ru_utime - r0.ru_utime,
                   "sys_s": r1.ru_stime - r0.ru_stime, "max_rss_mib": r1.ru_maxrss / 1024,
                   "macs_per_px": macs_px, "executed_macs_per_px": executed_px, "useful_gmac_s": macs_px * w * h / wall / 1e9,
@@ -107,6 +129,11 @@ def _wall(points: List[Dict], threads: int, variant: str) -> float:
     return sum(p["wall_s"] for p in points if p["threads"] == threads and p["variant"] == variant)
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import version
+    return version(package)
+
+
 def main(argv=None) -> Dict:
     from benchmarks.common import machine_info, report_and_save, revision
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -117,11 +144,19 @@ def main(argv=None) -> Dict:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--variants", default="before,after",
                     help="comma-separated: before, eager, previous, after (what restore runs), "
-                         "compiled (eager + torch.compile)")
+                         "compiled (eager + torch.compile), onnxruntime (eager exported to ONNX, run by ONNX Runtime)")
     ap.add_argument("--previous", default=None, metavar="DIR",
                     help="another checkout of this project: adds the previous variant (its restore path)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
+    unknown = set(a.variants.split(",")) - {"before", "eager", "previous", "after", "compiled", "onnxruntime"}
+    if unknown:
+        ap.error(f"--variants: unknown {', '.join(sorted(unknown))}")
+    if "onnxruntime" in a.variants.split(","):
+        import importlib.util
+        missing = [m for m in ("onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+        if missing:
+            ap.error(f"the onnxruntime variant needs {' and '.join(missing)}: pip install onnxruntime onnxscript")
     if "previous" in a.variants.split(",") and not (a.previous and (Path(a.previous) / "hinas_lib").is_dir()):
         ap.error("the previous variant needs --previous DIR, a checkout of this project")
     try:
@@ -142,6 +177,7 @@ def main(argv=None) -> Dict:
     same = {round(p["checksum"], 5) for p in points}
     res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
            **({"previous": revision(a.previous)} if a.previous else {}),
+           **({"onnxruntime": _version("onnxruntime")} if "onnxruntime" in a.variants.split(",") else {}),
            "points": points, "table": table(points),
            "ratios": {str(t): {f"{v} / after wall": _wall(points, t, v) / _wall(points, t, "after")
                                for v in a.variants.split(",") if v != "after" and _wall(points, t, "after")}

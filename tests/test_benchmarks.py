@@ -126,6 +126,38 @@ def test_restore_speed_previous_runs_another_checkouts_restore_path(tmp_path):
     assert res["previous"] and set(res["ratios"]["1"]) == {"previous / after wall"}
 
 
+def test_restore_speed_refuses_unknown_variants_and_a_missing_onnxruntime(monkeypatch, capsys):
+    import importlib.util
+
+    from benchmarks import restore_speed
+    with pytest.raises(SystemExit):
+        restore_speed.main(["--size", "96x80", "--variants", "after,onnx"])
+    assert "unknown onnx" in capsys.readouterr().err
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(SystemExit):
+        restore_speed.main(["--size", "96x80", "--variants", "after,onnxruntime"])
+    assert "needs onnxruntime: pip install onnxruntime onnxscript" in capsys.readouterr().err
+
+
+def test_restore_speed_onnxruntime_variant_matches_the_planned_pass(tmp_path):
+    """The ONNX Runtime variant (optional packages): the network exported at 64x64 runs tiles of other
+    sizes through one session (dynamic height and width) and gives restore's image; the page judges
+    it per thread count."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from benchmarks import restore_speed
+    res = restore_speed.main(["--model", "denoise-s50", "--size", "96x80", "--tile", "48", "--threads", "1",
+                              "--variants", "after,onnxruntime"])
+    assert res["outputs_agree"] and res["onnxruntime"]
+    ort = res["points"][1]
+    assert ort["variant"] == "onnxruntime" and ort["export_s"] > 0 and ort["executed_macs_per_px"] is None
+    (tmp_path / "restore_speed_onnx_s30.json").write_text(json.dumps(res))
+    page = report.build(tmp_path)
+    assert "## ONNX Runtime against `restore`: a 96x80 grey photograph with `denoise-s50`" in page
+    assert "Against the planned pass it is " in page and " at 1 thread(s)" in page
+
+
 def test_train_step_times_the_trainers_step_on_this_and_another_checkout(tmp_path):
     from benchmarks import train_step
     root = Path(train_step.ROOT)
