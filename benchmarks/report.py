@@ -135,6 +135,24 @@ def _restore_section(r, fname: str) -> List[str]:
     return out
 
 
+# What each retraining-step measurement compared (its title's tail, what changed), by file
+_CAT_CHANGE = ("", "the cells concatenate their blocks with `hinas_lib.ops.cat_channels`, whose backward "
+               "hands each block a dense NHWC gradient; torch's own hands out strided channel slices, and torch's "
+               "CPU BatchNorm backward on those (NHWC input) takes a slow kernel, about 10x its time on a dense "
+               "gradient (26 against 2.7 ms on (16, 48, 48, 48), one thread). The search's BatchNorms had the "
+               "same fix already (`hinas_lib/bn_threads.py`); retraining had not. Gradients equal up to float32 "
+               "rounding (`tests/test_ops_cells.py`).")
+_DW_CHANGE = (", dilated depthwise backward",
+              "the dilated depthwise convolutions of the `dil_conv` ops (5 `dil_conv_3x3` and 4 `dil_conv_5x5` "
+              "edges in the zoo's genotype) compute their input's gradient as a forward convolution with the "
+              "kernel flipped and ask torch's backward for the weight's gradient alone "
+              "(`hinas_lib/depthwise.py`): torch's joint CPU backward of a dilated depthwise convolution took "
+              "1.6-1.9x as long, per op, at 1 and 2 threads. Gradients equal torch's (float64, "
+              "`tests/test_depthwise.py`).")
+TRAIN_STEP_CHANGES = {"train_step_s30.json": _CAT_CHANGE, "train_step_s50.json": _CAT_CHANGE,
+                      "train_step_s30_dw.json": _DW_CHANGE, "train_step_s50_dw.json": _DW_CHANGE}
+
+
 def _train_step_section(r, fname: str) -> List[str]:
     if not r:
         return []
@@ -145,20 +163,16 @@ def _train_step_section(r, fname: str) -> List[str]:
            + ("--previous /tmp/previous " if r.get("previous") else "") + f"--json benchmarks/results/{fname}`")
     ratios = "; ".join(f"{t} thread(s): " + ", ".join(f"{k} {v:.2f}" for k, v in rs.items())
                        for t, rs in r["ratios"].items() if rs)
+    tail, change = TRAIN_STEP_CHANGES.get(fname, ("", ""))
     return [f"## One retraining step of `{r['model']}` ({p0['params'] / 1000:.0f} K weights, batch {p0['batch']} of "
-            f"{p0['crop']}x{p0['crop']})", "", cmd, "",
+            f"{p0['crop']}x{p0['crop']}){tail}", "", cmd, "",
             "The trainer's own step (forward, loss, backward, optimiser) on the entry's network and recipe, each "
             "point in a fresh process, the variants taking turns: `default` = this checkout"
             + (f"; `previous` = the code at commit {r['previous']} (`git worktree add /tmp/previous "
                f"{r['previous']}`)" if r.get("previous") else "")
             + f". Machine: {_machine(r['machine'])}.", "", r["table"], "",
-            *([f"Median step time against `default`, per thread count: {ratios}. What changed: the cells "
-               "concatenate their blocks with `hinas_lib.ops.cat_channels`, whose backward hands each block a "
-               "dense NHWC gradient; torch's own hands out strided channel slices, and torch's CPU BatchNorm "
-               "backward on those (NHWC input) takes a slow kernel, about 10x its time on a dense gradient "
-               "(26 against 2.7 ms on (16, 48, 48, 48), one thread). The search's BatchNorms had the same fix "
-               "already (`hinas_lib/bn_threads.py`); retraining had not. Gradients equal up to float32 "
-               "rounding (`tests/test_ops_cells.py`).", ""] if ratios else [])]
+            *([f"Median step time against `default`, per thread count: {ratios}."
+               + (f" What changed: {change}" if change else ""), ""] if ratios else [])]
 
 
 def _repeats(r: Dict) -> int:
@@ -365,7 +379,7 @@ def build(d: Path) -> str:
     out += _onnx_section(_load(d, "restore_speed_onnx_s30.json"), "restore_speed_onnx_s30.json")
     for fname in ("restore_speed.json", "restore_speed_12mp.json"):
         out += _restore_section(_load(d, fname), fname)
-    for fname in ("train_step_s30.json", "train_step_s50.json"):
+    for fname in ("train_step_s30_dw.json", "train_step_s50_dw.json", "train_step_s30.json", "train_step_s50.json"):
         out += _train_step_section(_load(d, fname), fname)
     r = _load(d, "derived.json")
     if r:

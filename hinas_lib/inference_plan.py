@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .depthwise import DepthwiseConv2d
 from .network import CompactNet
 
 # torch's fused oneDNN convolutions (what Inductor emits on the CPU), looked up at call time:
@@ -112,7 +113,8 @@ def _act_slope(m: nn.Module) -> Optional[float]:
 
 
 def _conv(m: nn.Conv2d, weight: Optional[torch.Tensor] = None) -> Optional[_Conv]:
-    if type(m) is not nn.Conv2d or m.padding_mode != "zeros" or isinstance(m.padding, str):
+    # exact types: a subclass may compute something else (DepthwiseConv2d only changes backward)
+    if type(m) not in (nn.Conv2d, DepthwiseConv2d) or m.padding_mode != "zeros" or isinstance(m.padding, str):
         return None
     w = (m.weight if weight is None else weight).detach()
     return _Conv(_nhwc(w), None if m.bias is None else m.bias.detach(), list(m.padding), list(m.stride),

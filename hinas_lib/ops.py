@@ -12,6 +12,8 @@ from typing import Callable, Dict, Sequence
 import torch
 from torch import nn
 
+from .depthwise import DepthwiseConv2d
+
 # Fixed order: alpha columns are indexed by position, so this must never come
 # from a set (resumed searches would otherwise permute their alphas).
 # The compact design's candidates (dilated convs separable, as in DARTS):
@@ -72,13 +74,14 @@ class ActConvBN(nn.Sequential):
 
 
 class DilConv(nn.Sequential):
-    """act -> depthwise (dilated) conv -> pointwise conv -> BN."""
+    """act -> depthwise (dilated) conv -> pointwise conv -> BN. The depthwise conv is an
+    ``nn.Conv2d`` whose backward, when dilated, is faster on the CPU (hinas_lib/depthwise.py)."""
 
     def __init__(self, c, kernel, dilation, affine=True, act="leaky_relu"):
         pad = dilation * (kernel - 1) // 2
         super().__init__(
             make_act(act, c),
-            nn.Conv2d(c, c, kernel, padding=pad, dilation=dilation, groups=c, bias=False),
+            DepthwiseConv2d(c, kernel, padding=pad, dilation=dilation),
             nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c, affine=affine),
         )
