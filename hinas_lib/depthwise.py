@@ -56,8 +56,13 @@ class _DilatedDepthwise(torch.autograd.Function):
         g = g.contiguous(memory_format=torch.channels_last
                          if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
                          else torch.contiguous_format)
-        gx = input_grad(g, w, ctx.padding, ctx.dilation) if ctx.needs_input_grad[0] else None
-        gw = weight_grad(g, x, w, ctx.padding, ctx.dilation) if ctx.needs_input_grad[1] else None
+        # under autocast the forward ran in g's (lower) precision on cast copies: so does backward,
+        # and the gradients go back to the inputs' own dtypes, as autograd's casts would do
+        dt = g.dtype
+        gx = (input_grad(g, w.to(dt), ctx.padding, ctx.dilation).to(x.dtype)
+              if ctx.needs_input_grad[0] else None)
+        gw = (weight_grad(g, x.to(dt), w.to(dt), ctx.padding, ctx.dilation).to(w.dtype)
+              if ctx.needs_input_grad[1] else None)
         return gx, gw, None, None
 
 
