@@ -134,10 +134,17 @@ def test_restore_speed_refuses_unknown_variants_and_a_missing_onnxruntime(monkey
         restore_speed.main(["--size", "96x80", "--variants", "after,onnx"])
     assert "unknown onnx" in capsys.readouterr().err
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    # neither optional package installed (as in CI), then only one of them
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnxruntime", "onnxscript") else real(name, *a))
     with pytest.raises(SystemExit):
         restore_speed.main(["--size", "96x80", "--variants", "after,onnxruntime"])
-    assert "needs onnxruntime: pip install onnxruntime onnxscript" in capsys.readouterr().err
+    assert "needs onnxruntime and onnxscript: pip install onnxruntime onnxscript" in capsys.readouterr().err
+    found = {"onnxruntime": object(), "onnxscript": None}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: found[name] if name in found else real(name, *a))
+    with pytest.raises(SystemExit):
+        restore_speed.main(["--size", "96x80", "--variants", "after,onnxruntime"])
+    assert "needs onnxscript: pip install onnxruntime onnxscript" in capsys.readouterr().err
 
 
 def test_restore_speed_onnxruntime_variant_matches_the_planned_pass(tmp_path):
