@@ -2,8 +2,9 @@
 
     python -m benchmarks.report [--dir benchmarks/results] [--out benchmarks/RESULTS.md]
 
-Reads, when present: ``search_step_denoise.json``, ``search_step_denoise_t1.json`` / ``_t2.json``
-(default against the authors' code per thread count), ``search_step_sr.json``
+Reads, when present: ``search_step_denoise.json``, ``search_step_{denoise,sr}_t1.json`` / ``_t2.json``
+(default against the authors' code per thread count; ``..._t1_epyc.json`` / ``_t2_epyc.json`` the
+same on an AMD EPYC), ``search_step_sr.json``
 (``benchmarks.search_step``), ``sweep_layers.json``, ``sweep_batch.json``
 (``--sweep``), ``eval_forward.json``, ``derived.json``, ``distributed_cpu.json``
 and ``gpu_check.md``.
@@ -280,20 +281,36 @@ def build(d: Path) -> str:
                                f"python -m benchmarks.search_step --preset paper-denoise --threads {_threads(r)} "
                                "--iters 3 --warmup 1 --authors-src ~/HiNAS --json benchmarks/results/search_step_denoise.json")
     noted = False  # the `before` note once, under the first table that has the variant
-    for task, preset in (("denoise", "paper-denoise"), ("sr", "paper-sr")):
-        for t in (1, 2):  # ours and the authors' code, interleaved, per thread count (issue 27's table)
-            r = _load(d, f"search_step_{task}_t{t}.json")
-            if r:
+    # ours and the authors' code, interleaved, per thread count (issue 27's table), per machine: the
+    # ratio moves with the CPU (the files without a suffix are from an Intel Xeon)
+    for suffix, where in (("", ""), ("_epyc", " on an AMD EPYC")):
+        for task, preset in (("denoise", "paper-denoise"), ("sr", "paper-sr")):
+            for t in (1, 2):
+                fname = f"search_step_{task}_t{t}{suffix}.json"
+                r = _load(d, fname)
+                if not r:
+                    continue
                 variants = ",".join([r["variant"]] + list(r["variants"]))
                 before = (f" --before {BEFORE_DIR}" if "before" in r["variants"] else "")
-                out += _search_section(r, f"Thread scaling: search iteration, {preset}, {t} thread(s), "
-                                          "ours (default) against the authors' code",
+                title = (f"Thread scaling: search iteration, {preset}, {t} thread(s), ours (default) against the "
+                         "authors' code" if not suffix else
+                         f"Thread scaling{where}: search iteration, {preset}, {t} thread(s), ours against the authors' code")
+                out += _search_section(r, title,
                                        f"python -m benchmarks.search_step --preset {preset} --threads {t} --iters 3 "
                                        f"--warmup 1 --variants {variants} --authors-src ~/HiNAS{before} "
-                                       f"--json benchmarks/results/search_step_{task}_t{t}.json")
+                                       f"--json benchmarks/results/{fname}")
                 if "before" in r["variants"] and not noted:
                     out += [BEFORE_NOTE, ""]
                     noted = True
+        rows = [(p, t, _load(d, f"search_step_{k}_t{t}{suffix}.json")) for k, p in
+                (("denoise", "paper-denoise"), ("sr", "paper-sr")) for t in (1, 2)]
+        rows = [(p, t, r["ratios"]["authors-code / default"]["iter_s_median"]) for p, t, r in rows
+                if r and "authors-code / default" in r.get("ratios", {})]
+        if suffix and rows:
+            out += [f"Time ratios{where} (authors' code / ours, each from its own interleaved run): "
+                    + "; ".join(f"{p} at {t} thread(s) {q:.2f}x" for p, t, q in rows)
+                    + ". The two training runs that share this machine were paused (SIGSTOP) while these ran; "
+                    "the load average at start still counts the minute before.", ""]
     r = _load(d, "search_step_sr.json")
     if r:
         out += _search_section(r, "Search iteration, paper SR x4 config: the authors' design "

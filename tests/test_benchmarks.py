@@ -34,6 +34,23 @@ def test_search_step_writes_the_documented_json(tmp_path):
     assert "no GPU machine was lent" in page  # no gpu_check.md in the folder
 
 
+def test_thread_scaling_sections_per_machine(tmp_path):
+    """The committed thread-scaling files (Intel Xeon, and the same commands on an AMD EPYC) each give
+    a section with its own command; the EPYC block ends with its ratios, read from those files."""
+    import shutil
+    results = Path(report.__file__).parent / "results"
+    for name in ("search_step_denoise_t1.json", "search_step_sr_t2_epyc.json", "search_step_denoise_t1_epyc.json"):
+        shutil.copy(results / name, tmp_path / name)
+    page = report.build(tmp_path)
+    assert "## Thread scaling: search iteration, paper-denoise, 1 thread(s), ours (default) against" in page
+    assert "## Thread scaling on an AMD EPYC: search iteration, paper-sr, 2 thread(s), ours against" in page
+    assert "--json benchmarks/results/search_step_sr_t2_epyc.json`" in page
+    sr = json.loads((tmp_path / "search_step_sr_t2_epyc.json").read_text())
+    q = sr["ratios"]["authors-code / default"]["iter_s_median"]
+    assert (f"Time ratios on an AMD EPYC (authors' code / ours, each from its own interleaved run): paper-denoise "
+            f"at 1 thread(s) ") in page and f"paper-sr at 2 thread(s) {q:.2f}x." in page
+
+
 @pytest.mark.slow
 def test_before_times_another_checkout_side_by_side(tmp_path):
     # another checkout of the project (here a copy of this one): its own worker runs its own code
