@@ -366,7 +366,8 @@ def build(d: Path) -> str:
                 "interleaved), within the noise: in the step the products took 1.9 s either way; and the 5x5 "
                 "depthwise weight gradient assembled from four 3x3 ones (oneDNN's 5x5 weight gradient alone is "
                 "10-30x slower than its 3x3 one) is slower than oneDNN's joint input-and-weight backward it "
-                "would replace (0.56-0.93x the speed at the search's shapes). What is left needs kernels eager PyTorch does not have: BatchNorm and the activation "
+                "would replace: 0.56-0.93x its speed in 11 of 12 search shapes and thread counts (1.09x at 80 "
+                "channels, 2 threads), 0.39-0.78x at the retraining's. What is left needs kernels eager PyTorch does not have: BatchNorm and the activation "
                 "fused into the convolutions around them, and the depthwise and pointwise convolutions of a "
                 "separable op as one kernel (a C++ or Triton extension; the library stays pure PyTorch). On "
                 "a GPU the balance differs and is not measured yet (`scripts/gpu_check.sh`).", ""]
