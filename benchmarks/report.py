@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
+from benchmarks.restore_speed import wall
 from benchmarks.search_step import main_table, ratio_table
 
 HERE = Path(__file__).resolve().parent
@@ -203,16 +204,15 @@ def _onnx_section(r, fname: str) -> List[str]:
         return []
     w, h = r["size"]
     threads = sorted({p["threads"] for p in r["points"]})
-    parts = []
+    ps = r["points"]
+    parts, verdict = [], {}
     for t in threads:
-        o, a = _wall(r, t, "onnxruntime"), _wall(r, t, "after")
-        again_o, again_a = _wall(r, t, "onnxruntime", "again_s"), _wall(r, t, "after", "again_s")
+        o, a = wall(ps, t, "onnxruntime"), wall(ps, t, "after")
         parts.append(f"at {t} thread(s) {o:.1f} s against {a:.1f} s ({o / a:.2f}x the time; the same image "
-                     f"again {again_o / again_a:.2f}x)")
-    export = [p["export_s"] for p in r["points"] if p.get("export_s")]
-    ratio = {t: _wall(r, t, "onnxruntime") / _wall(r, t, "after") for t in threads}
-    # within 5% of the planned pass's time is level on this noisy machine
-    verdict = {t: "faster" if q < 0.95 else "slower" if q > 1.05 else "level" for t, q in ratio.items()}
+                     f"again {wall(ps, t, 'onnxruntime', 'again_s') / wall(ps, t, 'after', 'again_s'):.2f}x)")
+        # within 5% of the planned pass's time is level on this noisy machine
+        verdict[t] = "faster" if o / a < 0.95 else "slower" if o / a > 1.05 else "level"
+    export = [p["export_s"] for p in ps if p.get("export_s")]
     faster = all(v == "faster" for v in verdict.values())
     return [f"## ONNX Runtime against `restore`: a {w}x{h} grey photograph with `{r['model']}`", "",
             f"`python -m benchmarks.restore_speed --size {w}x{h} --threads {' '.join(map(str, threads))} "
@@ -229,10 +229,6 @@ def _onnx_section(r, fname: str) -> List[str]:
             + (": faster at every thread count measured." if faster else
                ": not faster, so the library has no ONNX export command and `restore` keeps the planned pass."),
             ""]
-
-
-def _wall(r: Dict, threads: int, variant: str, key: str = "wall_s") -> float:
-    return sum(p[key] for p in r["points"] if p["threads"] == threads and p["variant"] == variant)
 
 
 def _compiled_note(r: Dict) -> str:
@@ -284,6 +280,7 @@ def build(d: Path) -> str:
     # ours and the authors' code, interleaved, per thread count (issue 27's table), per machine: the
     # ratio moves with the CPU (the files without a suffix are from an Intel Xeon)
     for suffix, where in (("", ""), ("_epyc", " on an AMD EPYC")):
+        time_ratios = []  # (preset, threads, authors' time / ours) of this machine's runs
         for task, preset in (("denoise", "paper-denoise"), ("sr", "paper-sr")):
             for t in (1, 2):
                 fname = f"search_step_{task}_t{t}{suffix}.json"
@@ -295,6 +292,8 @@ def build(d: Path) -> str:
                 title = (f"Thread scaling: search iteration, {preset}, {t} thread(s), ours (default) against the "
                          "authors' code" if not suffix else
                          f"Thread scaling{where}: search iteration, {preset}, {t} thread(s), ours against the authors' code")
+                if "authors-code / default" in r.get("ratios", {}):
+                    time_ratios.append((preset, t, r["ratios"]["authors-code / default"]["iter_s_median"]))
                 out += _search_section(r, title,
                                        f"python -m benchmarks.search_step --preset {preset} --threads {t} --iters 3 "
                                        f"--warmup 1 --variants {variants} --authors-src ~/HiNAS{before} "
@@ -302,13 +301,9 @@ def build(d: Path) -> str:
                 if "before" in r["variants"] and not noted:
                     out += [BEFORE_NOTE, ""]
                     noted = True
-        rows = [(p, t, _load(d, f"search_step_{k}_t{t}{suffix}.json")) for k, p in
-                (("denoise", "paper-denoise"), ("sr", "paper-sr")) for t in (1, 2)]
-        rows = [(p, t, r["ratios"]["authors-code / default"]["iter_s_median"]) for p, t, r in rows
-                if r and "authors-code / default" in r.get("ratios", {})]
-        if suffix and rows:
+        if suffix and time_ratios:
             out += [f"Time ratios{where} (authors' code / ours, each from its own interleaved run): "
-                    + "; ".join(f"{p} at {t} thread(s) {q:.2f}x" for p, t, q in rows)
+                    + "; ".join(f"{p} at {t} thread(s) {q:.2f}x" for p, t, q in time_ratios)
                     + ". The two training runs that share this machine were paused (SIGSTOP) while these ran; "
                     "the load average at start still counts the minute before.", ""]
     r = _load(d, "search_step_sr.json")

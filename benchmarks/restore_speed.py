@@ -125,8 +125,9 @@ def table(points: List[Dict]) -> str:
     return "\n".join(lines)
 
 
-def _wall(points: List[Dict], threads: int, variant: str) -> float:
-    return sum(p["wall_s"] for p in points if p["threads"] == threads and p["variant"] == variant)
+def wall(points: List[Dict], threads: int, variant: str, key: str = "wall_s") -> float:
+    """A variant's time at a thread count, summed over the repeats (``key``: ``wall_s`` or ``again_s``)."""
+    return sum(p[key] for p in points if p["threads"] == threads and p["variant"] == variant)
 
 
 def _version(package: str) -> str:
@@ -149,15 +150,16 @@ def main(argv=None) -> Dict:
                     help="another checkout of this project: adds the previous variant (its restore path)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
-    unknown = set(a.variants.split(",")) - {"before", "eager", "previous", "after", "compiled", "onnxruntime"}
+    variants = a.variants.split(",")
+    unknown = set(variants) - {"before", "eager", "previous", "after", "compiled", "onnxruntime"}
     if unknown:
         ap.error(f"--variants: unknown {', '.join(sorted(unknown))}")
-    if "onnxruntime" in a.variants.split(","):
+    if "onnxruntime" in variants:
         import importlib.util
         missing = [m for m in ("onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
         if missing:
             ap.error(f"the onnxruntime variant needs {' and '.join(missing)}: pip install onnxruntime onnxscript")
-    if "previous" in a.variants.split(",") and not (a.previous and (Path(a.previous) / "hinas_lib").is_dir()):
+    if "previous" in variants and not (a.previous and (Path(a.previous) / "hinas_lib").is_dir()):
         ap.error("the previous variant needs --previous DIR, a checkout of this project")
     try:
         size = tuple(int(v) for v in a.size.lower().split("x"))
@@ -170,17 +172,17 @@ def main(argv=None) -> Dict:
     points = []
     for _ in range(a.repeats):
         for t in a.threads:
-            for v in a.variants.split(","):
+            for v in variants:
                 p = run_point(v, t, model, size, a.tile, a.previous)
                 print(json.dumps(p), flush=True)
                 points.append(p)
     same = {round(p["checksum"], 5) for p in points}
     res = {"machine": machine, "model": a.model, "size": list(size), "tile": a.tile,
            **({"previous": revision(a.previous)} if a.previous else {}),
-           **({"onnxruntime": _version("onnxruntime")} if "onnxruntime" in a.variants.split(",") else {}),
+           **({"onnxruntime": _version("onnxruntime")} if "onnxruntime" in variants else {}),
            "points": points, "table": table(points),
-           "ratios": {str(t): {f"{v} / after wall": _wall(points, t, v) / _wall(points, t, "after")
-                               for v in a.variants.split(",") if v != "after" and _wall(points, t, "after")}
+           "ratios": {str(t): {f"{v} / after wall": wall(points, t, v) / wall(points, t, "after")
+                               for v in variants if v != "after" and wall(points, t, "after")}
                       for t in a.threads},
            "outputs_agree": len(same) == 1}
     return report_and_save(res, a.json)

@@ -10,8 +10,8 @@ is ``g * flip(w)`` with the same padding and dilation. Undilated depthwise convo
 nothing (their joint backward is already as fast), so they keep torch's.
 
 :class:`DepthwiseConv2d` is an ``nn.Conv2d`` (same parameters, state_dict and forward) that takes
-this path when it applies; ``hinas_lib.fused`` uses :func:`flip_applies`, :func:`input_grad` and
-:func:`weight_grad` in its own backward.
+this path when it applies (:func:`conv2d`); ``hinas_lib.fused`` calls :func:`conv2d` too, and
+:func:`flip_applies`, :func:`input_grad` and :func:`weight_grad` in its own backward.
 """
 from __future__ import annotations
 
@@ -72,6 +72,15 @@ def dilated_depthwise(x: torch.Tensor, w: torch.Tensor, padding, dilation) -> to
     return _DilatedDepthwise.apply(x, w, tuple(padding), tuple(dilation))
 
 
+def conv2d(x: torch.Tensor, w: torch.Tensor, b, stride, padding, dilation, groups: int) -> torch.Tensor:
+    """``F.conv2d``, taking :func:`dilated_depthwise` (its faster backward) where it applies and a
+    graph is being recorded."""
+    if (b is None and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+            and flip_applies(x, w, stride, padding, dilation, groups)):
+        return dilated_depthwise(x, w, padding, dilation)
+    return F.conv2d(x, w, b, stride, padding, dilation, groups)
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise ``nn.Conv2d`` (``groups = channels``, no bias): the same module, except that
     when it is dilated and runs on the CPU with gradients its backward is the faster one."""
@@ -81,11 +90,9 @@ class DepthwiseConv2d(nn.Conv2d):
                          bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad) and self.bias is None
-                and self.padding_mode == "zeros"
-                and flip_applies(x, self.weight, self.stride, self.padding, self.dilation, self.groups)):
-            return dilated_depthwise(x, self.weight, self.padding, self.dilation)
-        return super().forward(x)
+        if self.padding_mode != "zeros":
+            return super().forward(x)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-__all__ = ["DepthwiseConv2d", "dilated_depthwise", "flip_applies", "input_grad", "weight_grad"]
+__all__ = ["DepthwiseConv2d", "conv2d", "dilated_depthwise", "flip_applies", "input_grad", "weight_grad"]

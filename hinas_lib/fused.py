@@ -17,7 +17,8 @@ from torch import nn
 
 from .bn_threads import batch_norm, bn_backward, bn_forward
 from .cells import SHAREABLE_ACTS, SearchCell
-from .depthwise import dilated_depthwise, flip_applies, input_grad, weight_grad
+from . import depthwise
+from .depthwise import flip_applies, input_grad, weight_grad
 from .genotype import edge_index
 from .ops import cat_channels
 
@@ -225,10 +226,7 @@ def _conv(x, w, b, stride, pad, dil, groups):
     (benchmarks/RESULTS.md, `before`)."""
     if b is None and _pointwise(x, w, stride, pad, groups):
         return _from_rows(_nhwc_rows(x) @ _dense_pointwise_weight(w, groups).t(), x)
-    if (b is None and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-            and flip_applies(x, w, stride, pad, dil, groups)):
-        return dilated_depthwise(x, w, pad, dil)  # its faster backward (hinas_lib/depthwise.py)
-    return F.conv2d(x, w, b, stride, pad, dil, groups)
+    return depthwise.conv2d(x, w, b, stride, pad, dil, groups)  # dilated depthwise: its faster backward
 
 
 def _conv_backward(g, x, w, stride, pad, dil, groups, mask):
