@@ -154,6 +154,63 @@ def test_train_resume_is_exact(image_dirs, tmp_path):
     assert full.best_psnr == res.best_psnr
 
 
+def test_retraining_validates_on_the_held_out_images(image_dirs, tmp_path):
+    """The paper presets hold images out of both search halves (``data.holdout_fraction``):
+    retraining trains on the two halves together and validates on the held-out ones only."""
+    from hinas_lib.splits import split_images
+    cfg = small_config(image_dirs).replace(data={"val_dir": None, "holdout_fraction": 0.25})
+    sp = split_images(cfg)
+    hold = {n for n, _ in sp["holdout"]}
+    assert hold and sp["train"] and sp["val"]
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
+    tr = Trainer(cfg, Genotype(cells=(cell, cell), path=(0, 1)), tmp_path / "t", progress=False, val_size=0)
+    assert sorted(tr.train_ds.names) == sorted(n for n, _ in sp["train"] + sp["val"])
+    assert sorted(name for _, _, name in tr.val_set) == sorted(hold)
+
+
+def test_retraining_starts_from_given_weights(image_dirs, tmp_path):
+    """``init_weights`` (the zoo's branches and warm restarts) replaces the random start, and
+    the run then trains on from it."""
+    cfg = small_config(image_dirs)
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
+    g = Genotype(cells=(cell, cell), path=(0, 1))
+    first = Trainer(cfg, g, tmp_path / "a", progress=False, val_size=0).run()
+    start = {k: v.clone() for k, v in first.net.state_dict().items()}
+    tr = Trainer(cfg.replace(train={"seed": 7}), g, tmp_path / "b", progress=False, val_size=0, init_weights=start)
+    for k, v in tr.net.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    tr.run(stop_after=1)
+    assert any(not torch.equal(v, start[k]) for k, v in tr.net.state_dict().items())
+
+
+@pytest.mark.parametrize("field,limit", [("grad_clip_value", 1e-4), ("grad_clip", 1e-3)])
+def test_retraining_clips_gradients(image_dirs, tmp_path, field, limit):
+    """The authors' retraining clips each gradient value to +-5 (``grad_clip_value``, the
+    paper presets); ``grad_clip`` bounds the norm. The first step's gradients, clipped, are
+    the unclipped run's clamped (value) or scaled down to the limit (norm)."""
+    cfg = small_config(image_dirs)
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
+    g = Genotype(cells=(cell, cell), path=(0, 1))
+
+    def first_grads(c, folder):
+        tr = Trainer(c, g, tmp_path / folder, progress=False, val_size=0)
+        tr.run(stop_after=1)  # the step's gradients stay on the parameters until the next step
+        return [p.grad.clone() for p in tr.net.parameters() if p.grad is not None]
+
+    free = first_grads(cfg, "free")
+    clipped = first_grads(cfg.replace(train={field: limit}), "clipped")
+    assert len(clipped) == len(free) > 0
+    if field == "grad_clip_value":
+        assert max(float(x.abs().max()) for x in free) > 10 * limit  # the limit bites
+        for a, b in zip(clipped, free):
+            torch.testing.assert_close(a, b.clamp(-limit, limit))
+    else:
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in free])))
+        assert norm > 10 * limit
+        for a, b in zip(clipped, free):
+            torch.testing.assert_close(a, b * (limit / norm), rtol=1e-4, atol=1e-12)
+
+
 @pytest.mark.parametrize("task,scale,channels", [("denoise", 1, 1), ("sr", 2, 3), ("sr", 3, 3)])
 def test_tiled_inference_equals_whole(task, scale, channels):
     torch.manual_seed(0)

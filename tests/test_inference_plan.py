@@ -61,6 +61,24 @@ def test_the_planned_pass_computes_the_eager_output(task, scale, activation):
     assert torch.equal(x, x0) and torch.equal(again, out)
 
 
+def test_blocks_of_two_skips_that_later_blocks_read():
+    # a block summing two skips (neither a fresh tensor: the sum must not write into a state),
+    # read by a later block, in the first cell and after a width change
+    cells = (((("skip_connect", 0), ("skip_connect", 1)), (("conv_3x3", 2), ("skip_connect", 2)),
+              (("sep_conv_3x3", 3), ("skip_connect", 0))),
+             ((("skip_connect", 1), ("dil_conv_3x3", 0)), (("skip_connect", 2), ("skip_connect", 0)),
+              (("conv_3x3", 3), ("conv_3x3", 2))))
+    net = _trained_like(cells=cells, path=(0, 1))
+    planned = inference_copy(net)
+    assert isinstance(planned, PlannedCompactNet)
+    x = torch.rand(2, 1, 29, 38, generator=torch.Generator().manual_seed(1))
+    x0 = x.clone()
+    with torch.no_grad():
+        ref, out, again = net(x), planned(x), planned(x)
+    assert torch.allclose(out, ref, atol=2e-5, rtol=1e-4), (out - ref).abs().max()
+    assert torch.equal(x, x0) and torch.equal(again, out)
+
+
 def test_tiles_and_the_receptive_radius_work_through_the_plan():
     net = _trained_like()
     planned = inference_copy(net)
