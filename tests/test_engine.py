@@ -361,6 +361,41 @@ def test_cli_contract(image_dirs, tmp_path, capsys):
     assert "holds a 'denoise' model" in capsys.readouterr().err
 
 
+def test_cli_stop_and_resume_with_the_runs_own_config(image_dirs, tmp_path, capsys):
+    """`--stop-after N` says where it stopped; `--resume` with only `--out` reads the run's
+    config.yaml and ends where an uninterrupted run ends (search and train)."""
+    cfg = small_config(image_dirs, epochs=2, warmup_epochs=1)
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg.to_yaml(cfg_path)
+    whole, half = tmp_path / "WHOLE", tmp_path / "HALF"
+    assert main(["search", "--config", str(cfg_path), "--out", str(whole), "--no-progress"]) == 0
+    assert main(["search", "--config", str(cfg_path), "--out", str(half), "--no-progress", "--stop-after", "1"]) == 0
+    total = cfg.search.epochs * cfg.search.steps_per_epoch
+    assert f"stopped at step 1/{total}; continue with --resume" in capsys.readouterr().out
+    assert not (half / "genotype.json").exists()
+    assert main(["search", "--out", str(half), "--resume", "--no-progress"]) == 0  # no --config: the run's own
+    assert "genotype written to" in capsys.readouterr().out
+    assert Genotype.load(half / "genotype.json") == Genotype.load(whole / "genotype.json")
+    a = load_checkpoint(whole / "checkpoint.pt", kind="search")
+    b = load_checkpoint(half / "checkpoint.pt", kind="search")
+    for k, v in a["model"].items():  # alpha, beta, weights and BN statistics
+        assert torch.equal(v, b["model"][k]), k
+
+    geno = str(whole / "genotype.json")
+    t_whole, t_half = tmp_path / "T_WHOLE", tmp_path / "T_HALF"
+    train = ["train", "--genotype", geno, "--no-progress", "--val-size", "0"]
+    assert main([*train, "--config", str(cfg_path), "--out", str(t_whole)]) == 0
+    assert main([*train, "--config", str(cfg_path), "--out", str(t_half), "--stop-after", "2"]) == 0
+    total = cfg.train.epochs * cfg.train.steps_per_epoch
+    assert f"stopped at step 2/{total}; continue with --resume" in capsys.readouterr().out
+    assert main([*train, "--out", str(t_half), "--resume"]) == 0
+    assert "model written to" in capsys.readouterr().out
+    wa = load_checkpoint(t_whole / "model.pt", kind="model")["state_dict"]
+    wb = load_checkpoint(t_half / "model.pt", kind="model")["state_dict"]
+    for k, v in wa.items():
+        assert torch.equal(v, wb[k]), k
+
+
 def test_cli_bad_inputs(image_dirs, tmp_path, capsys):
     assert main(["describe", "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
