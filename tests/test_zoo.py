@@ -267,8 +267,9 @@ def test_branches_cli_makes_the_shipped_settings_unless_told_otherwise(tmp_path,
         assert grow.main(["branches", *argv, "--no-page", "--shared", str(tmp_path)]) == 0
         return calls
 
-    t, t30 = grow.TRUNK, grow.BRANCH_TRUNKS.get("30", grow.TRUNK)  # each entry's own trunk by default
-    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"], t30), (None, *grow.BRANCHES["blind"], t)]
+    t, t30, tb = grow.TRUNK, grow.BRANCH_TRUNKS.get("30", grow.TRUNK), grow.BRANCH_TRUNKS.get("blind", grow.TRUNK)
+    # each entry's own trunk by default
+    assert run("--sigmas", "30", "blind") == [(30.0, *grow.BRANCHES["30"], t30), (None, *grow.BRANCHES["blind"], tb)]
     # a first cycle of one's own choosing has no restarts unless asked (the commands entries record)
     assert run("--sigmas", "30", "--steps", "750") == [(30.0, 750, grow.BRANCHES["30"][1], (), t30)]
     assert run("--sigmas", "50", "--steps", "750", "--ssim-weight", "0", "--restarts", "500@1e-4", "250@5e-5") == \
@@ -307,17 +308,22 @@ def test_shipped_cycles_are_reused_only_from_an_entry_that_is_exactly_them(monke
     assert grow._shipped_cycles("denoise-s70", trunk, steps, 1.0, ((500, 5e-4),)) is None
     assert grow._shipped_cycles("denoise-s999", trunk, steps, w, ((500, 5e-4),)) is None
     # a restarted entry: reused as the first cycles of a branch that adds one more
+    # (from its own trunk's state: denoise-blind grew from g1-f48 since 2026-12-08)
     blind = zoo.entry_info("denoise-blind")
     done_r = [tuple(r) for r in blind["branch_restarts"]]
-    assert done_r and blind.get("trunk_recipe", grow.TRUNK) == grow.TRUNK
+    recipe = blind.get("trunk_recipe", grow.TRUNK)
+    btrunk = load_checkpoint(grow.BLIND / recipe / "train_checkpoint.pt", kind="train")
+    assert done_r
     more = tuple(done_r) + ((5000, 3e-4),)
-    got = grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"], more)
+    args = ("denoise-blind", btrunk, blind["branch_steps"], blind["branch_ssim_weight"])
+    got = grow._shipped_cycles(*args, more, recipe)
     assert got is not None and got[0] == 1 + len(done_r) and got[3] == blind["branch_cycles_val"]
-    assert grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"],
-                                tuple(done_r)) is None
+    assert grow._shipped_cycles(*args, tuple(done_r), recipe) is None
     other = ((done_r[0][0], done_r[0][1] * 2),) + tuple(done_r[1:]) + ((5000, 3e-4),)
-    assert grow._shipped_cycles("denoise-blind", trunk, blind["branch_steps"], blind["branch_ssim_weight"],
-                                other) is None
+    assert grow._shipped_cycles(*args, other, recipe) is None
+    # the same entry is not a branch of another trunk
+    wrong = next(r for r in (grow.TRUNK, "g1-f48") if r != recipe)
+    assert grow._shipped_cycles(*args, more, wrong) is None
     # another trunk's entry (denoise-s30 grew from g1-f48) is not this trunk's branch
     s30 = zoo.entry_info("denoise-s30")
     assert s30["trunk_recipe"] != grow.TRUNK
