@@ -42,6 +42,14 @@ def _trained_like(task="denoise", scale=None, activation="leaky_relu", cells=CEL
     return net.eval()
 
 
+def _planned(cells, path=(0, 1)):
+    """A trained-like network of ``cells`` and its planned inference copy (which must apply)."""
+    net = _trained_like(cells=cells, path=path)
+    planned = inference_copy(net)
+    assert isinstance(planned, PlannedCompactNet)
+    return net, planned
+
+
 @pytest.mark.parametrize("task,scale,activation", [("denoise", None, "leaky_relu"), ("sr", 3, "leaky_relu"),
                                                    ("denoise", None, "relu")])
 def test_the_planned_pass_computes_the_eager_output(task, scale, activation):
@@ -68,9 +76,7 @@ def test_blocks_of_two_skips_that_later_blocks_read():
               (("sep_conv_3x3", 3), ("skip_connect", 0))),
              ((("skip_connect", 1), ("dil_conv_3x3", 0)), (("skip_connect", 2), ("skip_connect", 0)),
               (("conv_3x3", 3), ("conv_3x3", 2))))
-    net = _trained_like(cells=cells, path=(0, 1))
-    planned = inference_copy(net)
-    assert isinstance(planned, PlannedCompactNet)
+    net, planned = _planned(cells)
     x = torch.rand(2, 1, 29, 38, generator=torch.Generator().manual_seed(1))
     x0 = x.clone()
     with torch.no_grad():
@@ -139,9 +145,7 @@ def test_leaf_blocks_the_projection_and_input_activations_are_folded_and_exact()
               (("skip_connect", 1), ("sep_conv_5x5", 3))),
              ((("sep_conv_5x5", 0), ("skip_connect", 1)), (("dil_conv_3x3", 0), ("conv_3x3", 1)),
               (("sep_conv_3x3", 0), ("sep_conv_5x5", 1))))
-    net = _trained_like(cells=cells, path=(0, 1))
-    planned = inference_copy(net)
-    assert isinstance(planned, PlannedCompactNet)
+    net, planned = _planned(cells)
     first, last = planned.cells
     # leaves: blocks no later block reads add straight into the cell's output
     assert [f is not None for f in first.folded] == [False, False, True]
