@@ -65,6 +65,13 @@ def small_config(image_dirs, task="denoise", scale=2, **search) -> Config:
     )
 
 
+def retrain_genotype() -> Genotype:
+    """Two cells of convs, a separable conv and a skip, the second one wider: what the retraining
+    tests train."""
+    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
+    return Genotype(cells=(cell, cell), path=(0, 1), width_factors=(1.0, 1.5, 2.0))
+
+
 def test_search_writes_run_directory(image_dirs, tmp_path):
     cfg = small_config(image_dirs)
     res = Searcher(cfg, tmp_path / "run", progress=False, write_figures=viz.write_search_figures).run()
@@ -144,8 +151,7 @@ def test_search_train_eval_end_to_end(image_dirs, tmp_path, task, scale):
 
 def test_train_resume_is_exact(image_dirs, tmp_path):
     cfg = small_config(image_dirs)
-    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
-    g = Genotype(cells=(cell, cell), path=(0, 1), width_factors=(1.0, 1.5, 2.0))
+    g = retrain_genotype()
     full = Trainer(cfg, g, tmp_path / "a", progress=False, val_size=0).run()
     Trainer(cfg, g, tmp_path / "b", progress=False, val_size=0).run(stop_after=4)
     res = Trainer(cfg, g, tmp_path / "b", progress=False, val_size=0, resume=True).run()
@@ -162,8 +168,7 @@ def test_retraining_validates_on_the_held_out_images(image_dirs, tmp_path):
     sp = split_images(cfg)
     hold = {n for n, _ in sp["holdout"]}
     assert hold and sp["train"] and sp["val"]
-    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
-    tr = Trainer(cfg, Genotype(cells=(cell, cell), path=(0, 1)), tmp_path / "t", progress=False, val_size=0)
+    tr = Trainer(cfg, retrain_genotype(), tmp_path / "t", progress=False, val_size=0)
     assert sorted(tr.train_ds.names) == sorted(n for n, _ in sp["train"] + sp["val"])
     assert sorted(name for _, _, name in tr.val_set) == sorted(hold)
 
@@ -172,8 +177,7 @@ def test_retraining_starts_from_given_weights(image_dirs, tmp_path):
     """``init_weights`` (the zoo's branches and warm restarts) replaces the random start, and
     the run then trains on from it."""
     cfg = small_config(image_dirs)
-    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
-    g = Genotype(cells=(cell, cell), path=(0, 1))
+    g = retrain_genotype()
     first = Trainer(cfg, g, tmp_path / "a", progress=False, val_size=0).run()
     start = {k: v.clone() for k, v in first.net.state_dict().items()}
     tr = Trainer(cfg.replace(train={"seed": 7}), g, tmp_path / "b", progress=False, val_size=0, init_weights=start)
@@ -189,8 +193,7 @@ def test_retraining_clips_gradients(image_dirs, tmp_path, field, limit):
     paper presets); ``grad_clip`` bounds the norm. The first step's gradients, clipped, are
     the unclipped run's clamped (value) or scaled down to the limit (norm)."""
     cfg = small_config(image_dirs)
-    cell = ((("conv_3x3", 1), ("skip_connect", 0)), (("sep_conv_3x3", 1), ("conv_3x3", 2)))
-    g = Genotype(cells=(cell, cell), path=(0, 1))
+    g = retrain_genotype()
 
     def first_grads(c, folder):
         tr = Trainer(c, g, tmp_path / folder, progress=False, val_size=0)
